@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * rpc_uuid: random (version 4) UUIDs in the two spellings oslo uses:
+ * 32 hex digits for _unique_id/_msg_id/queue names, dashed for message_id.
+ * Thread-safe (getrandom).
+ */
+#ifndef RPC_UUID_H
+#define RPC_UUID_H
+
+#define RPC_UUID_HEX_LEN    33 /* 32 digits + NUL */
+#define RPC_UUID_DASHED_LEN 37 /* 36 characters + NUL */
+
+/* Writes a fresh uuid4 as 32 lower-case hex digits. */
+void rpc_uuid4_hex(char out[RPC_UUID_HEX_LEN]);
+
+/* Writes a fresh uuid4 as 8-4-4-4-12 lower-case hex. */
+void rpc_uuid4_dashed(char out[RPC_UUID_DASHED_LEN]);
+
+#endif
