@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * rpc_amqp: the AMQP transport, the only code that includes <amqp.h>.
+ *
+ * Owns one broker connection with two channels: channel 1 consumes the
+ * server queues (topic, topic.<host>, the fanout queue) and our own reply
+ * queue; channel 2 publishes in publisher-confirm mode.  Entities are
+ * declared exactly as oslo.messaging 14 declares them for the given options
+ * (oslo-wire.md section 3).
+ *
+ * Non-blocking by design: the owner polls rpc_amqp_fd() and calls
+ * rpc_amqp_process() whenever it is readable and at least every
+ * rpc_amqp_timeout_ms(); that also sends AMQP heartbeats.  Every publish goes
+ * through an outbox and leaves it only when the broker confirms it, so a
+ * message produced while disconnected, or lost with a connection, is sent
+ * again after reconnect (bounded; overflow is counted).
+ *
+ * Thread: everything here runs on the one thread that owns the handle.
+ */
+#ifndef RPC_AMQP_H
+#define RPC_AMQP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "rpc_err.h"
+#include "rpc_url.h"
+
+typedef struct rpc_amqp rpc_amqp;
+
+/* oslo.messaging's declaration options (group oslo_messaging_rabbit). */
+struct rpc_amqp_options {
+	const struct rpc_url *url; /* borrowed; copied by rpc_amqp_new */
+	const char *exchange;      /* control_exchange, e.g. "nova" */
+	const char *topics[4]; /* server topics, e.g. "compute", "compute-alt"; NULL-terminated */
+	const char *server;    /* this host's name: queue <topic>.<server> */
+	const char *connection_name;
+	const char *notify_topic; /* e.g. "versioned_notifications"; its queues are declared */
+	bool durable;             /* amqp_durable_queues */
+	bool auto_delete;         /* amqp_auto_delete */
+	bool ha;                  /* rabbit_ha_queues */
+	bool quorum;              /* rabbit_quorum_queue */
+	int quorum_delivery_limit, quorum_max_memory_length, quorum_max_memory_bytes;
+	int transient_ttl_s; /* rabbit_transient_queues_ttl */
+	int prefetch;        /* rabbit_qos_prefetch_count, 0 = unlimited */
+	int heartbeat_s;     /* heartbeat_timeout_threshold, 0 = off */
+	size_t outbox_max;   /* unconfirmed publishes kept; 0 = 4096 */
+};
+
+enum rpc_delivery_kind {
+	RPC_DELIVERY_REQUEST, /* from a server queue: a cast or call for us */
+	RPC_DELIVERY_REPLY,   /* from our reply queue: an answer to our own call */
+	RPC_DELIVERY_RETURNED /* our own mandatory publish came back unroutable; nothing to ack */
+};
+
+/* One received message; every pointer is borrowed for the callback only. */
+struct rpc_delivery {
+	enum rpc_delivery_kind kind;
+	uint64_t tag;     /* for rpc_amqp_ack / rpc_amqp_reject */
+	const void *body; /* not NUL-terminated */
+	size_t len;
+	const char *routing_key; /* NUL-terminated copy */
+	bool redelivered;
+	bool compressed; /* kombu_compression header present: body is not JSON */
+};
+
+typedef void (*rpc_amqp_on_delivery)(void *userdata, const struct rpc_delivery *d);
+
+/* Counters for metrics and tests. */
+struct rpc_amqp_stats {
+	uint64_t connects, disconnects, published, confirmed, returned, dropped;
+	size_t outbox_len;
+};
+
+/* Creates a disconnected transport.  Copies everything it needs from opts.
+ * Returns 0 or -ENOMEM / -EINVAL. */
+int rpc_amqp_new(const struct rpc_amqp_options *opts, rpc_amqp **ret_amqp);
+
+/* Closes the connection (after cancelling consumers and deleting the fanout
+ * queue, as oslo does on a clean stop) and frees.  NULL-safe, returns NULL. */
+rpc_amqp *rpc_amqp_free(rpc_amqp *a);
+
+/* Connects to the next broker of the URL (failover order), logs in,
+ * declares everything, starts consuming and resends the outbox.
+ * Returns 0, or -errno with reterr naming the broker and the reason. */
+int rpc_amqp_connect(rpc_amqp *a, struct rpc_err *reterr);
+
+bool rpc_amqp_connected(const rpc_amqp *a);
+
+/* The socket to poll for POLLIN, or -1 while disconnected. */
+int rpc_amqp_fd(const rpc_amqp *a);
+
+/* True when frames are already buffered: process before polling. */
+bool rpc_amqp_pending(const rpc_amqp *a);
+
+/* Handles every frame available without blocking, calling on_delivery for
+ * each complete message, and services heartbeats.  Returns 0, or a negative
+ * errno when the connection was lost (the handle is then disconnected and
+ * rpc_amqp_connect may be called again); reterr says why. */
+int rpc_amqp_process(
+    rpc_amqp *a, rpc_amqp_on_delivery on_delivery, void *userdata, struct rpc_err *reterr);
+
+/* Milliseconds until rpc_amqp_process must run again (heartbeat/4). */
+int rpc_amqp_timeout_ms(const rpc_amqp *a);
+
+int rpc_amqp_ack(rpc_amqp *a, uint64_t tag);
+int rpc_amqp_reject(rpc_amqp *a, uint64_t tag, bool requeue);
+
+/* Queues a message for publishing with oslo's properties and the 2.0
+ * envelope around inner (borrowed).  exchange "" is the default exchange.
+ * expiration_ms > 0 sets the expiration property (calls).  Sent now when
+ * connected, else after reconnect.  Returns 0 or -ENOMEM; -ENOBUFS when the
+ * outbox is full (the oldest message was dropped and counted). */
+int rpc_amqp_publish(rpc_amqp *a, const char *exchange, const char *routing_key, json_t *inner,
+    bool mandatory, int expiration_ms);
+
+/* Publishes a notification as oslo's messagingv2 notifier does: declares
+ * and binds the queue <routing_key> on the control exchange (once per
+ * connection), then publishes.  inner borrowed. */
+int rpc_amqp_notify(rpc_amqp *a, const char *routing_key, json_t *inner);
+
+/* The name of our reply queue (reply_<uuid>), for outgoing calls. Borrowed. */
+const char *rpc_amqp_reply_queue(const rpc_amqp *a);
+
+/* The control exchange name.  Borrowed. */
+const char *rpc_amqp_exchange(const rpc_amqp *a);
+
+void rpc_amqp_get_stats(const rpc_amqp *a, struct rpc_amqp_stats *ret_stats);
+
+#endif

@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * wk_dispatch: the method table and the decode/ack/answer rules.
+ * Acknowledgement: a request is acked once its handler has run (the
+ * handlers only record state and publish, they never block), so a crash
+ * before that redelivers it and _unique_id de-duplication drops the copy.
+ * Undecodable messages are rejected without requeue.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpc_dispatch.h"
+#include "rpc_error.h"
+#include "rpc_reply.h"
+#include "wk_dispatch.h"
+#include "wk_log.h"
+
+WK_LOG_NAME("worker.dispatch");
+
+#define DEDUP_SLOTS 64 /* oslo remembers 16 */
+
+static const struct {
+	const char *name;
+	wk_flow_handler handler;
+} handlers[] = {
+    {"live_migration", wk_flow_live_migration},
+    {"live_migration_force_complete", wk_flow_force_complete},
+    {"live_migration_abort", wk_flow_abort},
+    {"pre_live_migration", wk_flow_pre_live_migration},
+    {"post_live_migration_at_destination", wk_flow_post_at_destination},
+    {"rollback_live_migration_at_destination", wk_flow_rollback_at_destination},
+    {"list_migrations", wk_flow_list_migrations},
+};
+
+/* nova-compute 26 serves 6.1 and, through its proxy, 5.13; the admin query is ferry's own. */
+#define NOVA_METHOD(i, n) {n, NULL, 6, 1, i}, {n, NULL, 5, 13, i}
+static const struct rpc_method methods[] = {
+    NOVA_METHOD(0, "live_migration"),
+    NOVA_METHOD(1, "live_migration_force_complete"),
+    NOVA_METHOD(2, "live_migration_abort"),
+    NOVA_METHOD(3, "pre_live_migration"),
+    NOVA_METHOD(4, "post_live_migration_at_destination"),
+    NOVA_METHOD(5, "rollback_live_migration_at_destination"),
+    {"list_migrations", "ferry", 1, 0, 6},
+};
+
+struct wk_dispatch {
+	rpc_amqp *amqp;
+	wk_bus *bus;
+	wk_flow *flow;
+	char seen[DEDUP_SLOTS][64];
+	size_t seen_next;
+};
+
+int
+wk_dispatch_new(rpc_amqp *amqp, wk_bus *bus, wk_flow *flow, wk_dispatch **ret_dispatch)
+{
+	wk_dispatch *d = calloc(1, sizeof(*d));
+
+	if (d == NULL)
+		return -ENOMEM;
+	d->amqp = amqp;
+	d->bus = bus;
+	d->flow = flow;
+	*ret_dispatch = d;
+	return 0;
+}
+
+wk_dispatch *
+wk_dispatch_free(wk_dispatch *d)
+{
+	free(d);
+	return NULL;
+}
+
+static bool
+seen_before(wk_dispatch *d, const char *unique_id)
+{
+	if (unique_id == NULL)
+		return false;
+	for (size_t i = 0; i < DEDUP_SLOTS; i++)
+		if (strcmp(d->seen[i], unique_id) == 0)
+			return true;
+	snprintf(d->seen[d->seen_next], sizeof(d->seen[0]), "%s", unique_id);
+	d->seen_next = (d->seen_next + 1) % DEDUP_SLOTS;
+	return false;
+}
+
+/* Answers a call that could not even be parsed, when it says where to. */
+static void
+reply_raw_failure(wk_dispatch *d, json_t *inner, const char *failure)
+{
+	const char *msg_id = json_string_value(json_object_get(inner, "_msg_id"));
+	const char *reply_q = json_string_value(json_object_get(inner, "_reply_q"));
+	json_t *reply;
+
+	if (msg_id == NULL || reply_q == NULL || failure == NULL)
+		return;
+	reply = rpc_reply_build(msg_id, NULL, failure, true);
+	if (reply != NULL)
+		rpc_amqp_publish(d->amqp, "", reply_q, reply, true, 0);
+	json_decref(reply);
+}
+
+static void
+finish(wk_dispatch *d, const struct rpc_delivery *dl, bool ok)
+{
+	int r = ok ? rpc_amqp_ack(d->amqp, dl->tag) : rpc_amqp_reject(d->amqp, dl->tag, false);
+
+	if (r < 0)
+		log_warning("Cannot %s message %llu: broker connection lost, it will be redelivered",
+		    ok ? "ack" : "reject", (unsigned long long)dl->tag);
+}
+
+static void
+handle(wk_dispatch *d, const struct rpc_delivery *dl, rpc_msg *msg)
+{
+	const char *method = rpc_msg_method(msg);
+	const struct rpc_method *m = NULL;
+	struct rpc_err rerr = {{0}};
+	struct wk_err err = {{0}};
+	json_t *result = NULL;
+	char *failure = NULL;
+	int r;
+
+	r = rpc_dispatch_lookup(methods, sizeof(methods) / sizeof(methods[0]), method,
+	    rpc_msg_version(msg), rpc_msg_namespace(msg), &m, &rerr);
+	if (r < 0) {
+		log_error("Cannot dispatch '%s' version '%s': %s", method, rpc_msg_version(msg),
+		    rerr.msg);
+		if (r == -ENOENT)
+			failure = rpc_failure_no_such_method(method);
+		else
+			failure = rpc_failure_unsupported_version(rpc_msg_version(msg), method);
+		if (rpc_msg_is_call(msg))
+			wk_bus_reply(d->bus, msg, NULL, failure);
+		else
+			wk_flow_cast_failed(d->flow, msg, method, rerr.msg);
+		free(failure);
+		finish(d, dl, true);
+		return;
+	}
+	log_debug("Dispatching '%s' version '%s'", method, rpc_msg_version(msg));
+	r = handlers[m->id].handler(d->flow, msg, &result, &err);
+	if (r < 0) {
+		if (err.msg[0] == '\0')
+			snprintf(err.msg, sizeof(err.msg), "%s failed: %s", method, strerror(-r));
+		log_error("%s: %s", method, err.msg);
+		if (rpc_msg_is_call(msg)) {
+			failure = rpc_error_failure(r, err.msg);
+			wk_bus_reply(d->bus, msg, NULL, failure);
+			free(failure);
+		} else {
+			wk_flow_cast_failed(d->flow, msg, method, err.msg);
+		}
+	} else {
+		wk_bus_reply(d->bus, msg, result, NULL); /* casts: result freed, nothing sent */
+	}
+	finish(d, dl, true);
+}
+
+void
+wk_dispatch_delivery(void *userdata, const struct rpc_delivery *dl)
+{
+	wk_dispatch *d = userdata;
+	json_t *inner = NULL;
+	rpc_msg *msg = NULL;
+	struct rpc_err err = {{0}};
+	const char *rid;
+	int r;
+
+	if (dl->kind != RPC_DELIVERY_REQUEST) {
+		wk_bus_on_delivery(d->bus, dl);
+		if (dl->kind == RPC_DELIVERY_REPLY)
+			finish(d, dl, true);
+		return;
+	}
+	wk_log_set_request_id(NULL);
+	if (dl->compressed) {
+		log_error("Message on '%s' is compressed (kombu_compression), unsupported: rejected",
+		    dl->routing_key);
+		finish(d, dl, false);
+		return;
+	}
+	r = rpc_envelope_decode(dl->body, dl->len, &inner, &err);
+	if (r < 0) {
+		log_error("Undecodable message on '%s' (%zu bytes): %s, rejected", dl->routing_key,
+		    dl->len, err.msg);
+		finish(d, dl, false);
+		return;
+	}
+	rid = rpc_msg_peek_request_id(inner);
+	wk_log_set_request_id(rid);
+	json_incref(inner); /* kept for a failure reply if the message is invalid */
+	r = rpc_msg_from_inner(inner, &msg, &err);
+	if (r < 0) {
+		char *failure = rpc_error_failure(-EINVAL, err.msg);
+
+		log_error("Invalid RPC message on '%s': %s, rejected", dl->routing_key, err.msg);
+		reply_raw_failure(d, inner, failure);
+		free(failure);
+		json_decref(inner);
+		finish(d, dl, false);
+		return;
+	}
+	json_decref(inner);
+	if (seen_before(d, rpc_msg_unique_id(msg))) {
+		log_info("Duplicate message '%s' ('%s'), ignoring", rpc_msg_unique_id(msg),
+		    rpc_msg_method(msg));
+		finish(d, dl, true);
+	} else {
+		handle(d, dl, msg);
+	}
+	rpc_msg_free(msg);
+	wk_log_set_request_id(NULL);
+}

@@ -1,0 +1,745 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * wk_flow: the live-migration flow on both ends (see wk_flow.h).
+ * Invariant: a record lives from the request that creates it until exactly
+ * one terminal notification (post.end or rollback.end on the source,
+ * post_dest.end or rollback_dest.end on the destination) has been sent.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpc_nova.h"
+#include "wk_flow.h"
+#include "wk_log.h"
+
+WK_LOG_NAME("worker.flow");
+
+#define RPC_VERSION "6.0"
+
+enum mig_role {
+	ROLE_SOURCE,
+	ROLE_DEST,
+};
+
+enum mig_phase {
+	PHASE_PREPARING,  /* waiting for the destination's pre_live_migration */
+	PHASE_RUNNING,    /* libvirt is migrating */
+	PHASE_COMPLETING, /* migrated; post at destination in flight */
+	PHASE_INBOUND,    /* destination side: reserved, waiting for post or rollback */
+};
+
+struct mig {
+	struct mig *next;
+	wk_flow *flow;
+	enum mig_role role;
+	enum mig_phase phase;
+	uint64_t job_id;
+	char *uuid;
+	char *dest_host;
+	char *migration_uuid;
+	long long migration_id;
+	char *request_id;
+	bool block_migration;
+	bool persistent;
+	bool postcopy_active;
+	bool paused_by_us;
+	bool abort_requested;
+	json_t *instance;     /* the cast's Instance primitive */
+	json_t *context;      /* the cast's request context */
+	json_t *migrate_data; /* source: the destination's answer to pre_live_migration */
+	struct wk_progress progress;
+	struct wk_job_sample last_sample;
+	uint64_t started_ms, last_notify_ms;
+};
+
+struct wk_flow {
+	struct wk_flow_deps d;
+	struct mig *migs;
+	uint64_t next_job_id;
+};
+
+int
+wk_flow_new(const struct wk_flow_deps *deps, wk_flow **ret_flow)
+{
+	wk_flow *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return -ENOMEM;
+	f->d = *deps;
+	f->next_job_id = 1;
+	*ret_flow = f;
+	return 0;
+}
+
+static void
+mig_free(struct mig *m)
+{
+	if (m == NULL)
+		return;
+	free(m->uuid);
+	free(m->dest_host);
+	free(m->migration_uuid);
+	free(m->request_id);
+	json_decref(m->instance);
+	json_decref(m->context);
+	json_decref(m->migrate_data);
+	free(m);
+}
+
+wk_flow *
+wk_flow_free(wk_flow *f)
+{
+	if (f == NULL)
+		return NULL;
+	while (f->migs != NULL) {
+		struct mig *m = f->migs;
+
+		f->migs = m->next;
+		wk_bus_cancel(f->d.bus, m);
+		mig_free(m);
+	}
+	free(f);
+	return NULL;
+}
+
+size_t
+wk_flow_active(const wk_flow *f)
+{
+	size_t n = 0;
+
+	for (const struct mig *m = f->migs; m != NULL; m = m->next)
+		n++;
+	return n;
+}
+
+static struct mig *
+find_mig(wk_flow *f, const char *uuid, enum mig_role role)
+{
+	for (struct mig *m = f->migs; m != NULL; m = m->next)
+		if (m->role == role && strcmp(m->uuid, uuid) == 0)
+			return m;
+	return NULL;
+}
+
+static struct mig *
+find_job(wk_flow *f, uint64_t job_id)
+{
+	for (struct mig *m = f->migs; m != NULL; m = m->next)
+		if (m->job_id == job_id)
+			return m;
+	return NULL;
+}
+
+static void
+unlink_free(wk_flow *f, struct mig *m)
+{
+	for (struct mig **pp = &f->migs; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == m) {
+			*pp = m->next;
+			break;
+		}
+	}
+	wk_bus_cancel(f->d.bus, m);
+	mig_free(m);
+}
+
+static const char *
+phase_name(const struct mig *m)
+{
+	switch (m->phase) {
+	case PHASE_PREPARING:
+		return "preparing";
+	case PHASE_RUNNING:
+		if (m->postcopy_active)
+			return "postcopy";
+		return m->paused_by_us ? "paused" : "precopy";
+	case PHASE_COMPLETING:
+		return "completing";
+	case PHASE_INBOUND:
+		return "inbound";
+	}
+	return "unknown";
+}
+
+/* instance.<action>.<phase> with nova's InstanceActionPayload. */
+static void
+notify_action(wk_flow *f, json_t *instance, json_t *context, const char *action,
+    const char *phase)
+{
+	char event[128];
+	json_t *payload;
+
+	snprintf(event, sizeof(event), "instance.%s.%s", action, phase);
+	payload = rpc_nova_instance_action_payload(instance, f->d.conf->host, f->d.conf->host,
+	    context, NULL);
+	if (payload == NULL) {
+		log_error("Cannot build the '%s' payload, not sent", event);
+		return;
+	}
+	if (wk_bus_notify(f->d.bus, event, "INFO", payload, context) < 0)
+		log_error("Cannot queue notification '%s'", event);
+}
+
+static void
+notify_exception(wk_flow *f, json_t *context, const char *function, const char *exception,
+    const char *text)
+{
+	json_t *payload = rpc_nova_exception_payload("ferry.worker", function, exception, text);
+
+	if (payload == NULL || wk_bus_notify(f->d.bus, "compute.exception", "ERROR", payload,
+				   context) < 0)
+		log_error("Cannot queue notification 'compute.exception'");
+}
+
+static void
+notify_progress(wk_flow *f, struct mig *m)
+{
+	const struct wk_job_sample *s = &m->last_sample;
+	struct rpc_progress p;
+	json_t *payload;
+
+	memset(&p, 0, sizeof(p));
+	p.instance_uuid = m->uuid;
+	p.migration_uuid = m->migration_uuid;
+	p.migration_id = m->migration_id;
+	p.source_host = f->d.conf->host;
+	p.dest_host = m->dest_host;
+	p.phase = phase_name(m);
+	p.percent = m->progress.percent;
+	p.memory_total = s->memory_total;
+	p.memory_processed = s->memory_processed;
+	p.memory_remaining = s->memory_remaining;
+	p.data_total = s->data_total;
+	p.data_processed = s->data_processed;
+	p.data_remaining = s->data_remaining;
+	p.disk_total = s->disk_total;
+	p.disk_processed = s->disk_processed;
+	p.disk_remaining = s->disk_remaining;
+	p.dirty_rate_bps = m->progress.dirty_rate_bps;
+	p.transfer_rate_bps = m->progress.transfer_rate_bps;
+	p.memory_iteration = s->memory_iteration;
+	p.elapsed_ms = (long long)(wk_now_ms() - m->started_ms);
+	p.eta_s = m->progress.eta_s;
+	p.expected_downtime_ms = s->downtime_ms;
+	p.max_downtime_ms = f->d.conf->libvirt.live_migration_downtime;
+	p.bandwidth_mib_s = f->d.conf->libvirt.live_migration_bandwidth;
+	p.policy_step = 0;
+	payload = rpc_nova_progress_payload(&p);
+	if (payload == NULL || wk_bus_notify(f->d.bus, "instance.live_migration_progress", "INFO",
+				   payload, m->context) < 0)
+		log_error("Cannot queue the progress notification of '%s'", m->uuid);
+	log_info("Migration of '%s' to '%s': %.0f%% (%s, iteration %lld, %lld MiB remaining)",
+	    m->uuid, m->dest_host, m->progress.percent, phase_name(m), s->memory_iteration,
+	    s->data_remaining >= 0 ? s->data_remaining / (1024 * 1024) : -1);
+	m->last_notify_ms = wk_now_ms();
+}
+
+/* Reads an optional typed argument; -EINVAL names it when the type is wrong. */
+static int
+arg_get(json_t *args, const char *method, const char *name, json_type type, bool required,
+    json_t **ret, struct wk_err *reterr)
+{
+	json_t *v = json_object_get(args, name);
+
+	if (v == NULL || (json_is_null(v) && !required)) {
+		if (required)
+			return wk_err_set(reterr, -EINVAL, "%s: missing argument '%s'", method, name);
+		*ret = NULL;
+		return 0;
+	}
+	if (json_typeof(v) != type && !(type == JSON_TRUE && json_is_boolean(v)))
+		return wk_err_set(reterr, -EINVAL, "%s: argument '%s' has the wrong type", method,
+		    name);
+	*ret = v;
+	return 0;
+}
+
+static int
+instance_arg(json_t *args, const char *method, const char **ret_uuid, json_t **ret_instance,
+    struct wk_err *reterr)
+{
+	json_t *instance;
+	const char *uuid;
+	int r;
+
+	r = arg_get(args, method, "instance", JSON_OBJECT, true, &instance, reterr);
+	if (r < 0)
+		return r;
+	uuid = rpc_nova_instance_uuid(instance);
+	if (uuid == NULL)
+		return wk_err_set(reterr, -EINVAL,
+		    "%s: argument 'instance' is not a nova Instance with a uuid", method);
+	*ret_uuid = uuid;
+	*ret_instance = instance;
+	return 0;
+}
+
+static const char *
+obj_str(json_t *primitive, const char *key)
+{
+	json_t *data = primitive ? rpc_nova_object_data(primitive) : NULL;
+
+	return data ? json_string_value(json_object_get(data, key)) : NULL;
+}
+
+/* Source side: the migration is over one way or the other. */
+static void
+finish_rollback(wk_flow *f, struct mig *m, const char *why)
+{
+	json_t *args;
+
+	notify_action(f, m->instance, m->context, "live_migration_rollback", "start");
+	if (m->paused_by_us) {
+		struct wk_err err = {{0}};
+
+		/* Never leave a guest paused because of us. */
+		if (wk_hv_resume(f->d.hv, m->uuid, &err) < 0)
+			log_error("Cannot resume '%s' after the failed migration: %s", m->uuid,
+			    err.msg);
+		else
+			log_info("Resumed '%s' on the source after the failed migration", m->uuid);
+	}
+	if (m->dest_host != NULL) {
+		args = json_pack("{s:O,s:b,s:O?}", "instance", m->instance, "destroy_disks", 1,
+		    "migrate_data", m->migrate_data);
+		if (args == NULL ||
+		    wk_bus_cast(f->d.bus, m->dest_host, "rollback_live_migration_at_destination",
+			RPC_VERSION, args, m->context) < 0)
+			log_error("Cannot send rollback_live_migration_at_destination to '%s'",
+			    m->dest_host);
+	}
+	notify_action(f, m->instance, m->context, "live_migration_rollback", "end");
+	log_warning("Migration of '%s' to '%s' rolled back: %s", m->uuid,
+	    m->dest_host ? m->dest_host : "?", why);
+	unlink_free(f, m);
+}
+
+static void
+on_post_at_dest_reply(void *data, int r, json_t *result, const char *error)
+{
+	struct mig *m = data;
+	wk_flow *f = m->flow;
+
+	wk_log_set_request_id(m->request_id);
+	if (r < 0)
+		log_warning("post_live_migration_at_destination on '%s' failed: %s", m->dest_host,
+		    error);
+	notify_action(f, m->instance, m->context, "live_migration_post", "end");
+	log_info("Migration of '%s' to '%s' finished", m->uuid, m->dest_host);
+	unlink_free(f, m);
+}
+
+static void
+finish_post(wk_flow *f, struct mig *m)
+{
+	json_t *args;
+	int r;
+
+	m->phase = PHASE_COMPLETING;
+	wk_progress_complete(&m->progress);
+	notify_progress(f, m);
+	notify_action(f, m->instance, m->context, "live_migration_post", "start");
+	args = json_pack("{s:O,s:b}", "instance", m->instance, "block_migration",
+	    m->block_migration);
+	r = args ? wk_bus_call(f->d.bus, m->dest_host, "post_live_migration_at_destination",
+			RPC_VERSION, args, m->context, f->d.conf->rpc_response_timeout,
+			on_post_at_dest_reply, m)
+		 : -ENOMEM;
+	if (r < 0)
+		on_post_at_dest_reply(m, r, NULL, "cannot send the call");
+}
+
+static int
+start_job(wk_flow *f, struct mig *m, struct wk_err *reterr)
+{
+	const struct wk_conf *c = f->d.conf;
+	const char *addr = obj_str(m->migrate_data, "target_connect_addr");
+	struct wk_hv_migrate_params p;
+	char dest_uri[512], migrate_uri[300];
+	unsigned interval_ms;
+
+	if (addr == NULL)
+		addr = m->dest_host;
+	snprintf(dest_uri, sizeof(dest_uri), "qemu+%s://%s/system", c->libvirt.live_migration_scheme,
+	    addr);
+	snprintf(migrate_uri, sizeof(migrate_uri), "tcp://%s", addr);
+	memset(&p, 0, sizeof(p));
+	p.uuid = m->uuid;
+	p.dest_uri = dest_uri;
+	p.migrate_uri = migrate_uri;
+	p.bandwidth_mib_s = (unsigned long long)c->libvirt.live_migration_bandwidth;
+	p.block_migration = m->block_migration;
+	p.persistent = m->persistent;
+	p.postcopy = c->libvirt.live_migration_permit_post_copy;
+	/* Nova: auto-converge only where post-copy is not available. */
+	p.auto_converge = c->libvirt.live_migration_permit_auto_converge && !p.postcopy;
+	interval_ms = (unsigned)(c->notifications.progress_interval * 1000.0);
+	if (interval_ms > 1000)
+		interval_ms = 1000; /* sample every second; notify every progress_interval */
+	m->job_id = f->next_job_id++;
+	m->phase = PHASE_RUNNING;
+	m->started_ms = wk_now_ms();
+	m->last_notify_ms = 0;
+	log_info("Migrating '%s' to '%s' over %s (bandwidth %llu MiB/s)", m->uuid, m->dest_host,
+	    addr, p.bandwidth_mib_s);
+	return wk_migrate_start(f->d.migrate, m->job_id, &p, interval_ms, m->request_id) < 0
+		   ? wk_err_set(reterr, -ENOMEM, "cannot start the migration thread")
+		   : 0;
+}
+
+static void
+on_pre_reply(void *data, int r, json_t *result, const char *error)
+{
+	struct mig *m = data;
+	wk_flow *f = m->flow;
+	struct wk_err err = {{0}};
+
+	wk_log_set_request_id(m->request_id);
+	if (r < 0) {
+		log_error("pre_live_migration on '%s' for '%s' failed: %s", m->dest_host, m->uuid,
+		    error);
+		finish_rollback(f, m, error);
+		return;
+	}
+	if (m->abort_requested) {
+		finish_rollback(f, m, "aborted before it started");
+		return;
+	}
+	if (json_is_object(result))
+		m->migrate_data = json_incref(result);
+	if (start_job(f, m, &err) < 0) {
+		log_error("Cannot start the migration of '%s': %s", m->uuid, err.msg);
+		finish_rollback(f, m, err.msg);
+	}
+}
+
+int
+wk_flow_live_migration(wk_flow *f, const rpc_msg *msg, json_t **ret_result,
+    struct wk_err *reterr)
+{
+	json_t *args = rpc_msg_args(msg);
+	json_t *instance, *dest, *block, *migration, *migrate_data, *call_args;
+	struct wk_hv_domain_info info;
+	const char *uuid;
+	struct mig *m;
+	int r;
+
+	r = instance_arg(args, "live_migration", &uuid, &instance, reterr);
+	if (r < 0)
+		return r;
+	if ((r = arg_get(args, "live_migration", "dest", JSON_STRING, true, &dest, reterr)) < 0 ||
+	    (r = arg_get(args, "live_migration", "block_migration", JSON_TRUE, false, &block,
+		 reterr)) < 0 ||
+	    (r = arg_get(args, "live_migration", "migration", JSON_OBJECT, false, &migration,
+		 reterr)) < 0 ||
+	    (r = arg_get(args, "live_migration", "migrate_data", JSON_OBJECT, false,
+		 &migrate_data, reterr)) < 0)
+		return r;
+	if (strcmp(json_string_value(dest), f->d.conf->host) == 0)
+		return wk_err_set(reterr, -EINVAL, "live_migration: destination '%s' is this host",
+		    f->d.conf->host);
+	if (find_mig(f, uuid, ROLE_SOURCE) != NULL)
+		return wk_err_set(reterr, -EBUSY, "instance '%s' is already migrating", uuid);
+	r = wk_hv_domain_info(f->d.hv, uuid, &info, reterr);
+	if (r < 0)
+		return r;
+	if (info.state != WK_HV_STATE_RUNNING && info.state != WK_HV_STATE_PAUSED)
+		return wk_err_set(reterr, -EINVAL, "instance '%s' is not running", uuid);
+
+	m = calloc(1, sizeof(*m));
+	if (m == NULL)
+		return -ENOMEM;
+	m->flow = f;
+	m->role = ROLE_SOURCE;
+	m->phase = PHASE_PREPARING;
+	m->uuid = strdup(uuid);
+	m->dest_host = strdup(json_string_value(dest));
+	m->migration_uuid = obj_str(migration, "uuid") ? strdup(obj_str(migration, "uuid")) : NULL;
+	m->migration_id = -1;
+	wk_progress_init(&m->progress);
+	if (migration != NULL) {
+		json_t *id = json_object_get(rpc_nova_object_data(migration), "id");
+
+		if (json_is_integer(id))
+			m->migration_id = json_integer_value(id);
+	}
+	m->request_id = rpc_msg_request_id(msg) ? strdup(rpc_msg_request_id(msg)) : NULL;
+	m->block_migration = block != NULL && json_is_true(block);
+	m->persistent = info.persistent;
+	m->instance = json_incref(instance);
+	m->context = json_incref(rpc_msg_context(msg));
+	if (m->uuid == NULL || m->dest_host == NULL) {
+		mig_free(m);
+		return -ENOMEM;
+	}
+	m->next = f->migs;
+	f->migs = m;
+	log_info("Live migration of '%s' to '%s' accepted", m->uuid, m->dest_host);
+
+	call_args = json_pack("{s:O,s:n,s:O?}", "instance", instance, "migrate_data", migrate_data);
+	r = call_args ? wk_bus_call(f->d.bus, m->dest_host, "pre_live_migration", RPC_VERSION,
+			    call_args, m->context, f->d.conf->rpc_response_timeout, on_pre_reply, m)
+		      : -ENOMEM;
+	if (r < 0) {
+		finish_rollback(f, m, "cannot call pre_live_migration");
+		return 0; /* reported through the rollback */
+	}
+	*ret_result = NULL;
+	return 0;
+}
+
+static struct mig *
+running_source(wk_flow *f, const rpc_msg *msg, const char *method, json_t **ret_instance,
+    struct wk_err *reterr, int *ret_r)
+{
+	const char *uuid;
+	struct mig *m;
+
+	*ret_r = instance_arg(rpc_msg_args(msg), method, &uuid, ret_instance, reterr);
+	if (*ret_r < 0)
+		return NULL;
+	m = find_mig(f, uuid, ROLE_SOURCE);
+	if (m == NULL)
+		*ret_r = wk_err_set(reterr, -ENOENT, "%s: no migration in progress for '%s'", method,
+		    uuid);
+	return m;
+}
+
+int
+wk_flow_force_complete(wk_flow *f, const rpc_msg *msg, json_t **ret_result,
+    struct wk_err *reterr)
+{
+	json_t *instance;
+	struct mig *m;
+	int r;
+
+	m = running_source(f, msg, "live_migration_force_complete", &instance, reterr, &r);
+	if (m == NULL)
+		return r;
+	if (m->phase != PHASE_RUNNING)
+		return wk_err_set(reterr, -EBUSY, "migration of '%s' is %s, cannot force it now",
+		    m->uuid, phase_name(m));
+	notify_action(f, instance, rpc_msg_context(msg), "live_migration_force_complete", "start");
+	if (f->d.conf->libvirt.live_migration_permit_post_copy && !m->postcopy_active) {
+		r = wk_hv_start_postcopy(f->d.hv, m->uuid, reterr);
+		if (r == 0) {
+			m->postcopy_active = true;
+			log_info("Switched the migration of '%s' to post-copy on request", m->uuid);
+		}
+	} else {
+		r = wk_hv_suspend(f->d.hv, m->uuid, reterr);
+		if (r == 0) {
+			m->paused_by_us = true;
+			log_info("Paused '%s' so its migration completes", m->uuid);
+		}
+	}
+	notify_action(f, instance, rpc_msg_context(msg), "live_migration_force_complete", "end");
+	*ret_result = NULL;
+	return r;
+}
+
+int
+wk_flow_abort(wk_flow *f, const rpc_msg *msg, json_t **ret_result, struct wk_err *reterr)
+{
+	json_t *instance;
+	struct mig *m;
+	int r;
+
+	m = running_source(f, msg, "live_migration_abort", &instance, reterr, &r);
+	if (m == NULL)
+		return r;
+	notify_action(f, instance, rpc_msg_context(msg), "live_migration_abort", "start");
+	switch (m->phase) {
+	case PHASE_PREPARING:
+		m->abort_requested = true; /* on_pre_reply rolls back instead of starting */
+		r = 0;
+		break;
+	case PHASE_RUNNING:
+		r = wk_hv_abort(f->d.hv, m->uuid, reterr);
+		if (r == 0)
+			m->abort_requested = true;
+		break;
+	default:
+		r = wk_err_set(reterr, -EBUSY, "migration of '%s' is already completing", m->uuid);
+		break;
+	}
+	notify_action(f, instance, rpc_msg_context(msg), "live_migration_abort", "end");
+	if (r == 0)
+		log_info("Abort of the migration of '%s' requested", m->uuid);
+	*ret_result = NULL;
+	return r;
+}
+
+void
+wk_flow_on_job_event(wk_flow *f, const struct wk_mig_event *ev)
+{
+	struct mig *m = find_job(f, ev->job_id);
+
+	if (m == NULL || m->phase != PHASE_RUNNING)
+		return; /* a late sample of a finished job */
+	wk_log_set_request_id(m->request_id);
+	if (ev->kind == WK_MIG_SAMPLE) {
+		uint64_t interval = (uint64_t)(f->d.conf->notifications.progress_interval * 1000.0);
+
+		m->last_sample = ev->sample;
+		wk_progress_update(&m->progress, &ev->sample);
+		if (wk_now_ms() - m->last_notify_ms >= interval)
+			notify_progress(f, m);
+		return;
+	}
+	if (ev->r == 0) {
+		finish_post(f, m);
+		return;
+	}
+	finish_rollback(f, m, m->abort_requested ? "aborted on request" : ev->msg);
+}
+
+/* ---- destination side ---- */
+
+int
+wk_flow_pre_live_migration(wk_flow *f, const rpc_msg *msg, json_t **ret_result,
+    struct wk_err *reterr)
+{
+	json_t *args = rpc_msg_args(msg);
+	json_t *instance, *migrate_data, *result, *data, *changes;
+	const char *uuid;
+	struct mig *m;
+	int r;
+
+	r = instance_arg(args, "pre_live_migration", &uuid, &instance, reterr);
+	if (r < 0)
+		return r;
+	r = arg_get(args, "pre_live_migration", "migrate_data", JSON_OBJECT, false, &migrate_data,
+	    reterr);
+	if (r < 0)
+		return r;
+	if (find_mig(f, uuid, ROLE_DEST) != NULL)
+		return wk_err_set(reterr, -EBUSY, "instance '%s' is already migrating here", uuid);
+	notify_action(f, instance, rpc_msg_context(msg), "live_migration_pre", "start");
+
+	/* Answer with the caller's migrate_data plus where to connect (as nova's
+	 * libvirt driver does in pre_live_migration). */
+	result = migrate_data ? json_deep_copy(migrate_data)
+			      : rpc_nova_object("LibvirtLiveMigrateData", "nova", "1.10",
+				    json_object());
+	if (result == NULL)
+		return -ENOMEM;
+	data = rpc_nova_object_data(result);
+	if (data == NULL) {
+		json_decref(result);
+		return wk_err_set(reterr, -EINVAL,
+		    "pre_live_migration: argument 'migrate_data' is not a nova object");
+	}
+	json_object_set_new(data, "target_connect_addr",
+	    json_string(f->d.conf->libvirt.live_migration_inbound_addr));
+	changes = json_object_get(result, "nova_object.changes");
+	if (!json_is_array(changes)) {
+		changes = json_array();
+		json_object_set_new(result, "nova_object.changes", changes);
+	}
+	json_array_append_new(changes, json_string("target_connect_addr"));
+
+	m = calloc(1, sizeof(*m));
+	if (m == NULL || (m->uuid = strdup(uuid)) == NULL) {
+		free(m);
+		json_decref(result);
+		return -ENOMEM;
+	}
+	m->flow = f;
+	m->role = ROLE_DEST;
+	m->phase = PHASE_INBOUND;
+	m->migration_id = -1;
+	wk_progress_init(&m->progress);
+	m->instance = json_incref(instance);
+	m->context = json_incref(rpc_msg_context(msg));
+	m->request_id = rpc_msg_request_id(msg) ? strdup(rpc_msg_request_id(msg)) : NULL;
+	m->started_ms = wk_now_ms();
+	m->next = f->migs;
+	f->migs = m;
+	notify_action(f, instance, rpc_msg_context(msg), "live_migration_pre", "end");
+	log_info("Inbound migration of '%s' prepared, connect to '%s'", uuid,
+	    f->d.conf->libvirt.live_migration_inbound_addr);
+	*ret_result = result;
+	return 0;
+}
+
+static int
+end_inbound(wk_flow *f, const rpc_msg *msg, const char *method, const char *action,
+    struct wk_err *reterr)
+{
+	json_t *instance;
+	const char *uuid;
+	struct mig *m;
+	int r;
+
+	r = instance_arg(rpc_msg_args(msg), method, &uuid, &instance, reterr);
+	if (r < 0)
+		return r;
+	notify_action(f, instance, rpc_msg_context(msg), action, "start");
+	m = find_mig(f, uuid, ROLE_DEST);
+	if (m != NULL)
+		unlink_free(f, m);
+	notify_action(f, instance, rpc_msg_context(msg), action, "end");
+	log_info("Inbound migration of '%s' ended (%s)", uuid, method);
+	return 0;
+}
+
+int
+wk_flow_post_at_destination(wk_flow *f, const rpc_msg *msg, json_t **ret_result,
+    struct wk_err *reterr)
+{
+	*ret_result = NULL;
+	return end_inbound(f, msg, "post_live_migration_at_destination",
+	    "live_migration_post_dest", reterr);
+}
+
+int
+wk_flow_rollback_at_destination(wk_flow *f, const rpc_msg *msg, json_t **ret_result,
+    struct wk_err *reterr)
+{
+	*ret_result = NULL;
+	return end_inbound(f, msg, "rollback_live_migration_at_destination",
+	    "live_migration_rollback_dest", reterr);
+}
+
+int
+wk_flow_list_migrations(wk_flow *f, const rpc_msg *msg, json_t **ret_result,
+    struct wk_err *reterr)
+{
+	json_t *list = json_array();
+
+	if (list == NULL)
+		return -ENOMEM;
+	for (struct mig *m = f->migs; m != NULL; m = m->next) {
+		json_t *o = json_pack("{s:s,s:s,s:s,s:s?,s:s?,s:I,s:f,s:I,s:I,s:I,s:I}", "instance_uuid",
+		    m->uuid, "role", m->role == ROLE_SOURCE ? "source" : "destination", "phase",
+		    phase_name(m), "dest_host", m->dest_host, "migration_uuid", m->migration_uuid,
+		    "migration_id", (json_int_t)m->migration_id, "percent", m->progress.percent,
+		    "data_remaining_bytes", (json_int_t)m->last_sample.data_remaining,
+		    "memory_iteration", (json_int_t)m->last_sample.memory_iteration, "eta_s",
+		    (json_int_t)m->progress.eta_s, "elapsed_ms",
+		    (json_int_t)(m->started_ms ? wk_now_ms() - m->started_ms : 0));
+
+		if (o == NULL || json_array_append_new(list, o) < 0) {
+			json_decref(list);
+			return -ENOMEM;
+		}
+	}
+	*ret_result = list;
+	return 0;
+}
+
+void
+wk_flow_cast_failed(wk_flow *f, const rpc_msg *msg, const char *method, const char *text)
+{
+	json_t *instance = json_object_get(rpc_msg_args(msg), "instance");
+
+	notify_exception(f, rpc_msg_context(msg), method, "MigrationError", text);
+	if (strcmp(method, "live_migration") == 0 && rpc_nova_instance_uuid(instance) != NULL) {
+		notify_action(f, instance, rpc_msg_context(msg), "live_migration_rollback", "start");
+		notify_action(f, instance, rpc_msg_context(msg), "live_migration_rollback", "end");
+	}
+}

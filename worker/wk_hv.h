@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * wk_hv: the hypervisor facade, implemented over libvirt in wk_hv_libvirt.c
+ * (the only file that includes <libvirt/libvirt.h>).
+ *
+ * One wk_hv wraps one libvirt connection.  libvirt connections are
+ * thread-safe, so the migration threads and the main thread share it; every
+ * call here is safe from any thread.  Domains are named by UUID, because
+ * Nova creates each domain with libvirt UUID = instance uuid.
+ * libvirt errors become -errno here: -ENOENT no such domain, -EBUSY another
+ * job is running, -ECANCELED aborted, -EHOSTUNREACH cannot reach the
+ * destination, -EOPNOTSUPP unsupported, -EIO anything else; the libvirt
+ * message goes into reterr.
+ */
+#ifndef WK_HV_H
+#define WK_HV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "wk_progress.h"
+#include "wk_util.h"
+
+typedef struct wk_hv wk_hv;
+
+enum wk_hv_state {
+	WK_HV_STATE_OTHER,
+	WK_HV_STATE_RUNNING,
+	WK_HV_STATE_PAUSED,
+	WK_HV_STATE_SHUTOFF,
+};
+
+struct wk_hv_domain_info {
+	enum wk_hv_state state;
+	bool persistent;
+	unsigned long long memory_kib;
+};
+
+/* Everything one migration needs; strings borrowed for the call. */
+struct wk_hv_migrate_params {
+	const char *uuid;
+	const char *dest_uri;      /* libvirt URI of the destination, qemu+tcp://addr/system */
+	const char *migrate_uri;   /* QEMU stream target, tcp://addr; NULL = libvirt picks */
+	unsigned long long bandwidth_mib_s; /* 0 = unlimited */
+	bool block_migration;      /* copy non-shared disks */
+	bool persistent;           /* define on destination, undefine on source (Nova) */
+	bool postcopy;             /* allow a later switch to post-copy */
+	bool auto_converge;
+	bool compressed;
+	int parallel_connections;  /* 0 = off */
+	bool postcopy_resume;      /* recover a broken post-copy migration */
+};
+
+/* Opens uri (e.g. qemu:///system).  Returns 0 or -errno with reterr. */
+int wk_hv_open(const char *uri, wk_hv **ret_hv, struct wk_err *reterr);
+
+/* Closes; NULL-safe, returns NULL.  No call may be in flight. */
+wk_hv *wk_hv_close(wk_hv *hv);
+
+/* Looks up the domain; -ENOENT when it does not exist on this host. */
+int wk_hv_domain_info(wk_hv *hv, const char *uuid, struct wk_hv_domain_info *ret_info,
+    struct wk_err *reterr);
+
+/* Runs the whole migration (virDomainMigrateToURI3, peer-to-peer) and
+ * blocks until it ends.  Call it on a migration's own thread. */
+int wk_hv_migrate(wk_hv *hv, const struct wk_hv_migrate_params *p, struct wk_err *reterr);
+
+/* Current job statistics of the domain's outgoing migration. */
+int wk_hv_job_stats(wk_hv *hv, const char *uuid, struct wk_job_sample *ret_sample,
+    struct wk_err *reterr);
+
+int wk_hv_abort(wk_hv *hv, const char *uuid, struct wk_err *reterr);
+int wk_hv_start_postcopy(wk_hv *hv, const char *uuid, struct wk_err *reterr);
+int wk_hv_suspend(wk_hv *hv, const char *uuid, struct wk_err *reterr);
+int wk_hv_resume(wk_hv *hv, const char *uuid, struct wk_err *reterr);
+int wk_hv_set_max_downtime(wk_hv *hv, const char *uuid, unsigned long long ms,
+    struct wk_err *reterr);
+int wk_hv_set_max_speed(wk_hv *hv, const char *uuid, unsigned long long mib_s,
+    struct wk_err *reterr);
+
+#endif

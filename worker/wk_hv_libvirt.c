@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * wk_hv_libvirt: the libvirt backend of wk_hv.  Non-logging: libvirt's own
+ * error printing is silenced and its last error (thread-local in libvirt) is
+ * turned into -errno plus reterr text at this edge.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
+#include "wk_hv.h"
+
+struct wk_hv {
+	virConnectPtr conn;
+};
+
+static void
+silent_error_handler(void *userdata, virErrorPtr err)
+{
+}
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void
+init_libvirt(void)
+{
+	virInitialize();
+	virSetErrorFunc(NULL, silent_error_handler);
+}
+
+/* Maps libvirt's last error on this thread to -errno and describes it. */
+static int
+last_error(const char *what, struct wk_err *reterr)
+{
+	virErrorPtr e = virGetLastError();
+	int r;
+
+	if (e == NULL)
+		return wk_err_set(reterr, -EIO, "%s failed", what);
+	switch (e->code) {
+	case VIR_ERR_NO_DOMAIN:
+		r = -ENOENT;
+		break;
+	case VIR_ERR_OPERATION_INVALID:
+		r = -EBUSY;
+		break;
+	case VIR_ERR_OPERATION_ABORTED:
+		r = -ECANCELED;
+		break;
+	case VIR_ERR_OPERATION_TIMEOUT:
+		r = -ETIMEDOUT;
+		break;
+	case VIR_ERR_NO_SUPPORT:
+	case VIR_ERR_OPERATION_UNSUPPORTED:
+		r = -EOPNOTSUPP;
+		break;
+	case VIR_ERR_NO_CONNECT:
+	case VIR_ERR_AUTH_FAILED:
+		r = -EHOSTUNREACH;
+		break;
+	case VIR_ERR_SYSTEM_ERROR:
+		r = e->domain == VIR_FROM_RPC ? -EHOSTUNREACH : -EIO;
+		break;
+	default:
+		r = -EIO;
+		break;
+	}
+	wk_err_set(reterr, r, "%s: %s", what, e->message ? e->message : "unknown libvirt error");
+	virResetLastError();
+	return r;
+}
+
+int
+wk_hv_open(const char *uri, wk_hv **ret_hv, struct wk_err *reterr)
+{
+	wk_hv *hv;
+
+	pthread_once(&init_once, init_libvirt);
+	hv = calloc(1, sizeof(*hv));
+	if (hv == NULL)
+		return -ENOMEM;
+	hv->conn = virConnectOpen(uri);
+	if (hv->conn == NULL) {
+		int r = last_error("connect to libvirt", reterr);
+
+		free(hv);
+		return r;
+	}
+	*ret_hv = hv;
+	return 0;
+}
+
+wk_hv *
+wk_hv_close(wk_hv *hv)
+{
+	if (hv == NULL)
+		return NULL;
+	if (hv->conn != NULL)
+		virConnectClose(hv->conn);
+	free(hv);
+	return NULL;
+}
+
+static int
+lookup(wk_hv *hv, const char *uuid, virDomainPtr *ret_dom, struct wk_err *reterr)
+{
+	virDomainPtr dom = virDomainLookupByUUIDString(hv->conn, uuid);
+
+	if (dom == NULL)
+		return last_error("find domain", reterr);
+	*ret_dom = dom;
+	return 0;
+}
+
+int
+wk_hv_domain_info(wk_hv *hv, const char *uuid, struct wk_hv_domain_info *ret_info,
+    struct wk_err *reterr)
+{
+	virDomainPtr dom = NULL;
+	virDomainInfo info;
+	int persistent;
+	int r;
+
+	r = lookup(hv, uuid, &dom, reterr);
+	if (r < 0)
+		return r;
+	if (virDomainGetInfo(dom, &info) < 0) {
+		r = last_error("get domain info", reterr);
+		goto out;
+	}
+	persistent = virDomainIsPersistent(dom);
+	if (persistent < 0) {
+		r = last_error("get domain persistence", reterr);
+		goto out;
+	}
+	switch (info.state) {
+	case VIR_DOMAIN_RUNNING:
+		ret_info->state = WK_HV_STATE_RUNNING;
+		break;
+	case VIR_DOMAIN_PAUSED:
+		ret_info->state = WK_HV_STATE_PAUSED;
+		break;
+	case VIR_DOMAIN_SHUTOFF:
+		ret_info->state = WK_HV_STATE_SHUTOFF;
+		break;
+	default:
+		ret_info->state = WK_HV_STATE_OTHER;
+		break;
+	}
+	ret_info->persistent = persistent == 1;
+	ret_info->memory_kib = info.memory;
+out:
+	virDomainFree(dom);
+	return r;
+}
+
+int
+wk_hv_migrate(wk_hv *hv, const struct wk_hv_migrate_params *p, struct wk_err *reterr)
+{
+	virTypedParameterPtr params = NULL;
+	virDomainPtr dom = NULL;
+	int nparams = 0, maxparams = 0;
+	unsigned int flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER;
+	int r;
+
+	r = lookup(hv, p->uuid, &dom, reterr);
+	if (r < 0)
+		return r;
+	/* The flags Nova's libvirt driver uses (live_migration_flag defaults). */
+	if (p->persistent)
+		flags |= VIR_MIGRATE_PERSIST_DEST | VIR_MIGRATE_UNDEFINE_SOURCE;
+	if (p->block_migration)
+		flags |= VIR_MIGRATE_NON_SHARED_INC;
+	if (p->postcopy)
+		flags |= VIR_MIGRATE_POSTCOPY;
+	if (p->auto_converge)
+		flags |= VIR_MIGRATE_AUTO_CONVERGE;
+	if (p->compressed)
+		flags |= VIR_MIGRATE_COMPRESSED;
+	if (p->parallel_connections > 0)
+		flags |= VIR_MIGRATE_PARALLEL;
+	if (p->postcopy_resume)
+		flags |= VIR_MIGRATE_POSTCOPY_RESUME;
+
+	if ((p->migrate_uri != NULL &&
+		virTypedParamsAddString(&params, &nparams, &maxparams, VIR_MIGRATE_PARAM_URI,
+		    p->migrate_uri) < 0) ||
+	    (p->bandwidth_mib_s > 0 &&
+		virTypedParamsAddULLong(&params, &nparams, &maxparams, VIR_MIGRATE_PARAM_BANDWIDTH,
+		    p->bandwidth_mib_s) < 0) ||
+	    (p->parallel_connections > 0 &&
+		virTypedParamsAddInt(&params, &nparams, &maxparams,
+		    VIR_MIGRATE_PARAM_PARALLEL_CONNECTIONS, p->parallel_connections) < 0)) {
+		r = last_error("build migration parameters", reterr);
+		goto out;
+	}
+	if (virDomainMigrateToURI3(dom, p->dest_uri, params, (unsigned int)nparams, flags) < 0)
+		r = last_error("migrate", reterr);
+out:
+	virTypedParamsFree(params, nparams);
+	virDomainFree(dom);
+	return r;
+}
+
+static long long
+param_ull(virTypedParameterPtr params, int n, const char *name)
+{
+	unsigned long long v;
+
+	if (virTypedParamsGetULLong(params, n, name, &v) == 1)
+		return (long long)v;
+	return -1;
+}
+
+int
+wk_hv_job_stats(wk_hv *hv, const char *uuid, struct wk_job_sample *ret_sample,
+    struct wk_err *reterr)
+{
+	virTypedParameterPtr params = NULL;
+	virDomainPtr dom = NULL;
+	struct wk_job_sample s;
+	int n = 0, type = 0, iv;
+	int r;
+
+	r = lookup(hv, uuid, &dom, reterr);
+	if (r < 0)
+		return r;
+	if (virDomainGetJobStats(dom, &type, &params, &n, 0) < 0) {
+		r = last_error("get job stats", reterr);
+		goto out;
+	}
+	memset(&s, 0, sizeof(s));
+	s.t_ms = wk_now_ms();
+	s.type = type;
+	s.memory_total = param_ull(params, n, VIR_DOMAIN_JOB_MEMORY_TOTAL);
+	s.memory_processed = param_ull(params, n, VIR_DOMAIN_JOB_MEMORY_PROCESSED);
+	s.memory_remaining = param_ull(params, n, VIR_DOMAIN_JOB_MEMORY_REMAINING);
+	s.data_total = param_ull(params, n, VIR_DOMAIN_JOB_DATA_TOTAL);
+	s.data_processed = param_ull(params, n, VIR_DOMAIN_JOB_DATA_PROCESSED);
+	s.data_remaining = param_ull(params, n, VIR_DOMAIN_JOB_DATA_REMAINING);
+	s.disk_total = param_ull(params, n, VIR_DOMAIN_JOB_DISK_TOTAL);
+	s.disk_processed = param_ull(params, n, VIR_DOMAIN_JOB_DISK_PROCESSED);
+	s.disk_remaining = param_ull(params, n, VIR_DOMAIN_JOB_DISK_REMAINING);
+	s.memory_dirty_rate = param_ull(params, n, VIR_DOMAIN_JOB_MEMORY_DIRTY_RATE);
+	s.memory_page_size = param_ull(params, n, VIR_DOMAIN_JOB_MEMORY_PAGE_SIZE);
+	s.memory_bps = param_ull(params, n, VIR_DOMAIN_JOB_MEMORY_BPS);
+	s.memory_iteration = param_ull(params, n, VIR_DOMAIN_JOB_MEMORY_ITERATION);
+	s.time_elapsed_ms = param_ull(params, n, VIR_DOMAIN_JOB_TIME_ELAPSED);
+	s.downtime_ms = param_ull(params, n, VIR_DOMAIN_JOB_DOWNTIME);
+	s.setup_time_ms = param_ull(params, n, VIR_DOMAIN_JOB_SETUP_TIME);
+	s.memory_postcopy_requests = param_ull(params, n, VIR_DOMAIN_JOB_MEMORY_POSTCOPY_REQS);
+	s.auto_converge_throttle = -1;
+	if (virTypedParamsGetInt(params, n, VIR_DOMAIN_JOB_AUTO_CONVERGE_THROTTLE, &iv) == 1)
+		s.auto_converge_throttle = iv;
+	*ret_sample = s;
+out:
+	virTypedParamsFree(params, n);
+	virDomainFree(dom);
+	return r;
+}
+
+/* One domain operation with the lookup and error mapping around it. */
+#define DOMAIN_OP(what, call)                                                                      \
+	do {                                                                                       \
+		virDomainPtr dom = NULL;                                                           \
+		int r = lookup(hv, uuid, &dom, reterr);                                            \
+		if (r < 0)                                                                         \
+			return r;                                                                  \
+		if ((call) < 0)                                                                    \
+			r = last_error(what, reterr);                                              \
+		virDomainFree(dom);                                                                \
+		return r;                                                                          \
+	} while (0)
+
+int
+wk_hv_abort(wk_hv *hv, const char *uuid, struct wk_err *reterr)
+{
+	DOMAIN_OP("abort migration", virDomainAbortJob(dom));
+}
+
+int
+wk_hv_start_postcopy(wk_hv *hv, const char *uuid, struct wk_err *reterr)
+{
+	DOMAIN_OP("switch to post-copy", virDomainMigrateStartPostCopy(dom, 0));
+}
+
+int
+wk_hv_suspend(wk_hv *hv, const char *uuid, struct wk_err *reterr)
+{
+	DOMAIN_OP("pause domain", virDomainSuspend(dom));
+}
+
+int
+wk_hv_resume(wk_hv *hv, const char *uuid, struct wk_err *reterr)
+{
+	DOMAIN_OP("resume domain", virDomainResume(dom));
+}
+
+int
+wk_hv_set_max_downtime(wk_hv *hv, const char *uuid, unsigned long long ms, struct wk_err *reterr)
+{
+	DOMAIN_OP("set max downtime", virDomainMigrateSetMaxDowntime(dom, ms, 0));
+}
+
+int
+wk_hv_set_max_speed(wk_hv *hv, const char *uuid, unsigned long long mib_s, struct wk_err *reterr)
+{
+	DOMAIN_OP("set max speed", virDomainMigrateSetMaxSpeed(dom, mib_s, 0));
+}
