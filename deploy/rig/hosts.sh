@@ -11,7 +11,10 @@
 #   B: qemu+tcp://127.0.0.3/system   qemu+unix:///system?socket=$RIG_DIR/B/sock/libvirt-sock
 #
 # Environment: RIG_DIR (default /tmp/ferry-rig), RIG_LOG_LEVEL (libvirtd log
-# level 1..4, default 3), RIG_START_TIMEOUT (seconds, default 90).
+# level 1..4, default 3), RIG_START_TIMEOUT (seconds, default 90), RIG_CLEAN=1
+# (stop also deletes $RIG_DIR/A and $RIG_DIR/B; the QEMU capability cache in
+# there makes the next start about 1 s faster).  Only one rig per machine:
+# the addresses and ports are fixed.
 # Everything outside $RIG_DIR is left alone, except that the five mount-point
 # directories are created if they are missing.  Run as root.
 set -euo pipefail
@@ -203,6 +206,9 @@ cmd_start() {
 			die "$ip is not a local address and could not be added to lo"
 	done
 	ensure_qemu_user
+	# sun_path holds 108 bytes; the longest socket libvirtd creates:
+	local longest="$RIG_DIR/A/sock/libvirt-admin-sock"
+	((${#longest} < 108)) || die "RIG_DIR too long for unix sockets: $longest (${#longest} >= 108)"
 	mkdir -p "$RIG_DIR"
 	for h in $HOSTS; do
 		if reaper_pid "$h" >/dev/null && answers "$h"; then
@@ -267,6 +273,10 @@ cmd_stop() {
 			die "host $h did not stop"
 		fi
 	done
+	if [[ ${RIG_CLEAN:-0} == 1 ]]; then
+		rm -rf "${RIG_DIR:?}/A" "$RIG_DIR/B"
+		say "removed $RIG_DIR/A and $RIG_DIR/B"
+	fi
 	say "stopped"
 }
 
