@@ -425,16 +425,20 @@ declare_all(rpc_amqp *a, struct rpc_err *reterr)
 			return r;
 	}
 	for (size_t i = 0; i < a->n_topics; i++) {
-		char name[320];
+		char name[320], tag[3][32];
 
-		r = consume(a, a->topics[i], "t", reterr);
+		/* Consumer tags must be unique on the channel; "reply" marks our replies. */
+		snprintf(tag[0], sizeof(tag[0]), "topic%zu", i);
+		snprintf(tag[1], sizeof(tag[1]), "server%zu", i);
+		snprintf(tag[2], sizeof(tag[2]), "fanout%zu", i);
+		r = consume(a, a->topics[i], tag[0], reterr);
 		if (r < 0)
 			return r;
 		snprintf(name, sizeof(name), "%s.%s", a->topics[i], a->server);
-		r = consume(a, name, "s", reterr);
+		r = consume(a, name, tag[1], reterr);
 		if (r < 0)
 			return r;
-		r = consume(a, a->fanout_queues[i], "f", reterr);
+		r = consume(a, a->fanout_queues[i], tag[2], reterr);
 		if (r < 0)
 			return r;
 	}

@@ -226,6 +226,7 @@ run(struct worker *w)
 		struct rpc_err err = {{0}};
 		int n, r;
 
+		wk_log_set_request_id(NULL);
 		if (w->stopping && (wk_migrate_running(w->migrate) == 0 || now >= w->stop_deadline_ms))
 			break;
 		if (!rpc_amqp_connected(w->amqp) && now >= w->reconnect_at_ms)

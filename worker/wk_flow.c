@@ -340,6 +340,14 @@ finish_post(wk_flow *f, struct mig *m)
 
 	m->phase = PHASE_COMPLETING;
 	wk_progress_complete(&m->progress);
+	/* The last poll predates the switchover: report the finished state. */
+	if (m->last_sample.memory_total > 0) {
+		m->last_sample.memory_processed = m->last_sample.memory_total;
+		m->last_sample.memory_remaining = 0;
+	}
+	if (m->last_sample.data_total > 0)
+		m->last_sample.data_processed = m->last_sample.data_total;
+	m->last_sample.data_remaining = 0;
 	notify_progress(f, m);
 	notify_action(f, m->instance, m->context, "live_migration_post", "start");
 	args = json_pack("{s:O,s:b}", "instance", m->instance, "block_migration",
@@ -479,7 +487,8 @@ wk_flow_live_migration(wk_flow *f, const rpc_msg *msg, json_t **ret_result,
 	f->migs = m;
 	log_info("Live migration of '%s' to '%s' accepted", m->uuid, m->dest_host);
 
-	call_args = json_pack("{s:O,s:n,s:O?}", "instance", instance, "migrate_data", migrate_data);
+	call_args = json_pack("{s:O,s:n,s:O?}", "instance", instance, "disk", "migrate_data",
+	    migrate_data);
 	r = call_args ? wk_bus_call(f->d.bus, m->dest_host, "pre_live_migration", RPC_VERSION,
 			    call_args, m->context, f->d.conf->rpc_response_timeout, on_pre_reply, m)
 		      : -ENOMEM;
@@ -584,6 +593,8 @@ wk_flow_on_job_event(wk_flow *f, const struct wk_mig_event *ev)
 	if (ev->kind == WK_MIG_SAMPLE) {
 		uint64_t interval = (uint64_t)(f->d.conf->notifications.progress_interval * 1000.0);
 
+		if (ev->sample.memory_total <= 0)
+			return; /* setup phase: nothing measured yet */
 		m->last_sample = ev->sample;
 		wk_progress_update(&m->progress, &ev->sample);
 		if (wk_now_ms() - m->last_notify_ms >= interval)

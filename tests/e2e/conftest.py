@@ -118,7 +118,15 @@ def notifications(rig_up):
 
 
 @pytest.fixture(scope="session")
-def workers(rig_up, notifications):
+def wire(rig_up):
+    """Raw copies of every notification as it crossed the wire."""
+    t = listener.RawTap(URL).start()
+    yield t
+    t.stop()
+
+
+@pytest.fixture(scope="session")
+def workers(rig_up, notifications, wire):
     tmp = tempfile.mkdtemp(prefix="ferry-e2e-")
     ws = {
         "host1": Worker(tmp, "host1", "A", "127.0.0.2"),

@@ -77,6 +77,58 @@ class Collector:
                 self._cond.wait(left)
 
 
+class RawTap:
+    """A raw AMQP tap on the control exchange: sees exactly the bytes ferry
+    published (envelope, inner message with _unique_id and _context_*), so
+    tests can check the wire format, not only what oslo hands a consumer."""
+
+    def __init__(self, url=DEFAULT_URL, exchange="nova",
+                 routing_key="versioned_notifications.*"):
+        import kombu
+        import uuid as uuidlib
+
+        self.messages = []  # (routing_key, properties, envelope, inner)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._conn = kombu.Connection(url.replace("rabbit://", "amqp://", 1))
+        ex = kombu.Exchange(exchange, type="topic", durable=False, auto_delete=False)
+        self._queue = kombu.Queue("ferry-tap-" + uuidlib.uuid4().hex, ex,
+                                  routing_key=routing_key, exclusive=True, auto_delete=True)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _on_message(self, body, message):
+        envelope = json.loads(message.body)
+        inner = json.loads(envelope["oslo.message"])
+        with self._lock:
+            self.messages.append((message.delivery_info.get("routing_key"),
+                                  dict(message.properties), envelope, inner))
+        message.ack()
+
+    def _run(self):
+        with self._conn.Consumer(self._queue, callbacks=[self._on_message], accept=None):
+            while not self._stop.is_set():
+                try:
+                    self._conn.drain_events(timeout=0.3)
+                except Exception:  # socket.timeout: nothing arrived
+                    pass
+
+    def start(self):
+        self._conn.connect()
+        self._queue(self._conn.default_channel).declare()
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(5)
+        self._conn.release()
+
+    def inners(self, instance_uuid=None):
+        with self._lock:
+            return [m[3] for m in self.messages
+                    if instance_uuid is None or payload_uuid(m[3]) == instance_uuid]
+
+
 def payload_uuid(msg):
     data = (msg.get("payload") or {}).get("nova_object.data") or {}
     return data.get("uuid") or data.get("instance_uuid")
