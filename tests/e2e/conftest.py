@@ -103,7 +103,9 @@ def _run(*cmd):
 @pytest.fixture(scope="session")
 def rig_up():
     """Brings the rig up unless the caller (tests/run.sh) already did."""
-    _run("bash", "deploy/rig/rabbit.sh", "start")
+    if subprocess.run(["bash", "deploy/rig/rabbit.sh", "status"], cwd=REPO,
+                      stdout=subprocess.DEVNULL).returncode != 0:
+        _run("bash", "deploy/rig/rabbit.sh", "start")
     _run("bash", "deploy/rig/hosts.sh", "start")
     _run("make", "-s", "-C", "deploy/guest")
     yield
