@@ -10,7 +10,7 @@
 
 All raise SchemaError with the failing path and reason.  Run as a script it
 validates every schemas/examples file, every notification and cast fixture
-in ../shared/reference/oslo-fixtures and nova's upstream samples, prints
+in tests/data/reference/oslo-fixtures (a copy of ../shared/reference) and nova's upstream samples, prints
 "N passed, M failed" and exits non-zero on any failure.
 Needs Debian's python3-jsonschema: run with /usr/bin/python3.
 """
@@ -24,7 +24,7 @@ import jsonschema
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
 SCHEMAS = os.path.join(REPO, "schemas")
-FIXTURES = os.path.normpath(os.path.join(REPO, "..", "shared", "reference", "oslo-fixtures"))
+FIXTURES = os.path.join(REPO, "tests", "data", "reference", "oslo-fixtures")
 
 
 class SchemaError(ValueError):
