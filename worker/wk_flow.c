@@ -261,8 +261,8 @@ static int
 instance_arg(json_t *args, const char *method, const char **ret_uuid, json_t **ret_instance,
     struct wk_err *reterr)
 {
-	json_t *instance;
-	const char *uuid;
+	json_t *instance = NULL;
+	const char *uuid = NULL;
 	int r;
 
 	r = arg_get(args, method, "instance", JSON_OBJECT, true, &instance, reterr);
@@ -429,9 +429,10 @@ wk_flow_live_migration(wk_flow *f, const rpc_msg *msg, json_t **ret_result,
     struct wk_err *reterr)
 {
 	json_t *args = rpc_msg_args(msg);
-	json_t *instance, *dest, *block, *migration, *migrate_data, *call_args;
+	json_t *instance = NULL, *dest = NULL, *block = NULL, *migration = NULL;
+	json_t *migrate_data = NULL, *call_args;
 	struct wk_hv_domain_info info;
-	const char *uuid;
+	const char *uuid = NULL;
 	struct mig *m;
 	int r;
 
@@ -504,7 +505,7 @@ static struct mig *
 running_source(wk_flow *f, const rpc_msg *msg, const char *method, json_t **ret_instance,
     struct wk_err *reterr, int *ret_r)
 {
-	const char *uuid;
+	const char *uuid = NULL;
 	struct mig *m;
 
 	*ret_r = instance_arg(rpc_msg_args(msg), method, &uuid, ret_instance, reterr);
@@ -521,7 +522,7 @@ int
 wk_flow_force_complete(wk_flow *f, const rpc_msg *msg, json_t **ret_result,
     struct wk_err *reterr)
 {
-	json_t *instance;
+	json_t *instance = NULL;
 	struct mig *m;
 	int r;
 
@@ -553,7 +554,7 @@ wk_flow_force_complete(wk_flow *f, const rpc_msg *msg, json_t **ret_result,
 int
 wk_flow_abort(wk_flow *f, const rpc_msg *msg, json_t **ret_result, struct wk_err *reterr)
 {
-	json_t *instance;
+	json_t *instance = NULL;
 	struct mig *m;
 	int r;
 
@@ -615,8 +616,8 @@ wk_flow_pre_live_migration(wk_flow *f, const rpc_msg *msg, json_t **ret_result,
     struct wk_err *reterr)
 {
 	json_t *args = rpc_msg_args(msg);
-	json_t *instance, *migrate_data, *result, *data, *changes;
-	const char *uuid;
+	json_t *instance = NULL, *migrate_data = NULL, *result, *data, *changes;
+	const char *uuid = NULL;
 	struct mig *m;
 	int r;
 
@@ -681,8 +682,8 @@ static int
 end_inbound(wk_flow *f, const rpc_msg *msg, const char *method, const char *action,
     struct wk_err *reterr)
 {
-	json_t *instance;
-	const char *uuid;
+	json_t *instance = NULL;
+	const char *uuid = NULL;
 	struct mig *m;
 	int r;
 
