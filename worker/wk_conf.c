@@ -104,6 +104,7 @@ static const struct opt opts[] = {
     LIBVIRT(link_speed, OPT_STR_OPT, 0, NULL),
     LIBVIRT(max_concurrent_live_migrations, OPT_INT, 0, NULL),
     LIBVIRT(max_concurrent_inbound_migrations, OPT_INT, 0, NULL),
+    LIBVIRT(live_migration_permit_pause, OPT_BOOL, 0, NULL),
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -478,6 +479,10 @@ wk_conf_load(const char *path, struct wk_conf **ret_conf, struct wk_err *reterr)
 	if (r < 0)
 		goto out;
 
+	_Static_assert(N_OPTS <= sizeof(c->explicit_offs) / sizeof(c->explicit_offs[0]),
+	    "explicit_offs too small");
+	memcpy(c->explicit_offs, seen_offs, n_seen * sizeof(seen_offs[0]));
+	c->n_explicit = n_seen;
 	*ret_conf = c;
 	c = NULL;
 	r = 0;
@@ -486,6 +491,15 @@ out:
 	fclose(f);
 	wk_conf_free(c);
 	return r;
+}
+
+bool
+wk_conf_explicit(const struct wk_conf *conf, size_t off)
+{
+	for (size_t i = 0; i < conf->n_explicit; i++)
+		if (conf->explicit_offs[i] == off)
+			return true;
+	return false;
 }
 
 int

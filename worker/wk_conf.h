@@ -65,7 +65,12 @@ struct wk_conf {
 		char *link_speed; /* e.g. "10G", "1G", "100M"; default NULL (not set) */
 		int max_concurrent_live_migrations; /* outbound, default 1 (nova), 0 = unlimited */
 		int max_concurrent_inbound_migrations; /* default 1, 0 = unlimited */
+		bool live_migration_permit_pause; /* ferry: pause as the last resort; default false */
 	} libvirt;
+
+	/* Internal: offsets of the options the file set explicitly (wk_conf_explicit). */
+	size_t explicit_offs[96];
+	size_t n_explicit;
 };
 
 /*
@@ -90,6 +95,11 @@ WK_DEFINE_CLEANUP(struct wk_conf *, wk_conf_free)
  * by "bit", "bps" or "bit/s"; "10GB" is refused as ambiguous.  Returns 0
  * and sets *ret_bits_per_s (>= 1), or -EINVAL.
  */
+/* True when the file set the option at byte offset @off of struct wk_conf,
+ * e.g. offsetof(struct wk_conf, libvirt.live_migration_bandwidth): explicit
+ * options win over values derived from libvirt.link_speed. */
+bool wk_conf_explicit(const struct wk_conf *conf, size_t off);
+
 int wk_conf_parse_link_speed(const char *s, uint64_t *ret_bits_per_s);
 
 #endif /* WK_CONF_H */

@@ -4,6 +4,8 @@
  * bad file (one-line errors naming file and option), and link-speed parsing.
  */
 #include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -282,4 +284,25 @@ Test(wk_conf, link_speed_parsing)
 	cr_assert_eq(wk_conf_parse_link_speed("", &v), -EINVAL);
 	cr_assert_eq(wk_conf_parse_link_speed(NULL, &v), -EINVAL);
 	cr_assert_eq(v, 7, "ret value written on failure");
+}
+
+Test(wk_conf, records_which_options_were_set_explicitly)
+{
+	char path[] = "/tmp/ferry-conf-explicit-XXXXXX";
+	struct wk_conf *c = NULL;
+	struct wk_err err = {{0}};
+	int fd = mkstemp(path);
+	const char text[] = "transport_url = \"rabbit://h/\";\n"
+			    "libvirt = { live_migration_bandwidth = 0; live_migration_permit_pause = true; };\n";
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, text, sizeof(text) - 1), (ssize_t)(sizeof(text) - 1));
+	close(fd);
+	cr_assert_eq(wk_conf_load(path, &c, &err), 0, "%s", err.msg);
+	unlink(path);
+	cr_assert(wk_conf_explicit(c, offsetof(struct wk_conf, libvirt.live_migration_bandwidth)));
+	cr_assert(wk_conf_explicit(c, offsetof(struct wk_conf, transport_url)));
+	cr_assert_not(wk_conf_explicit(c, offsetof(struct wk_conf, libvirt.live_migration_downtime)));
+	cr_assert(c->libvirt.live_migration_permit_pause);
+	wk_conf_free(c);
 }
