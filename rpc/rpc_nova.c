@@ -717,3 +717,41 @@ rpc_nova_progress_payload(const struct rpc_progress *p)
 	}
 	return rpc_nova_object("LiveMigrationProgressPayload", "ferry", "1.0", d);
 }
+
+json_t *
+rpc_nova_struggling_payload(const struct rpc_struggling *s)
+{
+	json_t *d, *reasons;
+	int r = 0;
+
+	if (s == NULL)
+		return NULL;
+	d = json_object();
+	reasons = json_array();
+	if (d == NULL || reasons == NULL) {
+		json_decref(d);
+		json_decref(reasons);
+		return NULL;
+	}
+	for (size_t i = 0; i < 4 && s->reasons[i] != NULL; i++)
+		r |= json_array_append_new(reasons, json_string(s->reasons[i]));
+	r |= put(d, "instance_uuid", opt_str(s->instance_uuid));
+	r |= put(d, "migration_uuid", opt_str(s->migration_uuid));
+	r |= put(d, "reasons", reasons);
+	r |= put(d, "action", opt_str(s->action ? s->action : "none"));
+	r |= put(d, "action_reason", opt_str(s->action_reason));
+	r |= put(d, "planned_action", opt_str(s->planned));
+	r |= put(d, "dirty_rate_bytes_per_second", figure(s->dirty_rate_bps));
+	r |= put(d, "transfer_rate_bytes_per_second", figure(s->transfer_rate_bps));
+	r |= put(d, "data_remaining_bytes", figure(s->data_remaining));
+	r |= put(d, "memory_iteration", figure(s->memory_iteration));
+	r |= put(d, "elapsed_ms", figure(s->elapsed_ms));
+	r |= put(d, "deadline_ms", figure(s->deadline_ms));
+	r |= put(d, "max_downtime_ms", figure(s->max_downtime_ms));
+	r |= put(d, "policy_step", figure(s->policy_step));
+	if (r != 0) {
+		json_decref(d);
+		return NULL;
+	}
+	return rpc_nova_object("LiveMigrationStrugglingPayload", "ferry", "1.0", d);
+}

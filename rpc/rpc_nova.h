@@ -90,4 +90,23 @@ struct rpc_progress {
  */
 json_t *rpc_nova_progress_payload(const struct rpc_progress *p);
 
+/* ferry's "migration struggling" figures; strings borrowed. */
+struct rpc_struggling {
+	const char *instance_uuid, *migration_uuid;
+	const char *reasons[4];    /* reason names, NULL-terminated when fewer */
+	const char *action;        /* what was done now: raise_downtime ... none */
+	const char *action_reason; /* why that action (or why none), may be NULL */
+	const char *planned;       /* next escalation if it keeps struggling, may be NULL */
+	long long dirty_rate_bps, transfer_rate_bps, data_remaining, memory_iteration;
+	long long elapsed_ms, deadline_ms, max_downtime_ms; /* -1 unknown */
+	int policy_step;
+};
+
+/*
+ * nova_object LiveMigrationStrugglingPayload 1.0, namespace "ferry": the
+ * keys of schemas/payloads/LiveMigrationStrugglingPayload.json (negative
+ * figures become null).  @s BORROWED.  New reference, NULL on ENOMEM.
+ */
+json_t *rpc_nova_struggling_payload(const struct rpc_struggling *s);
+
 #endif

@@ -478,3 +478,35 @@ Test(rpc_nova, progress_payload)
 	json_decref(p);
 	cr_assert_null(rpc_nova_progress_payload(NULL));
 }
+
+Test(rpc_nova, struggling_payload_has_the_schema_keys)
+{
+	struct rpc_struggling s = {
+	    .instance_uuid = "07b1dc07-8dc0-409c-981a-ffd8ff1fe5af",
+	    .reasons = {"dirty_rate_exceeds_transfer_rate", "remaining_not_shrinking"},
+	    .action = "raise_downtime",
+	    .action_reason = "downtime step 3 of 10",
+	    .planned = "post_copy",
+	    .dirty_rate_bps = 104857600,
+	    .transfer_rate_bps = 33554432,
+	    .data_remaining = -1,
+	    .memory_iteration = 4,
+	    .elapsed_ms = 4200,
+	    .deadline_ms = -1,
+	    .max_downtime_ms = 150,
+	    .policy_step = 3,
+	};
+	json_t *p = rpc_nova_struggling_payload(&s);
+	json_t *d;
+
+	cr_assert_not_null(p);
+	cr_assert_str_eq(json_string_value(json_object_get(p, "nova_object.name")),
+	    "LiveMigrationStrugglingPayload");
+	d = rpc_nova_object_data(p);
+	cr_assert_eq(json_array_size(json_object_get(d, "reasons")), 2);
+	cr_assert_str_eq(json_string_value(json_object_get(d, "planned_action")), "post_copy");
+	cr_assert(json_is_null(json_object_get(d, "data_remaining_bytes")));
+	cr_assert(json_is_null(json_object_get(d, "migration_uuid")));
+	cr_assert_eq(json_integer_value(json_object_get(d, "policy_step")), 3);
+	json_decref(p);
+}
