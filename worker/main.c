@@ -9,6 +9,7 @@
 #include <sys/signalfd.h>
 
 #include <errno.h>
+#include <stddef.h>
 #include <getopt.h>
 #include <poll.h>
 #include <pthread.h>
@@ -27,6 +28,7 @@
 #include "wk_hv.h"
 #include "wk_log.h"
 #include "wk_migrate.h"
+#include "wk_tuning.h"
 
 WK_LOG_NAME("worker.main");
 
@@ -36,6 +38,7 @@ WK_LOG_NAME("worker.main");
 
 struct worker {
 	struct wk_conf *conf;
+	struct wk_tuning tuning;
 	rpc_amqp *amqp;
 	wk_hv *hv;
 	wk_migrate *migrate;
@@ -52,10 +55,36 @@ struct worker {
 static void
 usage(FILE *f)
 {
-	fprintf(f, "Usage: ferry-worker [--config PATH] [--check-config]\n"
+	fprintf(f, "Usage: ferry-worker [--config PATH] [--check-config] [--show-tuning]\n"
 		   "  -c, --config PATH    configuration file (default " DEFAULT_CONFIG ")\n"
 		   "  -n, --check-config   load and validate the configuration, then exit\n"
+		   "  -t, --show-tuning    print the migration tuning derived from the\n"
+		   "                       configuration (link_speed) and where each value\n"
+		   "                       comes from, then exit\n"
 		   "  -h, --help           this text\n");
+}
+
+/* Which tuning knobs the operator set explicitly: those win over link_speed. */
+static int
+derive_tuning(const struct wk_conf *c, struct wk_tuning *ret, struct wk_err *reterr)
+{
+	struct wk_tuning_explicit x;
+
+#define SET(f) wk_conf_explicit(c, offsetof(struct wk_conf, libvirt.f))
+	memset(&x, 0, sizeof(x));
+	x.bandwidth = SET(live_migration_bandwidth);
+	x.downtime = SET(live_migration_downtime);
+	x.downtime_steps = SET(live_migration_downtime_steps);
+	x.downtime_delay = SET(live_migration_downtime_delay);
+	x.completion_timeout = SET(live_migration_completion_timeout);
+	x.max_outbound = SET(max_concurrent_live_migrations);
+	x.max_inbound = SET(max_concurrent_inbound_migrations);
+	x.compression = SET(live_migration_compression);
+	x.compression_value = c->libvirt.live_migration_compression;
+	x.parallel = SET(live_migration_parallel_connections);
+	x.parallel_value = c->libvirt.live_migration_parallel_connections;
+#undef SET
+	return wk_tuning_derive(c, &x, ret, reterr);
 }
 
 static void
@@ -157,6 +186,7 @@ setup(struct worker *w)
 	if (r < 0)
 		return log_error_errno(r, "Cannot set up migration jobs: %s", strerror(-r));
 	fd.conf = c;
+	fd.tuning = &w->tuning;
 	fd.bus = w->bus;
 	fd.hv = w->hv;
 	fd.migrate = w->migrate;
@@ -268,22 +298,26 @@ main(int argc, char **argv)
 	static const struct option longopts[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"check-config", no_argument, NULL, 'n'},
+	    {"show-tuning", no_argument, NULL, 't'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *config = DEFAULT_CONFIG;
 	struct worker w;
 	struct wk_err err = {{0}};
-	bool check_only = false;
+	bool check_only = false, show_tuning = false;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "c:nh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:nth", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			config = optarg;
 			break;
 		case 'n':
 			check_only = true;
+			break;
+		case 't':
+			show_tuning = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -300,8 +334,17 @@ main(int argc, char **argv)
 		fprintf(stderr, "ferry-worker: %s\n", err.msg);
 		return 1;
 	}
-	if (check_only) {
-		printf("configuration OK\n");
+	r = derive_tuning(w.conf, &w.tuning, &err);
+	if (r < 0) {
+		fprintf(stderr, "ferry-worker: %s\n", err.msg);
+		wk_conf_free(w.conf);
+		return 1;
+	}
+	if (check_only || show_tuning) {
+		if (show_tuning)
+			wk_tuning_print(stdout, &w.tuning);
+		else
+			printf("configuration OK\n");
 		wk_conf_free(w.conf);
 		return 0;
 	}

@@ -105,6 +105,8 @@ static const struct opt opts[] = {
     LIBVIRT(max_concurrent_live_migrations, OPT_INT, 0, NULL),
     LIBVIRT(max_concurrent_inbound_migrations, OPT_INT, 0, NULL),
     LIBVIRT(live_migration_permit_pause, OPT_BOOL, 0, NULL),
+    LIBVIRT(live_migration_compression, OPT_BOOL, 0, NULL),
+    LIBVIRT(live_migration_parallel_connections, OPT_INT, 0, NULL),
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))

@@ -66,6 +66,8 @@ struct wk_conf {
 		int max_concurrent_live_migrations; /* outbound, default 1 (nova), 0 = unlimited */
 		int max_concurrent_inbound_migrations; /* default 1, 0 = unlimited */
 		bool live_migration_permit_pause; /* ferry: pause as the last resort; default false */
+		bool live_migration_compression;  /* ferry: XBZRLE; default false (or derived) */
+		int live_migration_parallel_connections; /* ferry: multifd streams, 0 = one */
 	} libvirt;
 
 	/* Internal: offsets of the options the file set explicitly (wk_conf_explicit). */

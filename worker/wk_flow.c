@@ -225,7 +225,7 @@ notify_progress(wk_flow *f, struct mig *m)
 	p.eta_s = m->progress.eta_s;
 	p.expected_downtime_ms = s->downtime_ms;
 	p.max_downtime_ms = f->d.conf->libvirt.live_migration_downtime;
-	p.bandwidth_mib_s = f->d.conf->libvirt.live_migration_bandwidth;
+	p.bandwidth_mib_s = (long long)f->d.tuning->bandwidth_mib_s;
 	p.policy_step = 0;
 	payload = rpc_nova_progress_payload(&p);
 	if (payload == NULL || wk_bus_notify(f->d.bus, "instance.live_migration_progress", "INFO",
@@ -378,7 +378,9 @@ start_job(wk_flow *f, struct mig *m, struct wk_err *reterr)
 	p.uuid = m->uuid;
 	p.dest_uri = dest_uri;
 	p.migrate_uri = migrate_uri;
-	p.bandwidth_mib_s = (unsigned long long)c->libvirt.live_migration_bandwidth;
+	p.bandwidth_mib_s = f->d.tuning->bandwidth_mib_s;
+	p.compressed = f->d.tuning->compressed;
+	p.parallel_connections = f->d.tuning->parallel_connections;
 	p.block_migration = m->block_migration;
 	p.persistent = m->persistent;
 	p.postcopy = c->libvirt.live_migration_permit_post_copy;

@@ -25,6 +25,7 @@
 #include "wk_conf.h"
 #include "wk_hv.h"
 #include "wk_migrate.h"
+#include "wk_tuning.h"
 #include "wk_util.h"
 
 typedef struct wk_flow wk_flow;
@@ -32,6 +33,7 @@ typedef struct wk_flow wk_flow;
 /* Everything borrowed; must outlive the flow. */
 struct wk_flow_deps {
 	const struct wk_conf *conf;
+	const struct wk_tuning *tuning; /* derived from conf (link_speed) */
 	wk_bus *bus;
 	wk_hv *hv;
 	wk_migrate *migrate;

@@ -145,6 +145,41 @@ def workers(rig_up, notifications, wire):
         print("worker exit codes: %s (logs in %s)" % (codes, tmp))
 
 
+# Source hosts on libvirt A with policies for the "migrations that always end"
+# tests; all migrate to host2.  completion_timeout is per GiB of guest RAM
+# (at least 2 GiB, as nova counts), so 3 s/GiB gives a 6 s deadline.
+POLICY_HOSTS = {
+    "host4": "live_migration_permit_post_copy = true;\n"
+             "\tlive_migration_completion_timeout = 3;",
+    "host5": "live_migration_permit_post_copy = false;\n"
+             "\tlive_migration_completion_timeout = 3;\n"
+             "\tlive_migration_timeout_action = \"abort\";",
+    "host6": "live_migration_completion_timeout = 0;",
+}
+
+
+@pytest.fixture(scope="session")
+def policy_workers(workers):
+    tmp = tempfile.mkdtemp(prefix="ferry-e2e-policy-")
+    ws = {h: Worker(tmp, h, "A", "127.0.0.2", bandwidth=32, extra="\t" + extra)
+          for h, extra in POLICY_HOSTS.items()}
+    try:
+        for w in ws.values():
+            w.start()
+        yield dict(ws, host2=workers["host2"])
+    finally:
+        codes = {h: w.stop() for h, w in ws.items() if w.proc is not None}
+        print("policy worker exit codes: %s (logs in %s)" % (codes, tmp))
+
+
+@pytest.fixture
+def busy_guest(rig_up):
+    """A guest on host A that dirties memory far faster than 32 MiB/s."""
+    name = "b" + uuidlib.uuid4().hex[:8]
+    uuid = rig.boot_guest("A", name=name, mem_mib=256, rate=160, ws=32)
+    yield uuid, name
+
+
 @pytest.fixture
 def guest(rig_up):
     """A fresh dirtying guest on host A; yields (uuid, name)."""
