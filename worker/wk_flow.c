@@ -701,11 +701,38 @@ end_inbound(wk_flow *f, const rpc_msg *msg, const char *method, const char *acti
 	return 0;
 }
 
+/* A guest the source paused to force completion arrives paused; nova's
+ * instance state says whether it should run (a paused instance stays so). */
+static void
+resume_if_should_run(wk_flow *f, const rpc_msg *msg)
+{
+	json_t *instance = json_object_get(rpc_msg_args(msg), "instance");
+	const char *uuid = rpc_nova_instance_uuid(instance);
+	const char *vm_state = obj_str(instance, "vm_state");
+	struct wk_hv_domain_info info;
+	struct wk_err err = {{0}};
+
+	if (uuid == NULL || vm_state == NULL || strcmp(vm_state, "active") != 0)
+		return;
+	if (wk_hv_domain_info(f->d.hv, uuid, &info, &err) < 0) {
+		log_warning("Cannot check the state of '%s' after its migration: %s", uuid,
+		    err.msg);
+		return;
+	}
+	if (info.state != WK_HV_STATE_PAUSED)
+		return;
+	if (wk_hv_resume(f->d.hv, uuid, &err) < 0)
+		log_error("Cannot resume '%s' after its migration: %s", uuid, err.msg);
+	else
+		log_info("Resumed '%s', which arrived paused but should be running", uuid);
+}
+
 int
 wk_flow_post_at_destination(wk_flow *f, const rpc_msg *msg, json_t **ret_result,
     struct wk_err *reterr)
 {
 	*ret_result = NULL;
+	resume_if_should_run(f, msg);
 	return end_inbound(f, msg, "post_live_migration_at_destination",
 	    "live_migration_post_dest", reterr);
 }
