@@ -1,0 +1,525 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * test_wk_tuning.c - wk_tuning_derive(): the derivation table from 100M to
+ * 100G, nova's defaults without a link speed, explicit options winning (and
+ * the derived values adapting to them), bad link speeds, and the printed table.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "wk_conf.h"
+#include "wk_tuning.h"
+
+static char speed_buf[32];
+
+/* A configuration holding wk_conf's defaults (nova's) and @speed (NULL = unset). */
+static struct wk_conf
+conf_with(const char *speed)
+{
+	struct wk_conf c;
+
+	memset(&c, 0, sizeof(c));
+	c.libvirt.live_migration_bandwidth = 0;
+	c.libvirt.live_migration_downtime = 500;
+	c.libvirt.live_migration_downtime_steps = 10;
+	c.libvirt.live_migration_downtime_delay = 75;
+	c.libvirt.live_migration_completion_timeout = 800;
+	c.libvirt.max_concurrent_live_migrations = 1;
+	c.libvirt.max_concurrent_inbound_migrations = 1;
+	if (speed != NULL) {
+		(void)snprintf(speed_buf, sizeof(speed_buf), "%s", speed);
+		c.libvirt.link_speed = speed_buf;
+	}
+	return c;
+}
+
+static struct wk_tuning
+derive_ok(const struct wk_conf *c, const struct wk_tuning_explicit *x)
+{
+	struct wk_err err = {{0}};
+	struct wk_tuning t;
+	int r;
+
+	r = wk_tuning_derive(c, x, &t, &err);
+	cr_assert_eq(r, 0, "derive: %d %s", r, err.msg);
+	return t;
+}
+
+struct row {
+	const char *speed;
+	uint64_t bps;
+	int outbound, inbound;
+	unsigned long long bandwidth;
+	bool compressed;
+	int parallel;
+	unsigned downtime, steps, delay, timeout;
+};
+
+/* The table in docs/tuning.md. */
+static const struct row table[] = {
+    {"100M", 100000000ULL, 1, 1, 9, true, 0, 2000, 40, 25, 1138},
+    {"1G", 1000000000ULL, 1, 1, 95, true, 0, 500, 10, 9, 108},
+    {"2.5G", 2500000000ULL, 1, 1, 238, false, 0, 500, 10, 3, 44},
+    {"10G", 10000000000ULL, 2, 2, 476, false, 2, 500, 6, 3, 22},
+    {"25G", 25000000000ULL, 4, 4, 596, false, 4, 500, 6, 3, 20},
+    {"100G", 100000000000ULL, 4, 4, 2384, false, 8, 500, 6, 3, 20},
+};
+
+static void
+assert_all_src(const struct wk_tuning *t, enum wk_tuning_src s)
+{
+	cr_assert_eq(t->src.bandwidth, s);
+	cr_assert_eq(t->src.compression, s);
+	cr_assert_eq(t->src.parallel, s);
+	cr_assert_eq(t->src.downtime, s);
+	cr_assert_eq(t->src.downtime_steps, s);
+	cr_assert_eq(t->src.downtime_delay, s);
+	cr_assert_eq(t->src.completion_timeout, s);
+	cr_assert_eq(t->src.max_outbound, s);
+	cr_assert_eq(t->src.max_inbound, s);
+}
+
+Test(wk_tuning, derivation_table_from_100M_to_100G)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+		const struct row *w = &table[i];
+		struct wk_conf c = conf_with(w->speed);
+		struct wk_tuning t = derive_ok(&c, NULL);
+
+		cr_expect_eq(t.link_bits_per_s, w->bps, "%s", w->speed);
+		cr_expect_eq(
+		    t.max_outbound, w->outbound, "%s outbound %d", w->speed, t.max_outbound);
+		cr_expect_eq(t.max_inbound, w->inbound, "%s inbound %d", w->speed, t.max_inbound);
+		cr_expect_eq(t.bandwidth_mib_s, w->bandwidth, "%s bandwidth %llu", w->speed,
+		    t.bandwidth_mib_s);
+		cr_expect_eq(t.compressed, w->compressed, "%s compressed", w->speed);
+		cr_expect_eq(t.parallel_connections, w->parallel, "%s parallel %d", w->speed,
+		    t.parallel_connections);
+		cr_expect_eq(t.downtime_ms, w->downtime, "%s downtime %u", w->speed, t.downtime_ms);
+		cr_expect_eq(t.downtime_steps, w->steps, "%s steps %u", w->speed, t.downtime_steps);
+		cr_expect_eq(
+		    t.downtime_delay_s, w->delay, "%s delay %u", w->speed, t.downtime_delay_s);
+		cr_expect_eq(t.completion_timeout_s, w->timeout, "%s timeout %u", w->speed,
+		    t.completion_timeout_s);
+		assert_all_src(&t, WK_SRC_DERIVED);
+		/* downtime stepping ends before the completion timeout */
+		cr_expect_leq(t.downtime_steps * t.downtime_delay_s,
+		    t.completion_timeout_s * 9 / 10, "%s stepping %u x %u", w->speed,
+		    t.downtime_steps, t.downtime_delay_s);
+		cr_expect_geq(t.downtime_steps, 3u);
+		cr_expect_geq(t.downtime_delay_s, 3u);
+		/* outbound migrations together stay within 80% of the link */
+		cr_expect_leq(
+		    t.bandwidth_mib_s * (unsigned long long)t.max_outbound * 8ULL * 1048576ULL,
+		    w->bps * 8 / 10, "%s", w->speed);
+		/* never XBZRLE and multifd together */
+		cr_expect(!(t.compressed && t.parallel_connections > 0), "%s", w->speed);
+	}
+}
+
+Test(wk_tuning, spelling_variants_of_the_same_speed_agree)
+{
+	struct wk_conf c1 = conf_with("10G");
+	struct wk_tuning a = derive_ok(&c1, NULL);
+	struct wk_conf c2 = conf_with("10000Mbit/s");
+	struct wk_tuning b = derive_ok(&c2, NULL);
+
+	cr_assert_eq(memcmp(&a.bandwidth_mib_s, &b.bandwidth_mib_s, sizeof(a.bandwidth_mib_s)), 0);
+	cr_assert_eq(a.completion_timeout_s, b.completion_timeout_s);
+	cr_assert_eq(a.parallel_connections, b.parallel_connections);
+}
+
+Test(wk_tuning, without_link_speed_gives_nova_defaults)
+{
+	struct wk_conf c = conf_with(NULL);
+	struct wk_tuning t = derive_ok(&c, NULL);
+
+	cr_assert_eq(t.link_bits_per_s, 0);
+	cr_assert_eq(t.bandwidth_mib_s, 0);
+	cr_assert_eq(t.compressed, false);
+	cr_assert_eq(t.parallel_connections, 0);
+	cr_assert_eq(t.downtime_ms, 500);
+	cr_assert_eq(t.downtime_steps, 10);
+	cr_assert_eq(t.downtime_delay_s, 75);
+	cr_assert_eq(t.completion_timeout_s, 800);
+	cr_assert_eq(t.max_outbound, 1);
+	cr_assert_eq(t.max_inbound, 1);
+	assert_all_src(&t, WK_SRC_DEFAULT);
+	cr_assert_not_null(strstr(t.why.downtime, "nova's default"), "%s", t.why.downtime);
+
+	/* "" is "not set" as well */
+	c = conf_with("");
+	t = derive_ok(&c, NULL);
+	assert_all_src(&t, WK_SRC_DEFAULT);
+}
+
+Test(wk_tuning, without_link_speed_explicit_options_are_config)
+{
+	struct wk_conf c = conf_with(NULL);
+	struct wk_tuning_explicit x = {0};
+	struct wk_tuning t;
+
+	c.libvirt.live_migration_bandwidth = 300;
+	c.libvirt.max_concurrent_inbound_migrations = 3;
+	x.bandwidth = true;
+	x.max_inbound = true;
+	x.compression = true;
+	x.compression_value = true;
+	t = derive_ok(&c, &x);
+	cr_assert_eq(t.bandwidth_mib_s, 300);
+	cr_assert_eq(t.src.bandwidth, WK_SRC_CONFIG);
+	cr_assert_eq(t.max_inbound, 3);
+	cr_assert_eq(t.src.max_inbound, WK_SRC_CONFIG);
+	cr_assert_eq(t.compressed, true);
+	cr_assert_eq(t.src.compression, WK_SRC_CONFIG);
+	cr_assert_eq(t.src.downtime, WK_SRC_DEFAULT);
+	cr_assert_eq(t.src.parallel, WK_SRC_DEFAULT);
+}
+
+Test(wk_tuning, every_explicit_option_wins)
+{
+	struct wk_conf c = conf_with("10G");
+	struct wk_tuning_explicit x = {
+	    .bandwidth = true,
+	    .downtime = true,
+	    .downtime_steps = true,
+	    .downtime_delay = true,
+	    .completion_timeout = true,
+	    .max_outbound = true,
+	    .max_inbound = true,
+	    .compression = true,
+	    .parallel = true,
+	    .compression_value = false,
+	    .parallel_value = 3,
+	};
+	struct wk_tuning t;
+
+	c.libvirt.live_migration_bandwidth = 123;
+	c.libvirt.live_migration_downtime = 700;
+	c.libvirt.live_migration_downtime_steps = 7;
+	c.libvirt.live_migration_downtime_delay = 11;
+	c.libvirt.live_migration_completion_timeout = 0;
+	c.libvirt.max_concurrent_live_migrations = 5;
+	c.libvirt.max_concurrent_inbound_migrations = 0;
+	t = derive_ok(&c, &x);
+	cr_assert_eq(t.bandwidth_mib_s, 123);
+	cr_assert_eq(t.downtime_ms, 700);
+	cr_assert_eq(t.downtime_steps, 7);
+	cr_assert_eq(t.downtime_delay_s, 11);
+	cr_assert_eq(t.completion_timeout_s, 0);
+	cr_assert_eq(t.max_outbound, 5);
+	cr_assert_eq(t.max_inbound, 0);
+	cr_assert_eq(t.compressed, false);
+	cr_assert_eq(t.parallel_connections, 3);
+	assert_all_src(&t, WK_SRC_CONFIG);
+	cr_assert_str_eq(t.why.bandwidth, "set in the configuration");
+}
+
+Test(wk_tuning, derived_values_follow_explicit_concurrency)
+{
+	struct wk_conf c = conf_with("10G");
+	struct wk_tuning_explicit x = {.max_outbound = true};
+	struct wk_tuning t;
+
+	/* one outbound slot on 10G: the whole 80% for it */
+	c.libvirt.max_concurrent_live_migrations = 1;
+	t = derive_ok(&c, &x);
+	cr_assert_eq(t.max_outbound, 1);
+	cr_assert_eq(t.src.max_outbound, WK_SRC_CONFIG);
+	cr_assert_eq(t.bandwidth_mib_s, 953);
+	cr_assert_eq(t.src.bandwidth, WK_SRC_DERIVED);
+	cr_assert_eq(t.max_inbound, 2);
+	cr_assert_eq(t.src.max_inbound, WK_SRC_DERIVED);
+
+	/* unlimited outbound: nothing to share by, still 80% per migration */
+	c.libvirt.max_concurrent_live_migrations = 0;
+	t = derive_ok(&c, &x);
+	cr_assert_eq(t.max_outbound, 0);
+	cr_assert_eq(t.bandwidth_mib_s, 953);
+	cr_assert_not_null(strstr(t.why.bandwidth, "unlimited"), "%s", t.why.bandwidth);
+
+	/* eight slots on 100G */
+	c = conf_with("100G");
+	c.libvirt.max_concurrent_live_migrations = 8;
+	t = derive_ok(&c, &x);
+	cr_assert_eq(t.bandwidth_mib_s, 1192);
+}
+
+Test(wk_tuning, derived_timing_follows_explicit_bandwidth_and_timeout)
+{
+	struct wk_conf c = conf_with("10G");
+	struct wk_tuning_explicit x = {.bandwidth = true};
+	struct wk_tuning t;
+
+	/* 100 MiB/s: a GiB in 10.24 s, ten passes -> 103 s/GiB */
+	c.libvirt.live_migration_bandwidth = 100;
+	t = derive_ok(&c, &x);
+	cr_assert_eq(t.bandwidth_mib_s, 100);
+	cr_assert_eq(t.completion_timeout_s, 103);
+	cr_assert_eq(t.src.completion_timeout, WK_SRC_DERIVED);
+	cr_assert_eq(t.downtime_steps, 10);
+	cr_assert_eq(t.downtime_delay_s, 9);
+
+	/* a bandwidth above the link is timed at the link's speed (1192 MiB/s) */
+	c.libvirt.live_migration_bandwidth = 100000;
+	t = derive_ok(&c, &x);
+	cr_assert_eq(t.completion_timeout_s, 20);
+
+	/* unlimited bandwidth: timed at the derived share */
+	c.libvirt.live_migration_bandwidth = 0;
+	t = derive_ok(&c, &x);
+	cr_assert_eq(t.bandwidth_mib_s, 0);
+	cr_assert_eq(t.completion_timeout_s, 22);
+
+	/* timeout off: stepping still fits the formula's 108 s on 1G */
+	c = conf_with("1G");
+	x = (struct wk_tuning_explicit){.completion_timeout = true};
+	c.libvirt.live_migration_completion_timeout = 0;
+	t = derive_ok(&c, &x);
+	cr_assert_eq(t.completion_timeout_s, 0);
+	cr_assert_eq(t.src.completion_timeout, WK_SRC_CONFIG);
+	cr_assert_eq(t.downtime_steps, 10);
+	cr_assert_eq(t.downtime_delay_s, 9);
+
+	/* an explicit long timeout stretches the stepping */
+	c.libvirt.live_migration_completion_timeout = 800;
+	t = derive_ok(&c, &x);
+	cr_assert_eq(t.downtime_steps, 10);
+	cr_assert_eq(t.downtime_delay_s, 72);
+}
+
+Test(wk_tuning, derived_stepping_follows_explicit_downtime_steps_and_delay)
+{
+	struct wk_conf c = conf_with("1G");
+	struct wk_tuning_explicit x = {.downtime = true};
+	struct wk_tuning t;
+
+	/* 1000 ms: 20 steps of 50 ms; 0.9 * 108 / 20 -> 4 s */
+	c.libvirt.live_migration_downtime = 1000;
+	t = derive_ok(&c, &x);
+	cr_assert_eq(t.downtime_ms, 1000);
+	cr_assert_eq(t.downtime_steps, 20);
+	cr_assert_eq(t.downtime_delay_s, 4);
+
+	/* nova's 75 s delay on 1G: only 3 steps fit into 0.9 * 108 s (the minimum) */
+	c = conf_with("1G");
+	x = (struct wk_tuning_explicit){.downtime_delay = true};
+	t = derive_ok(&c, &x);
+	cr_assert_eq(t.downtime_delay_s, 75);
+	cr_assert_eq(t.src.downtime_delay, WK_SRC_CONFIG);
+	cr_assert_eq(t.downtime_steps, 3);
+	cr_assert_eq(t.src.downtime_steps, WK_SRC_DERIVED);
+
+	/* explicit steps on 1G: the delay divides 0.9 * 108 by them */
+	c = conf_with("1G");
+	c.libvirt.live_migration_downtime_steps = 4;
+	x = (struct wk_tuning_explicit){.downtime_steps = true};
+	t = derive_ok(&c, &x);
+	cr_assert_eq(t.downtime_steps, 4);
+	cr_assert_eq(t.downtime_delay_s, 24);
+
+	/* explicit steps are kept even when they overrun (delay floor 3 s) */
+	c = conf_with("100G");
+	c.libvirt.live_migration_downtime_steps = 30;
+	t = derive_ok(&c, &x);
+	cr_assert_eq(t.downtime_steps, 30);
+	cr_assert_eq(t.downtime_delay_s, 3);
+}
+
+Test(wk_tuning, explicit_compression_and_multifd_exclude_the_derived_other)
+{
+	struct wk_conf c = conf_with("10G");
+	struct wk_tuning_explicit x = {.compression = true, .compression_value = true};
+	struct wk_tuning t;
+
+	t = derive_ok(&c, &x);
+	cr_assert_eq(t.compressed, true);
+	cr_assert_eq(t.src.compression, WK_SRC_CONFIG);
+	cr_assert_eq(t.parallel_connections, 0);
+	cr_assert_eq(t.src.parallel, WK_SRC_DERIVED);
+
+	/* explicit "compression off" leaves multifd derived */
+	x.compression_value = false;
+	t = derive_ok(&c, &x);
+	cr_assert_eq(t.compressed, false);
+	cr_assert_eq(t.parallel_connections, 2);
+
+	/* multifd on a 1G link: no XBZRLE */
+	c = conf_with("1G");
+	x = (struct wk_tuning_explicit){.parallel = true, .parallel_value = 4};
+	t = derive_ok(&c, &x);
+	cr_assert_eq(t.parallel_connections, 4);
+	cr_assert_eq(t.src.parallel, WK_SRC_CONFIG);
+	cr_assert_eq(t.compressed, false);
+	cr_assert_eq(t.src.compression, WK_SRC_DERIVED);
+
+	/* parallel explicitly 0 on 1G: compression derived as usual */
+	x.parallel_value = 0;
+	t = derive_ok(&c, &x);
+	cr_assert_eq(t.compressed, true);
+}
+
+static void
+expect_bad(const char *speed, const char *want)
+{
+	struct wk_conf c = conf_with(speed);
+	struct wk_err err = {{0}};
+	struct wk_tuning t;
+	int r;
+
+	memset(&t, 0xa5, sizeof(t));
+	r = wk_tuning_derive(&c, NULL, &t, &err);
+	cr_assert_eq(r, -EINVAL, "'%s': r=%d", speed, r);
+	cr_assert_not_null(strstr(err.msg, "libvirt.link_speed"), "'%s': %s", speed, err.msg);
+	cr_assert_not_null(strstr(err.msg, want), "'%s': '%s' not in '%s'", speed, want, err.msg);
+	cr_assert_eq(t.link_bits_per_s, 0xa5a5a5a5a5a5a5a5ULL, "ret written on failure");
+}
+
+Test(wk_tuning, bad_link_speeds_are_refused)
+{
+	expect_bad("fast", "\"fast\"");
+	expect_bad("10GB", "\"10GB\"");
+	expect_bad("10", "\"10\"");
+	expect_bad("0G", "\"0G\"");
+	expect_bad("-1G", "\"-1G\"");
+	expect_bad("10G ", "\"10G \"");
+	expect_bad("5M", "outside 10M..1T");
+	expect_bad("9999999", "\"9999999\"");
+	expect_bad("800K", "outside 10M..1T");
+	expect_bad("2T", "outside 10M..1T");
+	expect_bad("1000.5G", "outside 10M..1T");
+}
+
+Test(wk_tuning, link_speed_edges_are_accepted)
+{
+	struct wk_conf c = conf_with("10M");
+	struct wk_tuning t = derive_ok(&c, NULL);
+
+	cr_assert_eq(t.bandwidth_mib_s, 1);
+	cr_assert_eq(t.downtime_ms, 2000);
+	cr_assert_eq(t.completion_timeout_s, 10240);
+	c = conf_with("1T");
+	t = derive_ok(&c, NULL);
+	cr_assert_eq(t.parallel_connections, 8);
+	cr_assert_eq(t.max_outbound, 4);
+	/* between the steps: 500M gets 1000 ms, 40G the 25G step */
+	c = conf_with("500M");
+	t = derive_ok(&c, NULL);
+	cr_assert_eq(t.downtime_ms, 1000);
+	cr_assert_eq(t.downtime_steps, 20);
+	c = conf_with("40G");
+	t = derive_ok(&c, NULL);
+	cr_assert_eq(t.parallel_connections, 4);
+	cr_assert_eq(t.bandwidth_mib_s, 953);
+}
+
+Test(wk_tuning, out_of_range_explicit_values_are_refused)
+{
+	struct wk_conf c = conf_with("10G");
+	struct wk_tuning_explicit x = {.parallel = true, .parallel_value = 256};
+	struct wk_err err = {{0}};
+	struct wk_tuning t;
+
+	cr_assert_eq(wk_tuning_derive(&c, &x, &t, &err), -EINVAL);
+	cr_assert_not_null(strstr(err.msg, "live_migration_parallel_connections"), "%s", err.msg);
+	cr_assert_not_null(strstr(err.msg, "256"), "%s", err.msg);
+
+	x = (struct wk_tuning_explicit){.downtime = true};
+	c.libvirt.live_migration_downtime = 50;
+	cr_assert_eq(wk_tuning_derive(&c, &x, &t, &err), -EINVAL);
+	cr_assert_not_null(strstr(err.msg, "libvirt.live_migration_downtime"), "%s", err.msg);
+
+	/* a bad value that is not explicit is not looked at */
+	x.downtime = false;
+	cr_assert_eq(wk_tuning_derive(&c, &x, &t, NULL), 0);
+	cr_assert_eq(wk_tuning_derive(NULL, &x, &t, NULL), -EINVAL);
+}
+
+/* Prints @t into a string the caller frees. */
+static char *
+print_to_string(const struct wk_tuning *t)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	cr_assert_not_null(f);
+	wk_tuning_print(f, t);
+	cr_assert_eq(fclose(f), 0);
+	return buf;
+}
+
+static int
+count_lines(const char *s)
+{
+	int n = 0;
+
+	for (; *s != '\0'; s++)
+		n += *s == '\n';
+	return n;
+}
+
+Test(wk_tuning, print_shows_every_option_value_source_and_why)
+{
+	struct wk_conf c = conf_with("10G");
+	struct wk_tuning_explicit x = {.max_inbound = true};
+	struct wk_tuning t;
+	char *out;
+
+	c.libvirt.max_concurrent_inbound_migrations = 0;
+	t = derive_ok(&c, &x);
+	out = print_to_string(&t);
+	cr_assert_eq(count_lines(out), 11, "%s", out);
+	cr_assert_not_null(
+	    strstr(out, "libvirt.link_speed = 10G (10000000000 bit/s, 1192 MiB/s)"), "%s", out);
+	cr_assert_not_null(strstr(out, "option"), "%s", out);
+	cr_assert_not_null(strstr(out, "source"), "%s", out);
+	cr_assert_not_null(strstr(out, "why"), "%s", out);
+	cr_assert_not_null(
+	    strstr(out, "libvirt.live_migration_bandwidth             476 MiB/s"), "%s", out);
+	cr_assert_not_null(
+	    strstr(out, "80% of 10G (1192 MiB/s) / 2 outbound migrations"), "%s", out);
+	cr_assert_not_null(strstr(out, "libvirt.live_migration_compression"), "%s", out);
+	cr_assert_not_null(
+	    strstr(out, "libvirt.live_migration_parallel_connections  2"), "%s", out);
+	cr_assert_not_null(
+	    strstr(out, "libvirt.live_migration_downtime              500 ms"), "%s", out);
+	cr_assert_not_null(
+	    strstr(out, "libvirt.live_migration_downtime_steps        6"), "%s", out);
+	cr_assert_not_null(
+	    strstr(out, "libvirt.live_migration_downtime_delay        3 s/GiB"), "%s", out);
+	cr_assert_not_null(
+	    strstr(out, "libvirt.live_migration_completion_timeout    22 s/GiB"), "%s", out);
+	cr_assert_not_null(
+	    strstr(out, "libvirt.max_concurrent_live_migrations       2"), "%s", out);
+	cr_assert_not_null(
+	    strstr(out, "libvirt.max_concurrent_inbound_migrations    unlimited    config   set in "
+	                "the configuration"),
+	    "%s", out);
+	cr_assert_not_null(strstr(out, "derived"), "%s", out);
+	free(out);
+}
+
+Test(wk_tuning, print_without_link_speed_says_so)
+{
+	struct wk_conf c = conf_with(NULL);
+	struct wk_tuning t = derive_ok(&c, NULL);
+	char *out = print_to_string(&t);
+
+	cr_assert_eq(count_lines(out), 11, "%s", out);
+	cr_assert_not_null(strstr(out, "libvirt.link_speed not set"), "%s", out);
+	cr_assert_not_null(strstr(out, "unlimited    default"), "%s", out);
+	cr_assert_not_null(strstr(out, "800 s/GiB"), "%s", out);
+	cr_assert_null(strstr(out, "derived"), "%s", out);
+	free(out);
+	cr_assert_str_eq(wk_tuning_src_name(WK_SRC_CONFIG), "config");
+	cr_assert_str_eq(wk_tuning_src_name(WK_SRC_DEFAULT), "default");
+	cr_assert_str_eq(wk_tuning_src_name(WK_SRC_DERIVED), "derived");
+	cr_assert_str_eq(wk_tuning_src_name((enum wk_tuning_src)42), "?");
+}

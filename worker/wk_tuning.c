@@ -1,0 +1,475 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * wk_tuning.c - "one dial": the migration knobs derived from the link speed
+ * (formulas in wk_tuning.h, reasons in docs/tuning.md).  Pure; any thread.
+ */
+#include "wk_tuning.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define GBIT          1000000000ULL
+#define HEADROOM      0.8  /* share of the link migrations may use */
+#define PASSES        10.0 /* completion timeout = this many passes over each GiB */
+#define TIMEOUT_FLOOR 20u  /* s per GiB: fixed per-migration costs dominate below this */
+#define STEP_MS       50u  /* nova's default steps the downtime by about 50 ms */
+#define DOWNTIME_NOVA 500u /* ms, nova's live_migration_downtime default */
+#define DOWNTIME_CAP  2000u
+#define MIN_STEPS     3u /* wk_conf's (nova's) minimum */
+#define MIN_DELAY     3u /* wk_conf's (nova's) minimum, s per GiB */
+
+static void __attribute__((format(printf, 2, 3))) why(char *buf, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(buf, WK_TUNING_WHY_MAX, fmt, ap);
+	va_end(ap);
+}
+
+/* "10G", "2.5G", "100M": the link speed as an operator writes it. */
+static void
+fmt_speed(char *buf, size_t n, uint64_t bps)
+{
+	static const struct {
+		uint64_t mult;
+		const char *suffix;
+	} units[] = {
+	    {1000000000000ULL, "T"}, {1000000000ULL, "G"}, {1000000ULL, "M"}, {1000ULL, "K"}};
+	size_t i;
+
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (bps >= units[i].mult) {
+			(void)snprintf(
+			    buf, n, "%g%s", (double)bps / (double)units[i].mult, units[i].suffix);
+			return;
+		}
+	}
+	(void)snprintf(buf, n, "%" PRIu64 "bit/s", bps);
+}
+
+/* The concurrency step for @bps: 1 below 10G, 2 below 25G, 4 from 25G. */
+static int
+concurrency_for(uint64_t bps)
+{
+	if (bps >= 25 * GBIT)
+		return 4;
+	if (bps >= 10 * GBIT)
+		return 2;
+	return 1;
+}
+
+/* multifd channels for @bps: 0 below 10G, 2, 4 from 25G, 8 from 100G. */
+static int
+parallel_for(uint64_t bps)
+{
+	if (bps >= 100 * GBIT)
+		return 8;
+	if (bps >= 25 * GBIT)
+		return 4;
+	if (bps >= 10 * GBIT)
+		return 2;
+	return 0;
+}
+
+static int
+check_explicit(const struct wk_conf *c, const struct wk_tuning_explicit *x, struct wk_err *reterr)
+{
+	const char *opt = NULL;
+	int v = 0;
+
+	if (x->bandwidth && c->libvirt.live_migration_bandwidth < 0) {
+		opt = "live_migration_bandwidth";
+		v = c->libvirt.live_migration_bandwidth;
+	} else if (x->downtime && c->libvirt.live_migration_downtime < 100) {
+		opt = "live_migration_downtime";
+		v = c->libvirt.live_migration_downtime;
+	} else if (x->downtime_steps && c->libvirt.live_migration_downtime_steps < (int)MIN_STEPS) {
+		opt = "live_migration_downtime_steps";
+		v = c->libvirt.live_migration_downtime_steps;
+	} else if (x->downtime_delay && c->libvirt.live_migration_downtime_delay < (int)MIN_DELAY) {
+		opt = "live_migration_downtime_delay";
+		v = c->libvirt.live_migration_downtime_delay;
+	} else if (x->completion_timeout && c->libvirt.live_migration_completion_timeout < 0) {
+		opt = "live_migration_completion_timeout";
+		v = c->libvirt.live_migration_completion_timeout;
+	} else if (x->max_outbound && c->libvirt.max_concurrent_live_migrations < 0) {
+		opt = "max_concurrent_live_migrations";
+		v = c->libvirt.max_concurrent_live_migrations;
+	} else if (x->max_inbound && c->libvirt.max_concurrent_inbound_migrations < 0) {
+		opt = "max_concurrent_inbound_migrations";
+		v = c->libvirt.max_concurrent_inbound_migrations;
+	} else if (x->parallel && (x->parallel_value < 0 || x->parallel_value > 255)) {
+		opt = "live_migration_parallel_connections";
+		v = x->parallel_value;
+	}
+	if (opt != NULL)
+		return wk_err_set(reterr, -EINVAL, "libvirt.%s: %d is out of range", opt, v);
+	return 0;
+}
+
+/* Everything as configured: no link speed.  Explicit options are CONFIG,
+ * the rest DEFAULT (wk_conf holds the default for an option not set). */
+static void
+as_configured(const struct wk_conf *c, const struct wk_tuning_explicit *x, struct wk_tuning *t)
+{
+	const char *set = "set in the configuration";
+	const char *unset = "nova's default (libvirt.link_speed not set)";
+
+#define TAKE(field, src_field, value)                                             \
+	do {                                                                      \
+		t->field = (value);                                               \
+		t->src.src_field = x->src_field ? WK_SRC_CONFIG : WK_SRC_DEFAULT; \
+		why(t->why.src_field, "%s", x->src_field ? set : unset);          \
+	} while (0)
+
+	TAKE(bandwidth_mib_s, bandwidth, (unsigned long long)c->libvirt.live_migration_bandwidth);
+	TAKE(downtime_ms, downtime, (unsigned)c->libvirt.live_migration_downtime);
+	TAKE(downtime_steps, downtime_steps, (unsigned)c->libvirt.live_migration_downtime_steps);
+	TAKE(downtime_delay_s, downtime_delay, (unsigned)c->libvirt.live_migration_downtime_delay);
+	TAKE(completion_timeout_s, completion_timeout,
+	    (unsigned)c->libvirt.live_migration_completion_timeout);
+	TAKE(max_outbound, max_outbound, c->libvirt.max_concurrent_live_migrations);
+	TAKE(max_inbound, max_inbound, c->libvirt.max_concurrent_inbound_migrations);
+	TAKE(compressed, compression, x->compression ? x->compression_value : false);
+	TAKE(parallel_connections, parallel, x->parallel ? x->parallel_value : 0);
+#undef TAKE
+	if (!x->compression)
+		why(t->why.compression, "off by default (libvirt.link_speed not set)");
+	if (!x->parallel)
+		why(t->why.parallel, "one stream by default (libvirt.link_speed not set)");
+}
+
+static void
+derive_concurrency(const struct wk_conf *c, const struct wk_tuning_explicit *x, const char *speed,
+    struct wk_tuning *t)
+{
+	int n = concurrency_for(t->link_bits_per_s);
+	const char *band = "< 10G";
+
+	if (n == 4)
+		band = ">= 25G";
+	else if (n == 2)
+		band = "10G..25G";
+
+	if (x->max_outbound) {
+		t->max_outbound = c->libvirt.max_concurrent_live_migrations;
+		t->src.max_outbound = WK_SRC_CONFIG;
+		why(t->why.max_outbound, "set in the configuration");
+	} else {
+		t->max_outbound = n;
+		t->src.max_outbound = WK_SRC_DERIVED;
+		why(t->why.max_outbound, "%s (%s): %d at once, each keeping a useful share", speed,
+		    band, n);
+	}
+	if (x->max_inbound) {
+		t->max_inbound = c->libvirt.max_concurrent_inbound_migrations;
+		t->src.max_inbound = WK_SRC_CONFIG;
+		why(t->why.max_inbound, "set in the configuration");
+	} else {
+		t->max_inbound = n;
+		t->src.max_inbound = WK_SRC_DERIVED;
+		why(t->why.max_inbound, "%s (%s): the same step as outbound", speed, band);
+	}
+}
+
+/* The derived per-migration share in MiB/s (>= 1): 80% of the link, which is
+ * bps / 8 / 2^20 * 0.8 = bps / (10 * 2^20), divided among the outbound slots. */
+static unsigned long long
+share_mib_s(const struct wk_tuning *t)
+{
+	uint64_t div = t->max_outbound > 0 ? (uint64_t)t->max_outbound : 1;
+	uint64_t v = t->link_bits_per_s / (10ULL * 1048576ULL * div);
+
+	return v < 1 ? 1ULL : (unsigned long long)v;
+}
+
+static void
+derive_bandwidth(const struct wk_conf *c, const struct wk_tuning_explicit *x, const char *speed,
+    double link_mib, struct wk_tuning *t)
+{
+	unsigned long long share = share_mib_s(t);
+
+	if (x->bandwidth) {
+		t->bandwidth_mib_s = (unsigned long long)c->libvirt.live_migration_bandwidth;
+		t->src.bandwidth = WK_SRC_CONFIG;
+		why(t->why.bandwidth, "set in the configuration");
+		return;
+	}
+	t->bandwidth_mib_s = share;
+	t->src.bandwidth = WK_SRC_DERIVED;
+	if (t->max_outbound > 0)
+		why(t->why.bandwidth, "80%% of %s (%.0f MiB/s) / %d outbound migration%s", speed,
+		    link_mib, t->max_outbound, t->max_outbound == 1 ? "" : "s");
+	else
+		why(t->why.bandwidth, "80%% of %s (%.0f MiB/s); outbound unlimited, so not shared",
+		    speed, link_mib);
+}
+
+static void
+derive_streams(const struct wk_tuning_explicit *x, const char *speed, struct wk_tuning *t)
+{
+	uint64_t bps = t->link_bits_per_s;
+	int n = parallel_for(bps);
+
+	if (x->compression) {
+		t->compressed = x->compression_value;
+		t->src.compression = WK_SRC_CONFIG;
+		why(t->why.compression, "set in the configuration");
+	} else if (x->parallel && x->parallel_value > 0) {
+		t->compressed = false;
+		t->src.compression = WK_SRC_DERIVED;
+		why(t->why.compression,
+		    "off: multifd is set, and QEMU's multifd path bypasses XBZRLE");
+	} else {
+		t->compressed = bps <= GBIT;
+		t->src.compression = WK_SRC_DERIVED;
+		if (t->compressed)
+			why(t->why.compression,
+			    "%s <= 1G: XBZRLE resends only changed bytes, worth its CPU on a slow "
+			    "link",
+			    speed);
+		else
+			why(t->why.compression,
+			    "%s > 1G: XBZRLE's CPU cost outweighs the bytes it saves", speed);
+	}
+
+	if (x->parallel) {
+		t->parallel_connections = x->parallel_value;
+		t->src.parallel = WK_SRC_CONFIG;
+		why(t->why.parallel, "set in the configuration");
+	} else if (x->compression && x->compression_value) {
+		t->parallel_connections = 0;
+		t->src.parallel = WK_SRC_DERIVED;
+		why(t->why.parallel, "one stream: compression is set, and multifd bypasses XBZRLE");
+	} else {
+		t->parallel_connections = n;
+		t->src.parallel = WK_SRC_DERIVED;
+		if (n == 0)
+			why(t->why.parallel, "%s < 10G: one stream fills the link", speed);
+		else
+			why(t->why.parallel,
+			    "%s: one stream (one QEMU thread) cannot fill it; %d multifd channels",
+			    speed, n);
+	}
+}
+
+static void
+derive_downtime(const struct wk_conf *c, const struct wk_tuning_explicit *x, const char *speed,
+    struct wk_tuning *t)
+{
+	uint64_t bps = t->link_bits_per_s;
+	uint64_t v;
+
+	if (x->downtime) {
+		t->downtime_ms = (unsigned)c->libvirt.live_migration_downtime;
+		t->src.downtime = WK_SRC_CONFIG;
+		why(t->why.downtime, "set in the configuration");
+		return;
+	}
+	t->src.downtime = WK_SRC_DERIVED;
+	if (bps >= GBIT) {
+		t->downtime_ms = DOWNTIME_NOVA;
+		why(t->why.downtime, "%s >= 1G: nova's 500 ms switch-over carries >= 60 MiB",
+		    speed);
+		return;
+	}
+	v = (DOWNTIME_NOVA * GBIT + bps - 1) / bps;
+	t->downtime_ms = v > DOWNTIME_CAP ? DOWNTIME_CAP : (unsigned)v;
+	why(t->why.downtime, "%s < 1G: 500 ms * 1G / %s = %" PRIu64 " ms (cap %u ms)", speed, speed,
+	    v, DOWNTIME_CAP);
+}
+
+/* Completion timeout, then the downtime stepping that fits inside it. */
+static void
+derive_timing(const struct wk_conf *c, const struct wk_tuning_explicit *x, double link_mib,
+    struct wk_tuning *t)
+{
+	double basis, t_gib, raw;
+	unsigned formula, basis_t, steps, delay, fit;
+
+	basis = t->bandwidth_mib_s > 0 ? (double)t->bandwidth_mib_s : (double)share_mib_s(t);
+	if (basis > link_mib)
+		basis = link_mib;
+	t_gib = 1024.0 / basis;
+	raw = ceil(PASSES * t_gib);
+	formula = raw < (double)TIMEOUT_FLOOR ? TIMEOUT_FLOOR : (unsigned)raw;
+
+	if (x->completion_timeout) {
+		t->completion_timeout_s = (unsigned)c->libvirt.live_migration_completion_timeout;
+		t->src.completion_timeout = WK_SRC_CONFIG;
+		why(t->why.completion_timeout, "set in the configuration");
+	} else {
+		t->completion_timeout_s = formula;
+		t->src.completion_timeout = WK_SRC_DERIVED;
+		why(t->why.completion_timeout,
+		    "a GiB takes %.1f s at %.0f MiB/s; 10 passes = %.0f s (floor %u s)", t_gib,
+		    basis, raw, TIMEOUT_FLOOR);
+	}
+	basis_t = t->completion_timeout_s > 0 ? t->completion_timeout_s : formula;
+
+	if (x->downtime_steps)
+		steps = (unsigned)c->libvirt.live_migration_downtime_steps;
+	else
+		steps = (t->downtime_ms + STEP_MS / 2) / STEP_MS;
+	if (steps < MIN_STEPS)
+		steps = MIN_STEPS;
+
+	if (x->downtime_delay) {
+		delay = (unsigned)c->libvirt.live_migration_downtime_delay;
+	} else {
+		delay = (unsigned)((9ULL * basis_t) / (10ULL * steps));
+		if (delay < MIN_DELAY)
+			delay = MIN_DELAY;
+	}
+	if (!x->downtime_steps) {
+		fit = (unsigned)((9ULL * basis_t) / (10ULL * delay));
+		if (fit < MIN_STEPS)
+			fit = MIN_STEPS;
+		if (steps > fit)
+			steps = fit;
+	}
+
+	t->downtime_steps = steps;
+	if (x->downtime_steps) {
+		t->src.downtime_steps = WK_SRC_CONFIG;
+		why(t->why.downtime_steps, "set in the configuration");
+	} else {
+		t->src.downtime_steps = WK_SRC_DERIVED;
+		why(t->why.downtime_steps,
+		    "%u ms / %u ms a step, capped so steps x %u s fit 90%% of %u s/GiB",
+		    t->downtime_ms, STEP_MS, delay, basis_t);
+	}
+	t->downtime_delay_s = delay;
+	if (x->downtime_delay) {
+		t->src.downtime_delay = WK_SRC_CONFIG;
+		why(t->why.downtime_delay, "set in the configuration");
+	} else {
+		t->src.downtime_delay = WK_SRC_DERIVED;
+		why(t->why.downtime_delay,
+		    "stepping ends at 90%% of the %u s/GiB timeout: 0.9 * %u / %u steps (min %u)",
+		    basis_t, basis_t, steps, MIN_DELAY);
+	}
+}
+
+int
+wk_tuning_derive(const struct wk_conf *c, const struct wk_tuning_explicit *x, struct wk_tuning *ret,
+    struct wk_err *reterr)
+{
+	static const struct wk_tuning_explicit none;
+	struct wk_tuning t;
+	char speed[32];
+	uint64_t bps;
+	double link_mib;
+	int r;
+
+	if (c == NULL || ret == NULL)
+		return wk_err_set(reterr, -EINVAL, "wk_tuning_derive: no configuration");
+	if (x == NULL)
+		x = &none;
+	r = check_explicit(c, x, reterr);
+	if (r < 0)
+		return r;
+
+	memset(&t, 0, sizeof(t));
+	if (c->libvirt.link_speed == NULL || c->libvirt.link_speed[0] == '\0') {
+		as_configured(c, x, &t);
+		*ret = t;
+		return 0;
+	}
+	if (wk_conf_parse_link_speed(c->libvirt.link_speed, &bps) < 0)
+		return wk_err_set(reterr, -EINVAL,
+		    "libvirt.link_speed: \"%.64s\" is not a speed in bits/s such as \"10G\", "
+		    "\"2.5G\" or \"100M\"",
+		    c->libvirt.link_speed);
+	if (bps < WK_TUNING_LINK_MIN || bps > WK_TUNING_LINK_MAX)
+		return wk_err_set(reterr, -EINVAL,
+		    "libvirt.link_speed: \"%.64s\" is outside 10M..1T (bits/s)",
+		    c->libvirt.link_speed);
+
+	t.link_bits_per_s = bps;
+	link_mib = (double)bps / 8.0 / 1048576.0;
+	fmt_speed(speed, sizeof(speed), bps);
+
+	/* Order matters: bandwidth divides by concurrency, timing uses bandwidth
+	 * and downtime. */
+	derive_concurrency(c, x, speed, &t);
+	derive_bandwidth(c, x, speed, link_mib, &t);
+	derive_streams(x, speed, &t);
+	derive_downtime(c, x, speed, &t);
+	derive_timing(c, x, link_mib, &t);
+	*ret = t;
+	return 0;
+}
+
+const char *
+wk_tuning_src_name(enum wk_tuning_src s)
+{
+	switch (s) {
+	case WK_SRC_DEFAULT:
+		return "default";
+	case WK_SRC_DERIVED:
+		return "derived";
+	case WK_SRC_CONFIG:
+		return "config";
+	}
+	return "?";
+}
+
+static void
+row(FILE *f, const char *option, const char *value, enum wk_tuning_src src, const char *reason)
+{
+	fprintf(f, "%-44s %-12s %-8s %s\n", option, value, wk_tuning_src_name(src), reason);
+}
+
+static void
+count_or(char *buf, size_t n, long long v, const char *unit, const char *zero)
+{
+	if (v == 0 && zero != NULL)
+		(void)snprintf(buf, n, "%s", zero);
+	else
+		(void)snprintf(buf, n, "%lld%s", v, unit);
+}
+
+void
+wk_tuning_print(FILE *f, const struct wk_tuning *t)
+{
+	char speed[32], v[32];
+
+	if (t->link_bits_per_s > 0) {
+		fmt_speed(speed, sizeof(speed), t->link_bits_per_s);
+		fprintf(f, "libvirt.link_speed = %s (%" PRIu64 " bit/s, %.0f MiB/s)\n", speed,
+		    t->link_bits_per_s, (double)t->link_bits_per_s / 8.0 / 1048576.0);
+	} else {
+		fprintf(f, "libvirt.link_speed not set: nova's defaults unless set\n");
+	}
+	fprintf(f, "%-44s %-12s %-8s %s\n", "option", "value", "source", "why");
+
+	count_or(v, sizeof(v), (long long)t->bandwidth_mib_s, " MiB/s", "unlimited");
+	row(f, "libvirt.live_migration_bandwidth", v, t->src.bandwidth, t->why.bandwidth);
+	row(f, "libvirt.live_migration_compression", t->compressed ? "xbzrle" : "off",
+	    t->src.compression, t->why.compression);
+	count_or(v, sizeof(v), t->parallel_connections, "", "off");
+	row(f, "libvirt.live_migration_parallel_connections", v, t->src.parallel, t->why.parallel);
+	count_or(v, sizeof(v), t->downtime_ms, " ms", NULL);
+	row(f, "libvirt.live_migration_downtime", v, t->src.downtime, t->why.downtime);
+	count_or(v, sizeof(v), t->downtime_steps, "", NULL);
+	row(f, "libvirt.live_migration_downtime_steps", v, t->src.downtime_steps,
+	    t->why.downtime_steps);
+	count_or(v, sizeof(v), t->downtime_delay_s, " s/GiB", NULL);
+	row(f, "libvirt.live_migration_downtime_delay", v, t->src.downtime_delay,
+	    t->why.downtime_delay);
+	count_or(v, sizeof(v), t->completion_timeout_s, " s/GiB", "off");
+	row(f, "libvirt.live_migration_completion_timeout", v, t->src.completion_timeout,
+	    t->why.completion_timeout);
+	count_or(v, sizeof(v), t->max_outbound, "", "unlimited");
+	row(f, "libvirt.max_concurrent_live_migrations", v, t->src.max_outbound,
+	    t->why.max_outbound);
+	count_or(v, sizeof(v), t->max_inbound, "", "unlimited");
+	row(f, "libvirt.max_concurrent_inbound_migrations", v, t->src.max_inbound,
+	    t->why.max_inbound);
+}
