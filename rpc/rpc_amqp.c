@@ -7,9 +7,12 @@
  */
 #include "rpc_amqp.h"
 
+#include <sys/socket.h>
 #include <sys/time.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +50,7 @@ struct inflight {
 	uint64_t tag;
 	bool redelivered;
 	bool compressed;
+	bool oversized; /* body frames are skipped, not stored */
 	char routing_key[256];
 	char *body;
 	size_t len, want;
@@ -62,6 +66,7 @@ struct rpc_amqp {
 	char *connection_name;
 	char *notify_topic;
 	struct rpc_amqp_options o; /* flags only; string fields unused after new */
+	int connect_timeout_ms;
 	char reply_queue[64];
 	char fanout_queues[MAX_TOPICS][128];
 
@@ -79,6 +84,19 @@ static char *
 dup_or_null(const char *s)
 {
 	return s != NULL ? strdup(s) : NULL;
+}
+
+/* Replaces *dst by a copy of src; false when out of memory (dst unchanged). */
+static bool
+replace_str(char **dst, const char *src)
+{
+	char *c = strdup(src);
+
+	if (c == NULL)
+		return false;
+	free(*dst);
+	*dst = c;
+	return true;
 }
 
 static int
@@ -152,6 +170,7 @@ rpc_amqp_new(const struct rpc_amqp_options *opts, rpc_amqp **ret_amqp)
 		return -ENOMEM;
 	a->o = *opts;
 	a->o.url = NULL;
+	a->o.ssl_ca_file = a->o.ssl_cert_file = a->o.ssl_key_file = NULL;
 	a->out_max = opts->outbox_max > 0 ? opts->outbox_max : 4096;
 	a->exchange = strdup(opts->exchange);
 	a->server = strdup(opts->server);
@@ -180,6 +199,15 @@ rpc_amqp_new(const struct rpc_amqp_options *opts, rpc_amqp **ret_amqp)
 	u->ssl_ca_file = dup_or_null(opts->url->ssl_ca_file);
 	u->ssl_cert_file = dup_or_null(opts->url->ssl_cert_file);
 	u->ssl_key_file = dup_or_null(opts->url->ssl_key_file);
+	/* [oslo_messaging_rabbit] ssl* options override the URL's query. */
+	u->ssl = u->ssl || opts->ssl;
+	if (opts->ssl_ca_file != NULL && !replace_str(&u->ssl_ca_file, opts->ssl_ca_file))
+		goto oom;
+	if (opts->ssl_cert_file != NULL && !replace_str(&u->ssl_cert_file, opts->ssl_cert_file))
+		goto oom;
+	if (opts->ssl_key_file != NULL && !replace_str(&u->ssl_key_file, opts->ssl_key_file))
+		goto oom;
+	a->connect_timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 5000;
 	for (size_t i = 0; i < MAX_TOPICS && opts->topics[i] != NULL; i++) {
 		if (opts->topics[i][0] == '\0')
 			continue;
@@ -493,85 +521,141 @@ flush_outbox(rpc_amqp *a)
 	return 0;
 }
 
-int
-rpc_amqp_connect(rpc_amqp *a, struct rpc_err *reterr)
+static bool
+is_ip_literal(const char *host)
 {
-	const struct rpc_url_host *h;
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+/* Why a TLS handshake failed, in words an operator can act on. */
+static const char *
+tls_reason(int status)
+{
+	switch (status) {
+	case AMQP_STATUS_SSL_PEER_VERIFY_FAILED:
+		return "the broker's certificate is not signed by the configured CA";
+	case AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED:
+		return "the broker's certificate does not name this host";
+	case AMQP_STATUS_SSL_CONNECTION_FAILED:
+		return "TLS handshake failed (certificate not trusted by the CA, or the port "
+		       "does not speak TLS)";
+	default:
+		return amqp_error_string2(status);
+	}
+}
+
+/* Opens the socket of one broker, TLS or not.  On failure conn is left for
+ * the caller to destroy. */
+static int
+open_socket(rpc_amqp *a, const struct rpc_url_host *h, struct rpc_err *reterr)
+{
+	struct timeval tv;
 	amqp_socket_t *sock;
-	amqp_table_entry_t props[2];
+	int st;
+
+	tv.tv_sec = a->connect_timeout_ms / 1000;
+	tv.tv_usec = (a->connect_timeout_ms % 1000) * 1000;
+	if (!a->url->ssl) {
+		sock = amqp_tcp_socket_new(a->conn);
+		if (sock == NULL)
+			return rpc_err_set(reterr, -ENOMEM, "cannot create socket");
+		st = amqp_socket_open_noblock(sock, h->host, h->port, &tv);
+		if (st != AMQP_STATUS_OK)
+			return rpc_err_set(
+			    reterr, status_to_errno(st), "%s", amqp_error_string2(st));
+		return 0;
+	}
+	sock = amqp_ssl_socket_new(a->conn);
+	if (sock == NULL)
+		return rpc_err_set(reterr, -ENOMEM, "cannot create TLS socket");
+	/* oslo (py-amqp) verifies the chain only; we also check the name, except
+	 * for IP literals, which rabbitmq-c 0.11 cannot match against IP SANs. */
+	amqp_ssl_socket_set_verify_peer(sock, a->url->ssl_ca_file != NULL);
+	amqp_ssl_socket_set_verify_hostname(
+	    sock, a->url->ssl_ca_file != NULL && !is_ip_literal(h->host));
+	if (a->url->ssl_ca_file != NULL &&
+	    amqp_ssl_socket_set_cacert(sock, a->url->ssl_ca_file) != AMQP_STATUS_OK)
+		return rpc_err_set(
+		    reterr, -EINVAL, "TLS: cannot load CA file '%s'", a->url->ssl_ca_file);
+	if (a->url->ssl_cert_file != NULL &&
+	    amqp_ssl_socket_set_key(sock, a->url->ssl_cert_file,
+	        a->url->ssl_key_file != NULL ? a->url->ssl_key_file : a->url->ssl_cert_file) !=
+	        AMQP_STATUS_OK)
+		return rpc_err_set(reterr, -EINVAL,
+		    "TLS: cannot load client certificate '%s' / key '%s'", a->url->ssl_cert_file,
+		    a->url->ssl_key_file != NULL ? a->url->ssl_key_file : a->url->ssl_cert_file);
+	st = amqp_socket_open_noblock(sock, h->host, h->port, &tv);
+	if (st == AMQP_STATUS_OK)
+		return 0;
+	if (a->url->ssl_ca_file != NULL)
+		return rpc_err_set(reterr, status_to_errno(st), "TLS: %s (CA file '%s')",
+		    tls_reason(st), a->url->ssl_ca_file);
+	return rpc_err_set(reterr, status_to_errno(st), "TLS: %s", tls_reason(st));
+}
+
+/* One attempt on one broker: socket, login, channels, declarations. */
+static int
+connect_one(rpc_amqp *a, const struct rpc_url_host *h, struct rpc_err *reterr)
+{
+	amqp_table_entry_t props[3], caps[3];
 	amqp_table_t ptable;
-	struct timeval tv = {5, 0};
-	int st, r;
+	int r;
 
 	drop_connection(a);
-	h = &a->url->hosts[a->next_host % a->url->n_hosts];
-	/* Next attempt (or next reconnect) tries the next broker: failover. */
-	a->next_host = (a->next_host + 1) % a->url->n_hosts;
-
 	a->conn = amqp_new_connection();
 	if (a->conn == NULL)
 		return rpc_err_set(reterr, -ENOMEM, "out of memory");
-	if (a->url->ssl) {
-		sock = amqp_ssl_socket_new(a->conn);
-		if (sock == NULL)
-			goto nosock;
-		amqp_ssl_socket_set_verify_peer(sock, a->url->ssl_ca_file != NULL);
-		amqp_ssl_socket_set_verify_hostname(sock, a->url->ssl_ca_file != NULL);
-		if (a->url->ssl_ca_file != NULL &&
-		    amqp_ssl_socket_set_cacert(sock, a->url->ssl_ca_file) != AMQP_STATUS_OK) {
-			r = rpc_err_set(
-			    reterr, -EINVAL, "cannot load CA file '%s'", a->url->ssl_ca_file);
-			goto fail;
-		}
-		if (a->url->ssl_cert_file != NULL && a->url->ssl_key_file != NULL &&
-		    amqp_ssl_socket_set_key(sock, a->url->ssl_cert_file, a->url->ssl_key_file) !=
-		        AMQP_STATUS_OK) {
-			r = rpc_err_set(reterr, -EINVAL, "cannot load client certificate '%s'",
-			    a->url->ssl_cert_file);
-			goto fail;
-		}
-	} else {
-		sock = amqp_tcp_socket_new(a->conn);
-		if (sock == NULL)
-			goto nosock;
-	}
-	st = amqp_socket_open_noblock(sock, h->host, h->port, &tv);
-	if (st != AMQP_STATUS_OK) {
-		r = rpc_err_set(reterr, status_to_errno(st), "broker %s:%d: %s", h->host, h->port,
-		    amqp_error_string2(st));
-		goto fail;
-	}
+	r = open_socket(a, h, reterr);
+	if (r < 0)
+		return r;
 	props[0].key = amqp_cstring_bytes("connection_name");
 	props[0].value.kind = AMQP_FIELD_KIND_UTF8;
 	props[0].value.value.bytes = amqp_cstring_bytes(a->connection_name);
 	props[1].key = amqp_cstring_bytes("product");
 	props[1].value.kind = AMQP_FIELD_KIND_UTF8;
 	props[1].value.value.bytes = amqp_cstring_bytes("ferry");
+	/* As oslo (kombu): without consumer_cancel_notify the broker silently
+	 * drops our consumer when its queue goes away (e.g. an auto-delete
+	 * queue still being deleted when we redeclared it); with it we get
+	 * basic.cancel and reconnect, which declares everything again. */
+	caps[0].key = amqp_cstring_bytes("consumer_cancel_notify");
+	caps[1].key = amqp_cstring_bytes("connection.blocked");
+	caps[2].key = amqp_cstring_bytes("authentication_failure_close");
+	for (size_t i = 0; i < 3; i++) {
+		caps[i].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+		caps[i].value.value.boolean = 1;
+	}
+	props[2].key = amqp_cstring_bytes("capabilities");
+	props[2].value.kind = AMQP_FIELD_KIND_TABLE;
+	props[2].value.value.table.entries = caps;
+	props[2].value.value.table.num_entries = 3;
 	ptable.entries = props;
-	ptable.num_entries = 2;
+	ptable.num_entries = 3;
 	r = reply_check(
 	    amqp_login_with_properties(a->conn, a->url->vhost, 0, AMQP_DEFAULT_FRAME_SIZE,
 	        a->o.heartbeat_s, &ptable, AMQP_SASL_METHOD_PLAIN, h->user ? h->user : "guest",
 	        h->password ? h->password : "guest"),
 	    "login", reterr);
 	if (r < 0)
-		goto fail_named;
+		return r;
 	amqp_channel_open(a->conn, CH_CONSUME);
 	r = reply_check(amqp_get_rpc_reply(a->conn), "open channel", reterr);
 	if (r < 0)
-		goto fail_named;
+		return r;
 	amqp_channel_open(a->conn, CH_PUBLISH);
 	r = reply_check(amqp_get_rpc_reply(a->conn), "open channel", reterr);
 	if (r < 0)
-		goto fail_named;
+		return r;
 	amqp_confirm_select(a->conn, CH_PUBLISH);
 	r = reply_check(amqp_get_rpc_reply(a->conn), "confirm.select", reterr);
 	if (r < 0)
-		goto fail_named;
+		return r;
 	a->next_seq = 1;
 	r = declare_all(a, reterr);
 	if (r < 0)
-		goto fail_named;
+		return r;
 	a->connected = true;
 	a->stats.connects++;
 	/* Everything unconfirmed from the last connection goes out again. */
@@ -580,25 +664,38 @@ rpc_amqp_connect(rpc_amqp *a, struct rpc_err *reterr)
 	r = flush_outbox(a);
 	if (r < 0) {
 		drop_connection(a);
-		return rpc_err_set(
-		    reterr, r, "broker %s:%d: resending queued messages failed", h->host, h->port);
+		return rpc_err_set(reterr, r, "resending queued messages failed");
 	}
 	return 0;
+}
 
-nosock:
-	r = rpc_err_set(reterr, -ENOMEM, "cannot create socket");
-	goto fail;
-fail_named:
-	if (reterr != NULL) {
-		char tmp[sizeof(reterr->msg)];
+int
+rpc_amqp_connect(rpc_amqp *a, struct rpc_err *reterr)
+{
+	char why[sizeof(reterr->msg)] = "";
+	size_t used = 0;
+	int r = -EIO;
 
-		snprintf(tmp, sizeof(tmp), "%s", reterr->msg);
-		snprintf(
-		    reterr->msg, sizeof(reterr->msg), "broker %.40s:%d: %.190s", h->host, h->port, tmp);
+	for (size_t i = 0; i < a->url->n_hosts; i++) {
+		const struct rpc_url_host *h = &a->url->hosts[a->next_host % a->url->n_hosts];
+		struct rpc_err e = {{0}};
+		int n;
+
+		r = connect_one(a, h, &e);
+		if (r == 0) {
+			/* A reconnect starts with the next broker, as oslo round-robins. */
+			a->next_host = (a->next_host + 1) % a->url->n_hosts;
+			return 0;
+		}
+		drop_connection(a);
+		a->stats.connect_failures++;
+		a->next_host = (a->next_host + 1) % a->url->n_hosts;
+		n = snprintf(why + used, sizeof(why) - used, "%sbroker %.64s:%d: %s",
+		    used > 0 ? "; " : "", h->host, h->port, e.msg);
+		if (n > 0)
+			used = used + (size_t)n < sizeof(why) ? used + (size_t)n : sizeof(why) - 1;
 	}
-fail:
-	drop_connection(a);
-	return r;
+	return rpc_err_set(reterr, r, "%s", why);
 }
 
 bool
@@ -670,6 +767,13 @@ deliver(rpc_amqp *a, rpc_amqp_on_delivery cb, void *ud)
 	d.routing_key = a->in.routing_key;
 	d.redelivered = a->in.redelivered;
 	d.compressed = a->in.compressed;
+	d.oversized = a->in.oversized;
+	d.body_size = a->in.want;
+	if (d.oversized) {
+		d.body = "";
+		d.len = 0;
+		a->stats.oversized++;
+	}
 	cb(ud, &d);
 	free(a->in.body);
 	memset(&a->in, 0, sizeof(a->in));
@@ -699,6 +803,7 @@ handle_method(rpc_amqp *a, const amqp_frame_t *f, struct rpc_err *reterr)
 		               ? m->routing_key.len
 		               : sizeof(a->in.routing_key) - 1;
 
+		free(a->in.body); /* an unfinished delivery (protocol error) */
 		memset(&a->in, 0, sizeof(a->in));
 		a->in.active = true;
 		a->in.tag = m->delivery_tag;
@@ -716,6 +821,7 @@ handle_method(rpc_amqp *a, const amqp_frame_t *f, struct rpc_err *reterr)
 		               ? m->routing_key.len
 		               : sizeof(a->in.routing_key) - 1;
 
+		free(a->in.body);
 		memset(&a->in, 0, sizeof(a->in));
 		a->in.active = true;
 		a->in.kind = RPC_DELIVERY_RETURNED;
@@ -733,7 +839,11 @@ handle_method(rpc_amqp *a, const amqp_frame_t *f, struct rpc_err *reterr)
 		const amqp_basic_nack_t *m = f->payload.method.decoded;
 
 		confirm(a, m->delivery_tag, m->multiple, true);
-		return 0;
+		a->stats.nacked++;
+		return flush_outbox(a) < 0
+		           ? rpc_err_set(reterr, -ECONNRESET,
+		                 "broker connection lost resending a nacked message")
+		           : 0;
 	}
 	case AMQP_CHANNEL_CLOSE_METHOD: {
 		const amqp_channel_close_t *m = f->payload.method.decoded;
@@ -751,8 +861,13 @@ handle_method(rpc_amqp *a, const amqp_frame_t *f, struct rpc_err *reterr)
 		return rpc_err_set(reterr, -ECONNRESET, "broker closed the connection: %u %.*s",
 		    m->reply_code, (int)m->reply_text.len, (const char *)m->reply_text.bytes);
 	}
-	case AMQP_BASIC_CANCEL_METHOD:
-		return rpc_err_set(reterr, -ECONNRESET, "broker cancelled a consumer");
+	case AMQP_BASIC_CANCEL_METHOD: {
+		const amqp_basic_cancel_t *m = f->payload.method.decoded;
+
+		/* Queue deleted or failed over: start over, declaring it again. */
+		return rpc_err_set(reterr, -ECONNRESET, "broker cancelled consumer '%.*s'",
+		    (int)m->consumer_tag.len, (const char *)m->consumer_tag.bytes);
+	}
 	default:
 		return 0; /* connection.blocked/unblocked and friends: nothing to do */
 	}
@@ -786,7 +901,9 @@ rpc_amqp_process(rpc_amqp *a, rpc_amqp_on_delivery cb, void *ud, struct rpc_err 
 
 			a->in.want = (size_t)f.payload.properties.body_size;
 			a->in.compressed = headers_say_compressed(p);
-			if (a->in.want > 0) {
+			/* Never buffer what the codec would refuse anyway. */
+			a->in.oversized = f.payload.properties.body_size > RPC_AMQP_MAX_BODY;
+			if (a->in.want > 0 && !a->in.oversized) {
 				a->in.body = malloc(a->in.want);
 				if (a->in.body == NULL) {
 					r = rpc_err_set(reterr, -ENOMEM, "out of memory");
@@ -800,7 +917,8 @@ rpc_amqp_process(rpc_amqp *a, rpc_amqp_on_delivery cb, void *ud, struct rpc_err 
 
 			if (n > a->in.want - a->in.len)
 				n = a->in.want - a->in.len;
-			memcpy(a->in.body + a->in.len, f.payload.body_fragment.bytes, n);
+			if (!a->in.oversized)
+				memcpy(a->in.body + a->in.len, f.payload.body_fragment.bytes, n);
 			a->in.len += n;
 			if (a->in.len >= a->in.want)
 				deliver(a, cb, ud);

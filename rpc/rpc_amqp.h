@@ -15,6 +15,10 @@
  * message produced while disconnected, or lost with a connection, is sent
  * again after reconnect (bounded; overflow is counted).
  *
+ * Message bodies larger than RPC_AMQP_MAX_BODY are never buffered: their
+ * frames are skipped and the delivery is handed over empty with
+ * `oversized` set, so the owner can reject it.
+ *
  * Thread: everything here runs on the one thread that owns the handle.
  */
 #ifndef RPC_AMQP_H
@@ -30,6 +34,9 @@
 #include "rpc_url.h"
 
 typedef struct rpc_amqp rpc_amqp;
+
+/* Largest message body buffered (the envelope codec's own limit). */
+#define RPC_AMQP_MAX_BODY (8u * 1024u * 1024u)
 
 /* oslo.messaging's declaration options (group oslo_messaging_rabbit). */
 struct rpc_amqp_options {
@@ -48,6 +55,14 @@ struct rpc_amqp_options {
 	int prefetch;        /* rabbit_qos_prefetch_count, 0 = unlimited */
 	int heartbeat_s;     /* heartbeat_timeout_threshold, 0 = off */
 	size_t outbox_max;   /* unconfirmed publishes kept; 0 = 4096 */
+	/* TLS ([oslo_messaging_rabbit] ssl*): TLS is on when this or the URL
+	 * says so; each non-NULL file overrides the URL's ssl_*_file query
+	 * option.  With a CA file the broker certificate chain is verified (as
+	 * oslo does), and so is its name when the URL's host is a DNS name
+	 * (rabbitmq-c cannot match IP addresses); without one, nothing is. */
+	bool ssl;
+	const char *ssl_ca_file, *ssl_cert_file, *ssl_key_file;
+	int connect_timeout_ms; /* per broker (TCP+TLS); 0 = 5000 */
 };
 
 enum rpc_delivery_kind {
@@ -64,7 +79,9 @@ struct rpc_delivery {
 	size_t len;
 	const char *routing_key; /* NUL-terminated copy */
 	bool redelivered;
-	bool compressed; /* kombu_compression header present: body is not JSON */
+	bool compressed;    /* kombu_compression header present: body is not JSON */
+	bool oversized;     /* body_size > RPC_AMQP_MAX_BODY: discarded, body "" and len 0 */
+	uint64_t body_size; /* size the broker announced */
 };
 
 typedef void (*rpc_amqp_on_delivery)(void *userdata, const struct rpc_delivery *d);
@@ -72,6 +89,9 @@ typedef void (*rpc_amqp_on_delivery)(void *userdata, const struct rpc_delivery *
 /* Counters for metrics and tests. */
 struct rpc_amqp_stats {
 	uint64_t connects, disconnects, published, confirmed, returned, dropped;
+	uint64_t nacked;           /* publishes the broker nacked (each is sent again) */
+	uint64_t oversized;        /* deliveries discarded for exceeding RPC_AMQP_MAX_BODY */
+	uint64_t connect_failures; /* failed attempts, one per broker tried */
 	size_t outbox_len;
 };
 
@@ -83,9 +103,12 @@ int rpc_amqp_new(const struct rpc_amqp_options *opts, rpc_amqp **ret_amqp);
  * queue, as oslo does on a clean stop) and frees.  NULL-safe, returns NULL. */
 rpc_amqp *rpc_amqp_free(rpc_amqp *a);
 
-/* Connects to the next broker of the URL (failover order), logs in,
- * declares everything, starts consuming and resends the outbox.
- * Returns 0, or -errno with reterr naming the broker and the reason. */
+/* Connects to a broker of the URL, logs in, declares everything, starts
+ * consuming and resends the outbox.  Failover: the brokers are tried in URL
+ * order, starting after the one used last, each at most once per call, so
+ * one dead broker never delays the next; the call fails only when every
+ * broker failed.  Returns 0, or -errno with reterr naming each broker tried
+ * and its reason (the last one's errno). */
 int rpc_amqp_connect(rpc_amqp *a, struct rpc_err *reterr);
 
 bool rpc_amqp_connected(const rpc_amqp *a);

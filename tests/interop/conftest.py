@@ -1,0 +1,393 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Interop fixtures: ferry-worker next to oslo.messaging's and nova's own
+Python code on a real RabbitMQ.  Every test works in its own vhost of the
+shared broker (so the e2e workers on vhost "/" never take its messages), or
+on rabbit2, an extra broker node these fixtures start themselves (AMQP on
+127.0.0.1:5673, TLS on 127.0.0.1:5674 with a CA made here with openssl) for
+the tests that stop brokers or close connections.  The shared broker is
+never restarted.  Workers use libvirt's test:///default driver: nothing here
+migrates, so no libvirt host is needed.  Every process started here is
+stopped here, by PID."""
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid as uuidlib
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(REPO, "tests", "peers"))
+
+# tests/e2e/conftest.py's Worker, loaded under a name of its own so pytest's
+# "conftest" module of this directory does not clash with it.
+_spec = importlib.util.spec_from_file_location(
+    "ferry_e2e_conftest", os.path.join(REPO, "tests", "e2e", "conftest.py"))
+e2e = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(e2e)
+
+SHARED_PORT = 5672
+NODE2 = {"RABBIT_NODE": "rabbit2", "RABBIT_PORT": "5673", "RABBIT_DIST_PORT": "25673",
+         "RABBIT_TLS_PORT": "5674"}
+NODE2_PORT = 5673
+NODE2_TLS_PORT = 5674
+
+CONF = """
+transport_url = "{url}";
+host = "{host}";
+state_dir = "{state}";
+log_level = "debug";
+rpc_response_timeout = 20;
+control_exchange = "{exchange}";
+alt_topic = "{alt_topic}";
+notifications = {{ progress_interval = 0.25; }};
+oslo_messaging_rabbit = {{
+{rabbit}
+}};
+libvirt = {{ connection_uri = "test:///default"; }};
+"""
+
+
+def url(vhost="/", port=SHARED_PORT, host="127.0.0.1", scheme="rabbit", query=""):
+    v = "" if vhost == "/" else vhost
+    return "%s://nova:nova@%s:%d/%s%s" % (scheme, host, port, v, query)
+
+
+def ctl(*args, node=None, check=True, timeout=60):
+    """rabbitmqctl against the shared node (node=None) or an extra node."""
+    env = dict(os.environ, **(node or {}))
+    r = subprocess.run(["bash", os.path.join(REPO, "deploy/rig/rabbit.sh"), "ctl", "-q"]
+                       + list(args), env=env, capture_output=True, text=True,
+                       timeout=timeout)
+    if check and r.returncode != 0:
+        raise AssertionError("rabbitmqctl %s: %s %s" % (" ".join(args), r.stdout, r.stderr))
+    return r.stdout
+
+
+def ctl_json(*args, node=None):
+    out = ctl(*args, "--formatter", "json", node=node)
+    return json.loads(out) if out.strip() else []
+
+
+def queues(vhost, node=None):
+    """{name: row} of rabbitmqctl list_queues, arguments as a dict."""
+    rows = ctl_json("list_queues", "-p", vhost, "name", "type", "durable", "auto_delete",
+                    "arguments", "messages", "messages_unacknowledged", "consumers",
+                    node=node)
+    out = {}
+    for r in rows:
+        r["arguments"] = normalize_args(r.get("arguments"))
+        out[r["name"]] = r
+    return out
+
+
+def exchanges(vhost, node=None):
+    rows = ctl_json("list_exchanges", "-p", vhost, "name", "type", "durable", "auto_delete",
+                    "arguments", node=node)
+    return {r["name"]: r for r in rows if r["name"] and not r["name"].startswith("amq.")}
+
+
+def normalize_args(a):
+    """rabbitmqctl prints arguments as [[key, type, value]...] or {key: value}."""
+    if not a:
+        return {}
+    if isinstance(a, dict):
+        return dict(a)
+    return {row[0]: row[-1] for row in a}
+
+
+def wait_until(pred, timeout=30, interval=0.2, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+
+
+class Vhost:
+    def __init__(self, name, node=None):
+        self.name, self.node = name, node
+        ctl("delete_vhost", name, node=node, check=False)
+        ctl("add_vhost", name, node=node)
+        ctl("set_permissions", "-p", name, "nova", ".*", ".*", ".*", node=node)
+
+    def delete(self):
+        ctl("delete_vhost", self.name, node=self.node, check=False)
+
+
+class Worker(e2e.Worker):
+    """tests/e2e's Worker with the interop config (vhost URL, oslo options)."""
+
+    def __init__(self, tmp, host, transport_url, rabbit=None, exchange="nova",
+                 alt_topic="compute-alt"):
+        super().__init__(tmp, host, None, "127.0.0.1")
+        lines = []
+        for k, v in (rabbit or {}).items():
+            if isinstance(v, bool):
+                v = "true" if v else "false"
+            elif isinstance(v, str):
+                v = '"%s"' % v
+            lines.append("\t%s = %s;" % (k, v))
+        with open(self.conf, "w") as f:
+            f.write(CONF.format(url=transport_url, host=host, state=self.dir,
+                                exchange=exchange, alt_topic=alt_topic,
+                                rabbit="\n".join(lines)))
+
+    def start(self, wait=True):
+        self._log = open(self.log_path, "ab")
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1")
+        self.proc = subprocess.Popen([e2e.WORKER, "--config", self.conf], stdout=self._log,
+                                     stderr=subprocess.STDOUT, env=env)
+        if wait:
+            self.wait_log("Connected to the broker", timeout=30)
+        return self
+
+    def count(self, text):
+        return self.log().count(text)
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def stop(self):
+        code = super().stop()
+        log = self.log()
+        assert "ERROR: AddressSanitizer" not in log, log[-4000:]
+        assert "LeakSanitizer" not in log, log[-4000:]
+        assert "runtime error:" not in log, log[-4000:]
+        return code
+
+
+class LogCapture(logging.Handler):
+    """Keeps every log record of oslo.messaging / kombu / amqp."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records = []
+        self._lock = threading.Lock()
+
+    def emit(self, record):
+        with self._lock:
+            self.records.append(record.getMessage())
+
+    def text(self):
+        with self._lock:
+            return "\n".join(self.records)
+
+
+@pytest.fixture(scope="session")
+def oslo_log():
+    cap = LogCapture()
+    for name in ("oslo_messaging", "kombu", "amqp"):
+        lg = logging.getLogger(name)
+        lg.addHandler(cap)
+        lg.setLevel(logging.INFO)
+    yield cap
+
+
+def oslo_conf(tmp, options=None, control_exchange="nova"):
+    """An oslo ConfigOpts carrying [oslo_messaging_rabbit] options, as a
+    deployment's config file would."""
+    from oslo_config import cfg
+    path = os.path.join(tmp, "oslo-%s.conf" % uuidlib.uuid4().hex[:8])
+    with open(path, "w") as f:
+        f.write("[DEFAULT]\ncontrol_exchange = %s\nrpc_response_timeout = 20\n"
+                "[oslo_messaging_rabbit]\n" % control_exchange)
+        for k, v in (options or {}).items():
+            f.write("%s = %s\n" % (k, v))
+    from oslo_messaging._metrics import client as metrics
+    conf = cfg.ConfigOpts()
+    conf.register_opts(metrics.oslo_messaging_metrics, group="oslo_messaging_metrics")
+    conf(["--config-file", path], project="ferry-interop")
+    return conf
+
+
+class OsloServer:
+    """A real oslo.messaging RPC server (threading executor) on a topic."""
+
+    def __init__(self, conf, transport_url, topic="compute", server="oslohost"):
+        import oslo_messaging as messaging
+
+        class Endpoint:
+            target = messaging.Target(version="1.0")
+
+            def ping(self, ctxt, **kw):
+                return {"pong": server, "kw": kw}
+
+        self.transport = messaging.get_rpc_transport(conf, url=transport_url)
+        self.server = messaging.get_rpc_server(
+            self.transport, messaging.Target(topic=topic, server=server), [Endpoint()],
+            executor="threading")
+
+    def start(self):
+        self.server.start()
+        return self
+
+    def stop(self):
+        self.server.stop()
+        self.server.wait()
+        self.transport.cleanup()
+
+
+def oslo_client(conf, transport_url, topic="compute", server=None, version="1.0",
+                namespace=None, timeout=20, fanout=False, exmods=None):
+    import oslo_messaging as messaging
+    transport = messaging.get_rpc_transport(conf, url=transport_url,
+                                            allowed_remote_exmods=exmods or [])
+    target = messaging.Target(topic=topic, server=server, version=version,
+                              namespace=namespace, fanout=fanout)
+    return transport, messaging.get_rpc_client(transport, target, timeout=timeout)
+
+
+class Raw:
+    """kombu on a vhost: publishes raw bodies, reads a private reply queue."""
+
+    def __init__(self, transport_url):
+        import kombu
+        self.kombu = kombu
+        self.conn = kombu.Connection(transport_url.replace("rabbit://", "amqp://", 1))
+        self.conn.connect()
+        self.reply_q = "reply_" + uuidlib.uuid4().hex
+        self.replies = []
+        self._q = kombu.Queue(self.reply_q, exchange=None, routing_key=self.reply_q,
+                              exclusive=True, auto_delete=True)
+        self._q(self.conn.default_channel).declare()
+
+    def publish(self, body, routing_key, exchange="nova", headers=None, raw=True):
+        ch = self.conn.channel()
+        msg = ch.prepare_message(body if isinstance(body, (bytes, str)) else json.dumps(body),
+                                 content_type="application/json",
+                                 content_encoding="utf-8" if raw else None,
+                                 headers=headers or {})
+        ch.basic_publish(msg, exchange=exchange, routing_key=routing_key)
+        ch.close()
+
+    def drain_replies(self, wait=1.0):
+        deadline = time.monotonic() + wait
+        ch = self.conn.channel()
+        while time.monotonic() < deadline:
+            m = ch.basic_get(self.reply_q, no_ack=True)
+            if m is None:
+                time.sleep(0.05)
+                continue
+            env = json.loads(m.body)
+            self.replies.append(json.loads(env["oslo.message"]))
+        ch.close()
+        return self.replies
+
+    def close(self):
+        self.conn.release()
+
+
+def envelope(inner):
+    return json.dumps({"oslo.version": "2.0", "oslo.message": json.dumps(inner)})
+
+
+def inner_msg(method, args, version="6.0", call=False, reply_q=None, request_id=None,
+              unique_id=None, namespace=None):
+    m = {"method": method, "args": args, "version": version,
+         "_unique_id": unique_id or uuidlib.uuid4().hex,
+         "_context_request_id": request_id or "req-" + str(uuidlib.uuid4()),
+         "_context_user_id": "u-1", "_context_project_id": "p-1",
+         "_context_is_admin": True, "_context_roles": ["admin"]}
+    if namespace is not None:
+        m["namespace"] = namespace
+    if call:
+        m["_msg_id"] = uuidlib.uuid4().hex
+        m["_reply_q"] = reply_q
+        m["_timeout"] = None
+    return m
+
+
+@pytest.fixture(scope="session")
+def tmp_root():
+    d = tempfile.mkdtemp(prefix="ferry-interop-")
+    yield d
+    print("interop logs in %s" % d)
+
+
+@pytest.fixture(scope="session")
+def shared_broker():
+    """The shared broker: started if not up (never restarted)."""
+    if subprocess.run(["bash", "deploy/rig/rabbit.sh", "status"], cwd=REPO,
+                      stdout=subprocess.DEVNULL).returncode != 0:
+        subprocess.run(["bash", "deploy/rig/rabbit.sh", "start"], cwd=REPO, check=True)
+    yield
+
+
+@pytest.fixture
+def vhost(shared_broker, request):
+    v = Vhost("ferry-it-%s-%s" % (request.node.name[:40].replace("[", "-").strip("]"),
+                                  uuidlib.uuid4().hex[:6]))
+    yield v
+    v.delete()
+
+
+def make_certs(d):
+    """A CA, a server certificate for localhost/127.0.0.1, and an unrelated CA."""
+    def run(*a):
+        subprocess.run(list(a), cwd=d, check=True, capture_output=True)
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
+        "-out", "ca.pem", "-days", "2", "-subj", "/CN=ferry-interop-ca")
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key", "-out",
+        "srv.csr", "-subj", "/CN=localhost")
+    with open(os.path.join(d, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                "extendedKeyUsage=serverAuth\n")
+    run("openssl", "x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile", "ext.cnf")
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "wrong.key",
+        "-out", "wrong-ca.pem", "-days", "2", "-subj", "/CN=not-the-ca")
+    return {k: os.path.join(d, v) for k, v in
+            (("ca", "ca.pem"), ("cert", "srv.pem"), ("key", "srv.key"),
+             ("wrong_ca", "wrong-ca.pem"))}
+
+
+class Node2:
+    """rabbit2@localhost, this suite's own broker node (deploy/rig/rabbit.sh)."""
+
+    def __init__(self, certs):
+        self.env = dict(NODE2, RABBIT_TLS_CA=certs["ca"], RABBIT_TLS_CERT=certs["cert"],
+                        RABBIT_TLS_KEY=certs["key"])
+        self.certs = certs
+
+    def _rabbit(self, action, **extra):
+        env = dict(os.environ, **self.env, **extra)
+        subprocess.run(["bash", "deploy/rig/rabbit.sh", action], cwd=REPO, env=env,
+                       check=True, timeout=200)
+
+    def start(self, keep_data=False):
+        self._rabbit("start", RABBIT_KEEP_DATA="1" if keep_data else "0")
+
+    def stop(self, wipe=False):
+        self._rabbit("stop", RABBIT_WIPE="1" if wipe else "0")
+
+    def ctl(self, *args, check=True):
+        return ctl(*args, node=self.env, check=check)
+
+    def connections(self):
+        return ctl_json("list_connections", "name", "pid", "client_properties", "state",
+                        node=self.env)
+
+
+@pytest.fixture(scope="session")
+def node2(tmp_root):
+    d = os.path.join(tmp_root, "tls")
+    os.makedirs(d)
+    n = Node2(make_certs(d))
+    n.start()
+    yield n
+    n.stop(wipe=True)
+    shutil.rmtree(d, ignore_errors=True)
