@@ -388,7 +388,7 @@ declare_transient_queue(rpc_amqp *a, const char *queue, struct rpc_err *reterr)
 static int
 consume(rpc_amqp *a, const char *queue, const char *tag, struct rpc_err *reterr)
 {
-	char what[320];
+	char what[340];
 
 	snprintf(what, sizeof(what), "consume '%s'", queue);
 	amqp_basic_consume(a->conn, CH_CONSUME, amqp_cstring_bytes(queue), amqp_cstring_bytes(tag),

@@ -288,7 +288,7 @@ f_datetime(json_t *obj, const char *key)
 {
 	json_t *v = json_is_object(obj) ? json_object_get(obj, key) : NULL;
 	int y, mo, d, h, mi, s = 0, oh = 0, om = 0;
-	char buf[48], zone[8] = "Z";
+	char buf[48], zone[16] = "Z";
 	const char *p;
 
 	if (!json_is_string(v))

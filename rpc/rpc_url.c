@@ -326,7 +326,7 @@ rpc_url_parse(const char *url, struct rpc_url **ret_url, struct rpc_err *reterr)
 	const char *netloc_end;
 	const char *p;
 	struct rpc_url *u;
-	bool scheme_ssl;
+	bool scheme_ssl = false;
 	bool query_ssl = false;
 	size_t i;
 	int r;

@@ -299,6 +299,8 @@ wk_bus_tick(wk_bus *b, uint64_t now_ms)
 		if (expired == NULL)
 			break;
 		expired = take_call(b, expired->msg_id);
+		if (expired == NULL)
+			break;
 		{
 			char text[512];
 

@@ -152,7 +152,7 @@ wk_instance_policy_read(json_t *instance, struct wk_instance_policy *ret, struct
 {
 	struct wk_instance_policy p;
 	struct origin flavor_o, image_o;
-	json_t *data, *flavor, *flavor_data = NULL, *specs = NULL, *sysmeta = NULL;
+	json_t *data, *flavor = NULL, *flavor_data = NULL, *specs = NULL, *sysmeta = NULL;
 	char key[96];
 	int i, r, *out[F_MAX];
 
