@@ -13,7 +13,9 @@
 
 #include "rpc_nova.h"
 #include "wk_flow.h"
+#include "wk_instance_policy.h"
 #include "wk_log.h"
+#include "wk_policy.h"
 
 WK_LOG_NAME("worker.flow");
 
@@ -47,6 +49,11 @@ struct mig {
 	bool postcopy_active;
 	bool paused_by_us;
 	bool abort_requested;
+	const char *abort_reason;           /* static text, set with abort_requested */
+	struct wk_policy_config policy;     /* host tuning + this instance's overrides */
+	struct wk_policy_state policy_state;
+	unsigned long long max_downtime_ms; /* what the policy last set, 0 = libvirt's */
+	int policy_step;
 	json_t *instance;     /* the cast's Instance primitive */
 	json_t *context;      /* the cast's request context */
 	json_t *migrate_data; /* source: the destination's answer to pre_live_migration */
@@ -224,9 +231,9 @@ notify_progress(wk_flow *f, struct mig *m)
 	p.elapsed_ms = (long long)(wk_now_ms() - m->started_ms);
 	p.eta_s = m->progress.eta_s;
 	p.expected_downtime_ms = s->downtime_ms;
-	p.max_downtime_ms = f->d.conf->libvirt.live_migration_downtime;
+	p.max_downtime_ms = m->max_downtime_ms > 0 ? (long long)m->max_downtime_ms : -1;
 	p.bandwidth_mib_s = (long long)f->d.tuning->bandwidth_mib_s;
-	p.policy_step = 0;
+	p.policy_step = m->policy_step;
 	payload = rpc_nova_progress_payload(&p);
 	if (payload == NULL || wk_bus_notify(f->d.bus, "instance.live_migration_progress", "INFO",
 				   payload, m->context) < 0)
@@ -360,6 +367,169 @@ finish_post(wk_flow *f, struct mig *m)
 		on_post_at_dest_reply(m, r, NULL, "cannot send the call");
 }
 
+/* Post-copy where this migration may use it, else pause the guest so the
+ * remaining pages stop changing.  why is for the log. */
+static int
+force_complete(wk_flow *f, struct mig *m, const char *why, struct wk_err *reterr)
+{
+	int r;
+
+	if (m->postcopy_active || m->paused_by_us)
+		return 0;
+	if (m->policy.permit_post_copy) {
+		r = wk_hv_start_postcopy(f->d.hv, m->uuid, reterr);
+		if (r == 0) {
+			m->postcopy_active = true;
+			log_info("Switched the migration of '%s' to post-copy %s", m->uuid, why);
+		}
+		return r;
+	}
+	r = wk_hv_suspend(f->d.hv, m->uuid, reterr);
+	if (r == 0) {
+		m->paused_by_us = true;
+		log_info("Paused '%s' so its migration completes (%s)", m->uuid, why);
+	}
+	return r;
+}
+
+static void
+notify_struggling(wk_flow *f, struct mig *m, const struct wk_decision *d)
+{
+	struct rpc_struggling st;
+	json_t *payload;
+	size_t n = 0;
+
+	memset(&st, 0, sizeof(st));
+	for (unsigned bit = 1; bit <= WK_REASON_TRANSFER_STALLED && n < 4; bit <<= 1)
+		if (d->reasons & bit)
+			st.reasons[n++] = wk_reason_name(bit);
+	st.instance_uuid = m->uuid;
+	st.migration_uuid = m->migration_uuid;
+	st.action = wk_action_name(d->action);
+	st.action_reason = d->action_reason;
+	st.planned = wk_action_name(d->planned);
+	st.dirty_rate_bps = d->dirty_rate_bps;
+	st.transfer_rate_bps = d->transfer_rate_bps;
+	st.data_remaining = d->data_remaining;
+	st.memory_iteration = d->memory_iteration;
+	st.elapsed_ms = d->elapsed_ms;
+	st.deadline_ms = d->deadline_ms;
+	st.max_downtime_ms = d->action == WK_ACTION_RAISE_DOWNTIME ? (long long)d->downtime_ms
+				 : m->max_downtime_ms > 0 ? (long long)m->max_downtime_ms
+							  : -1;
+	st.policy_step = d->policy_step;
+	log_warning("Migration of '%s' is struggling (%s%s%s): %s%s%s", m->uuid,
+	    st.reasons[0] ? st.reasons[0] : "?", st.reasons[1] ? ", " : "",
+	    st.reasons[1] ? st.reasons[1] : "", st.action,
+	    d->action_reason ? ": " : "", d->action_reason ? d->action_reason : "");
+	payload = rpc_nova_struggling_payload(&st);
+	if (payload == NULL || wk_bus_notify(f->d.bus, "instance.live_migration_struggling",
+				   "WARN", payload, m->context) < 0)
+		log_error("Cannot queue the struggling notification of '%s'", m->uuid);
+}
+
+/* One policy decision per sample: warn first, then act. */
+static void
+apply_policy(wk_flow *f, struct mig *m, const struct wk_job_sample *s)
+{
+	struct wk_decision d;
+	struct wk_err err = {{0}};
+	int r = 0;
+
+	wk_policy_step(&m->policy_state, &m->policy, s, &d);
+	m->policy_step = d.policy_step;
+	/* A drastic action is always announced, even when the verdict is unchanged. */
+	if (d.verdict_changed ||
+	    (d.reasons != 0 && d.action != WK_ACTION_NONE && d.action != WK_ACTION_RAISE_DOWNTIME))
+		notify_struggling(f, m, &d);
+	switch (d.action) {
+	case WK_ACTION_NONE:
+	case WK_ACTION_THROTTLE: /* auto-converge was enabled at start; QEMU throttles */
+		return;
+	case WK_ACTION_RAISE_DOWNTIME:
+		r = wk_hv_set_max_downtime(f->d.hv, m->uuid, d.downtime_ms, &err);
+		if (r == 0) {
+			m->max_downtime_ms = d.downtime_ms;
+			log_info("Max downtime of '%s' set to %llu ms (step %d)", m->uuid,
+			    d.downtime_ms, d.policy_step);
+		}
+		break;
+	case WK_ACTION_POST_COPY:
+	case WK_ACTION_FORCE_COMPLETE:
+		r = force_complete(f, m, d.action == WK_ACTION_POST_COPY ? "as it was struggling"
+									 : "at the completion timeout",
+		    &err);
+		break;
+	case WK_ACTION_PAUSE:
+		if (!m->paused_by_us) {
+			r = wk_hv_suspend(f->d.hv, m->uuid, &err);
+			if (r == 0) {
+				m->paused_by_us = true;
+				log_warning("Paused '%s' as the last resort for its migration",
+				    m->uuid);
+			}
+		}
+		break;
+	case WK_ACTION_ABORT:
+		if (m->abort_requested)
+			break;
+		r = wk_hv_abort(f->d.hv, m->uuid, &err);
+		if (r == 0) {
+			m->abort_requested = true;
+			m->abort_reason = d.action_reason ? d.action_reason : "aborted by policy";
+			log_warning("Aborting the migration of '%s': %s", m->uuid, m->abort_reason);
+		}
+		break;
+	}
+	if (r < 0)
+		log_error("Policy action '%s' on '%s' failed: %s", wk_action_name(d.action), m->uuid,
+		    err.msg);
+}
+
+/* This migration's policy: the host's tuning, then the instance's overrides. */
+static int
+resolve_policy(wk_flow *f, struct mig *m, json_t *instance, unsigned long long memory_kib,
+    struct wk_err *reterr)
+{
+	const struct wk_tuning *t = f->d.tuning;
+	const struct wk_conf *c = f->d.conf;
+	struct wk_instance_policy ip;
+	unsigned long long ram = memory_kib * 1024ULL;
+	int r;
+
+	r = wk_instance_policy_read(instance, &ip, reterr);
+	if (r < 0)
+		return r;
+	memset(&m->policy, 0, sizeof(m->policy));
+	m->policy.max_downtime_ms = t->downtime_ms;
+	m->policy.downtime_steps = t->downtime_steps;
+	m->policy.downtime_delay_s = t->downtime_delay_s;
+	m->policy.completion_timeout_s = t->completion_timeout_s;
+	if (ip.timeout_action >= 0)
+		m->policy.timeout_action = ip.timeout_action == WK_TIMEOUT_ACTION_FORCE_COMPLETE
+					       ? WK_TIMEOUT_FORCE_COMPLETE
+					       : WK_TIMEOUT_ABORT;
+	else
+		m->policy.timeout_action =
+		    strcmp(c->libvirt.live_migration_timeout_action, "force_complete") == 0
+			? WK_TIMEOUT_FORCE_COMPLETE
+			: WK_TIMEOUT_ABORT;
+	m->policy.permit_post_copy =
+	    wk_instance_policy_permits(ip.permit_post_copy, c->libvirt.live_migration_permit_post_copy);
+	m->policy.permit_auto_converge = wk_instance_policy_permits(ip.permit_auto_converge,
+	    c->libvirt.live_migration_permit_auto_converge);
+	m->policy.permit_pause = c->libvirt.live_migration_permit_pause;
+	/* nova counts at least 2 GiB of RAM when scaling its timeouts */
+	m->policy.data_bytes = ram < (2ULL << 30) ? (2ULL << 30) : ram;
+	if (ip.source[0] != '\0')
+		log_info("Instance '%s' sets its own migration policy (%s): post-copy %s, "
+			 "auto-converge %s, timeout action %s",
+		    m->uuid, ip.source, m->policy.permit_post_copy ? "permitted" : "forbidden",
+		    m->policy.permit_auto_converge ? "permitted" : "forbidden",
+		    m->policy.timeout_action == WK_TIMEOUT_ABORT ? "abort" : "force_complete");
+	return 0;
+}
+
 static int
 start_job(wk_flow *f, struct mig *m, struct wk_err *reterr)
 {
@@ -383,9 +553,9 @@ start_job(wk_flow *f, struct mig *m, struct wk_err *reterr)
 	p.parallel_connections = f->d.tuning->parallel_connections;
 	p.block_migration = m->block_migration;
 	p.persistent = m->persistent;
-	p.postcopy = c->libvirt.live_migration_permit_post_copy;
+	p.postcopy = m->policy.permit_post_copy;
 	/* Nova: auto-converge only where post-copy is not available. */
-	p.auto_converge = c->libvirt.live_migration_permit_auto_converge && !p.postcopy;
+	p.auto_converge = m->policy.permit_auto_converge && !p.postcopy;
 	interval_ms = (unsigned)(c->notifications.progress_interval * 1000.0);
 	if (interval_ms > 1000)
 		interval_ms = 1000; /* sample every second; notify every progress_interval */
@@ -393,6 +563,7 @@ start_job(wk_flow *f, struct mig *m, struct wk_err *reterr)
 	m->phase = PHASE_RUNNING;
 	m->started_ms = wk_now_ms();
 	m->last_notify_ms = 0;
+	wk_policy_init(&m->policy_state, &m->policy, m->started_ms);
 	log_info("Migrating '%s' to '%s' over %s (bandwidth %llu MiB/s)", m->uuid, m->dest_host,
 	    addr, p.bandwidth_mib_s);
 	return wk_migrate_start(f->d.migrate, m->job_id, &p, interval_ms, m->request_id) < 0
@@ -486,6 +657,11 @@ wk_flow_live_migration(wk_flow *f, const rpc_msg *msg, json_t **ret_result,
 		mig_free(m);
 		return -ENOMEM;
 	}
+	r = resolve_policy(f, m, instance, info.memory_kib, reterr);
+	if (r < 0) {
+		mig_free(m);
+		return r;
+	}
 	m->next = f->migs;
 	f->migs = m;
 	log_info("Live migration of '%s' to '%s' accepted", m->uuid, m->dest_host);
@@ -535,19 +711,7 @@ wk_flow_force_complete(wk_flow *f, const rpc_msg *msg, json_t **ret_result,
 		return wk_err_set(reterr, -EBUSY, "migration of '%s' is %s, cannot force it now",
 		    m->uuid, phase_name(m));
 	notify_action(f, instance, rpc_msg_context(msg), "live_migration_force_complete", "start");
-	if (f->d.conf->libvirt.live_migration_permit_post_copy && !m->postcopy_active) {
-		r = wk_hv_start_postcopy(f->d.hv, m->uuid, reterr);
-		if (r == 0) {
-			m->postcopy_active = true;
-			log_info("Switched the migration of '%s' to post-copy on request", m->uuid);
-		}
-	} else {
-		r = wk_hv_suspend(f->d.hv, m->uuid, reterr);
-		if (r == 0) {
-			m->paused_by_us = true;
-			log_info("Paused '%s' so its migration completes", m->uuid);
-		}
-	}
+	r = force_complete(f, m, "on request", reterr);
 	notify_action(f, instance, rpc_msg_context(msg), "live_migration_force_complete", "end");
 	*ret_result = NULL;
 	return r;
@@ -567,12 +731,15 @@ wk_flow_abort(wk_flow *f, const rpc_msg *msg, json_t **ret_result, struct wk_err
 	switch (m->phase) {
 	case PHASE_PREPARING:
 		m->abort_requested = true; /* on_pre_reply rolls back instead of starting */
+		m->abort_reason = "aborted on request";
 		r = 0;
 		break;
 	case PHASE_RUNNING:
 		r = wk_hv_abort(f->d.hv, m->uuid, reterr);
-		if (r == 0)
+		if (r == 0) {
 			m->abort_requested = true;
+			m->abort_reason = "aborted on request";
+		}
 		break;
 	default:
 		r = wk_err_set(reterr, -EBUSY, "migration of '%s' is already completing", m->uuid);
@@ -600,6 +767,7 @@ wk_flow_on_job_event(wk_flow *f, const struct wk_mig_event *ev)
 			return; /* setup phase: nothing measured yet */
 		m->last_sample = ev->sample;
 		wk_progress_update(&m->progress, &ev->sample);
+		apply_policy(f, m, &ev->sample);
 		if (wk_now_ms() - m->last_notify_ms >= interval)
 			notify_progress(f, m);
 		return;
@@ -608,7 +776,7 @@ wk_flow_on_job_event(wk_flow *f, const struct wk_mig_event *ev)
 		finish_post(f, m);
 		return;
 	}
-	finish_rollback(f, m, m->abort_requested ? "aborted on request" : ev->msg);
+	finish_rollback(f, m, m->abort_requested ? m->abort_reason : ev->msg);
 }
 
 /* ---- destination side ---- */

@@ -3,9 +3,9 @@
  * wk_hv: the hypervisor facade, implemented over libvirt in wk_hv_libvirt.c
  * (the only file that includes <libvirt/libvirt.h>).
  *
- * One wk_hv wraps one libvirt connection.  libvirt connections are
- * thread-safe, so the migration threads and the main thread share it; every
- * call here is safe from any thread.  Domains are named by UUID, because
+ * One wk_hv wraps one libvirt connection, shared by the main thread and the
+ * watch threads; every call here is safe from any thread.  wk_hv_migrate,
+ * which blocks for a whole migration, opens a connection of its own.  Domains are named by UUID, because
  * Nova creates each domain with libvirt UUID = instance uuid.
  * libvirt errors become -errno here: -ENOENT no such domain, -EBUSY another
  * job is running, -ECANCELED aborted, -EHOSTUNREACH cannot reach the

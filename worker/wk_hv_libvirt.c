@@ -16,6 +16,7 @@
 
 struct wk_hv {
 	virConnectPtr conn;
+	char *uri;
 };
 
 static void
@@ -83,10 +84,16 @@ wk_hv_open(const char *uri, wk_hv **ret_hv, struct wk_err *reterr)
 	hv = calloc(1, sizeof(*hv));
 	if (hv == NULL)
 		return -ENOMEM;
+	hv->uri = strdup(uri);
+	if (hv->uri == NULL) {
+		free(hv);
+		return -ENOMEM;
+	}
 	hv->conn = virConnectOpen(uri);
 	if (hv->conn == NULL) {
 		int r = last_error("connect to libvirt", reterr);
 
+		free(hv->uri);
 		free(hv);
 		return r;
 	}
@@ -101,19 +108,26 @@ wk_hv_close(wk_hv *hv)
 		return NULL;
 	if (hv->conn != NULL)
 		virConnectClose(hv->conn);
+	free(hv->uri);
 	free(hv);
 	return NULL;
 }
 
 static int
-lookup(wk_hv *hv, const char *uuid, virDomainPtr *ret_dom, struct wk_err *reterr)
+lookup_on(virConnectPtr conn, const char *uuid, virDomainPtr *ret_dom, struct wk_err *reterr)
 {
-	virDomainPtr dom = virDomainLookupByUUIDString(hv->conn, uuid);
+	virDomainPtr dom = virDomainLookupByUUIDString(conn, uuid);
 
 	if (dom == NULL)
 		return last_error("find domain", reterr);
 	*ret_dom = dom;
 	return 0;
+}
+
+static int
+lookup(wk_hv *hv, const char *uuid, virDomainPtr *ret_dom, struct wk_err *reterr)
+{
+	return lookup_on(hv->conn, uuid, ret_dom, reterr);
 }
 
 int
@@ -158,18 +172,28 @@ out:
 	return r;
 }
 
+/* The migrate call blocks for the whole migration, so it gets a connection
+ * of its own: libvirt 9.0's client, with no event loop registered, can leave
+ * another thread's call on a shared connection unsent until the blocking
+ * call returns (measured: job stats stalled for minutes). */
 int
 wk_hv_migrate(wk_hv *hv, const struct wk_hv_migrate_params *p, struct wk_err *reterr)
 {
 	virTypedParameterPtr params = NULL;
+	virConnectPtr conn;
 	virDomainPtr dom = NULL;
 	int nparams = 0, maxparams = 0;
 	unsigned int flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER;
 	int r;
 
-	r = lookup(hv, p->uuid, &dom, reterr);
-	if (r < 0)
+	conn = virConnectOpen(hv->uri);
+	if (conn == NULL)
+		return last_error("connect to libvirt for the migration", reterr);
+	r = lookup_on(conn, p->uuid, &dom, reterr);
+	if (r < 0) {
+		virConnectClose(conn);
 		return r;
+	}
 	/* The flags Nova's libvirt driver uses (live_migration_flag defaults). */
 	if (p->persistent)
 		flags |= VIR_MIGRATE_PERSIST_DEST | VIR_MIGRATE_UNDEFINE_SOURCE;
@@ -203,6 +227,7 @@ wk_hv_migrate(wk_hv *hv, const struct wk_hv_migrate_params *p, struct wk_err *re
 out:
 	virTypedParamsFree(params, nparams);
 	virDomainFree(dom);
+	virConnectClose(conn);
 	return r;
 }
 
