@@ -168,6 +168,10 @@ setup(struct worker *w)
 	o.transient_ttl_s = c->rabbit.rabbit_transient_queues_ttl;
 	o.prefetch = c->rabbit.rabbit_qos_prefetch_count;
 	o.heartbeat_s = c->rabbit.heartbeat_timeout_threshold;
+	o.ssl = c->rabbit.ssl;
+	o.ssl_ca_file = c->rabbit.ssl_ca_file;
+	o.ssl_cert_file = c->rabbit.ssl_cert_file;
+	o.ssl_key_file = c->rabbit.ssl_key_file;
 	r = rpc_amqp_new(&o, &w->amqp);
 	rpc_url_free(url);
 	if (r < 0)

@@ -177,6 +177,12 @@ wk_dispatch_delivery(void *userdata, const struct rpc_delivery *dl)
 		return;
 	}
 	wk_log_set_request_id(NULL);
+	if (dl->oversized) {
+		log_error("Message on '%s' is %llu bytes, above the %u-byte limit: rejected",
+		    dl->routing_key, (unsigned long long)dl->body_size, RPC_AMQP_MAX_BODY);
+		finish(d, dl, false);
+		return;
+	}
 	if (dl->compressed) {
 		log_error("Message on '%s' is compressed (kombu_compression), unsupported: rejected",
 		    dl->routing_key);
