@@ -1,0 +1,204 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""Migration benchmark (issue 4): a scenario suite on the real two-host rig,
+driven by nova's own rpcapi casts to two ferry-workers that run with ferry's
+defaults plus the one dial, libvirt.link_speed.
+
+For each scenario it prints the total migration time (cast to the terminal
+notification), the migration time and downtime libvirt reports for the
+completed job, the physical floor (guest RAM / derived bandwidth), the
+iterations, and what ferry's policy did (struggling warnings, actions).
+
+    /usr/bin/python3 tests/bench/migration_bench.py [--link-speed 1G] [--mem 256]
+
+Not a test: it asserts nothing about time; it prints figures.  It brings up
+the rig if it is down (and then stops it again) and stops every process it
+started, by PID.  Uses the release build when there is one."""
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid as uuidlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(REPO, "tests", "peers"))
+
+import ferry_proc  # noqa: E402
+import listener  # noqa: E402
+import nova_peer  # noqa: E402
+import rig  # noqa: E402
+
+import libvirt  # noqa: E402
+
+STRUGGLING = "instance.live_migration_struggling"
+TERMINAL = ("instance.live_migration_post.end", "instance.live_migration_rollback.end")
+
+# name, guest dirty rate as a fraction of the derived bandwidth (None = idle),
+# full-page rewrites (defeats XBZRLE), flavor extra specs
+SCENARIOS = [
+    ("idle", None, 0, None),
+    ("dirty < bandwidth (1/3)", 1.0 / 3, 1, None),
+    ("dirty > bandwidth (2x)", 2.0, 1, None),
+    ("dirty > bandwidth (2x), flavor permits post-copy", 2.0, 1,
+     {"ferry:live_migration_permit_post_copy": "true"}),
+]
+
+
+def sh(*cmd):
+    return subprocess.run(list(cmd), cwd=REPO, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+
+
+def derived_bandwidth(binary, conf):
+    out = sh(binary, "--config", conf, "--show-tuning").stdout
+    m = re.search(r"live_migration_bandwidth\s+(\d+) MiB/s", out)
+    if not m:
+        raise SystemExit("cannot read the derived bandwidth from --show-tuning:\n" + out)
+    return int(m.group(1)), out
+
+
+def completed_stats(host, uuid):
+    """libvirt's statistics of the domain's completed migration job, or {}."""
+    conn = rig.connect(host)
+    try:
+        dom = conn.lookupByUUIDString(uuid)
+        return dom.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
+    except libvirt.libvirtError:
+        return {}
+    finally:
+        conn.close()
+
+
+def data(msg):
+    return msg["payload"]["nova_object.data"]
+
+
+def run_scenario(name, frac, full, specs, bw, mem, notes):
+    rate = max(1, int(bw * frac)) if frac is not None else 0
+    guest = "bench" + uuidlib.uuid4().hex[:6]
+    if frac is None:
+        uuid = rig.boot_guest("A", name=guest, mem_mib=mem, ratek=16, ws=1)
+    else:
+        uuid = rig.boot_guest("A", name=guest, mem_mib=mem, rate=rate, ws=min(64, mem // 4),
+                              full=full)
+    rig.wait_heartbeat_advances("A", guest, timeout=15)
+    t0 = time.monotonic()
+    nova_peer.cast_live_migration(uuid, "bench-src", "bench-dst", extra_specs=specs)
+    end = None
+    deadline = t0 + 600
+    while end is None and time.monotonic() < deadline:
+        for ev in TERMINAL:
+            end = end or notes.wait_for(ev, uuid, timeout=0.2)
+    total = time.monotonic() - t0
+    events = notes.events(uuid)
+    struggles = [data(m) for m in events if m["event_type"] == STRUGGLING]
+    progress = [data(m) for m in events if m["event_type"] == "instance.live_migration_progress"]
+    where = "B" if rig.domain_state("B", uuid) else "A"
+    stats = completed_stats(where, uuid)
+    outcome = ("timeout" if end is None else
+               "completed" if end["event_type"].startswith("instance.live_migration_post")
+               else "rolled back")
+    row = {
+        "scenario": name,
+        "dirty": "idle" if frac is None else "%d MiB/s ws=%d MiB%s" % (
+            rate, min(64, mem // 4), " full pages" if full else ""),
+        "outcome": outcome,
+        "on": where,
+        "state": rig.domain_state(where, uuid),
+        "total_s": total,
+        "libvirt_s": stats.get("time_elapsed", 0) / 1000.0 if stats else None,
+        "downtime_ms": stats.get("downtime") if stats else None,
+        "iterations": max([p.get("memory_iteration") or 0 for p in progress] or [0]),
+        "floor_s": mem / float(bw),
+        "warnings": len(struggles),
+        "first_warn_iter": struggles[0]["memory_iteration"] if struggles else None,
+        "actions": ",".join(dict.fromkeys(s["action"] for s in struggles)) or "-",
+    }
+    conn = rig.connect(where)
+    try:
+        conn.lookupByUUIDString(uuid).destroy()
+    except libvirt.libvirtError:
+        pass
+    finally:
+        conn.close()
+    return row
+
+
+def fmt(v, spec):
+    return "-" if v is None else format(v, spec)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--link-speed", default="1G")
+    ap.add_argument("--mem", type=int, default=256, help="guest RAM, MiB")
+    ap.add_argument("--only", help="run the scenarios whose name contains this")
+    args = ap.parse_args()
+
+    release = os.path.join(REPO, "build", "release", "worker", "ferry-worker")
+    binary = release if os.path.exists(release) else ferry_proc.WORKER
+    rig_was_up = sh("bash", "deploy/rig/rabbit.sh", "status").returncode == 0
+    if not rig_was_up:
+        for cmd in (("bash", "deploy/rig/rabbit.sh", "start"),
+                    ("bash", "deploy/rig/hosts.sh", "start")):
+            r = sh(*cmd)
+            if r.returncode != 0:
+                raise SystemExit(r.stdout)
+    sh("make", "-s", "-C", "deploy/guest")
+    tmp = tempfile.mkdtemp(prefix="ferry-bench-")
+    dial = '\tlink_speed = "%s";' % args.link_speed
+    workers = [ferry_proc.Worker(tmp, "bench-src", "A", "127.0.0.2", libvirt=dial,
+                                 interval=1.0, log_level="info", binary=binary),
+               ferry_proc.Worker(tmp, "bench-dst", "B", "127.0.0.3", libvirt=dial,
+                                 interval=1.0, log_level="info", binary=binary)]
+    bw, tuning = derived_bandwidth(binary, workers[0].conf)
+    notes = listener.Collector(nova_peer.DEFAULT_URL).start()
+    rows = []
+    try:
+        for w in workers:
+            w.start()
+        print("ferry-worker %s, link_speed %s, guest %d MiB, TCG; ferry's defaults otherwise:"
+              % (binary, args.link_speed, args.mem))
+        print(tuning)
+        for name, frac, full, specs in SCENARIOS:
+            if args.only and args.only not in name:
+                continue
+            row = run_scenario(name, frac, full, specs, bw, args.mem, notes)
+            rows.append(row)
+            print("  %-48s %s, %.1f s" % (name, row["outcome"], row["total_s"]), flush=True)
+        rss = {}
+        for w in workers:
+            with open("/proc/%d/status" % w.proc.pid) as f:
+                st = dict(line.split(":", 1) for line in f if ":" in line)
+            rss[w.host] = (st["VmRSS"].strip(), st["VmHWM"].strip())
+    finally:
+        notes.stop()
+        for w in workers:
+            w.stop()
+        if not rig_was_up:
+            sh("bash", "deploy/rig/hosts.sh", "stop")
+            sh("bash", "deploy/rig/rabbit.sh", "stop")
+
+    print()
+    hdr = ("scenario", "guest dirtying", "outcome", "total s", "libvirt s", "downtime ms",
+           "floor s", "iters", "warns", "warn@iter", "policy actions")
+    print(" | ".join(hdr))
+    print(" | ".join("---" for _ in hdr))
+    for r in rows:
+        print(" | ".join([r["scenario"], r["dirty"], "%s (on %s, %s)" % (
+            r["outcome"], r["on"], r["state"]), fmt(r["total_s"], ".1f"),
+            fmt(r["libvirt_s"], ".1f"), fmt(r["downtime_ms"], "d"), fmt(r["floor_s"], ".1f"),
+            str(r["iterations"]), str(r["warnings"]), fmt(r["first_warn_iter"], "d"),
+            r["actions"]]))
+    print()
+    for host, (cur, peak) in rss.items():
+        print("%s ferry-worker RSS %s (peak %s)" % (host, cur, peak))
+    print("logs: %s" % tmp)
+
+
+if __name__ == "__main__":
+    main()

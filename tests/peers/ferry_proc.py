@@ -1,0 +1,92 @@
+# SPDX-License-Identifier: Apache-2.0
+"""ferry-worker as a child process: writes its config, starts it, waits for
+log lines, stops it by PID with SIGTERM.  Shared by the end-to-end tests and
+the benchmarks."""
+import os
+import signal
+import subprocess
+import time
+
+import nova_peer
+import rig
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+WORKER = os.environ.get("FERRY_WORKER", os.path.join(REPO, "build", "dev", "worker",
+                                                      "ferry-worker"))
+
+CONF_TEMPLATE = """
+transport_url = "{url}";
+host = "{host}";
+state_dir = "{state}";
+log_level = "{log_level}";
+rpc_response_timeout = 20;
+notifications = {{ progress_interval = {interval}; }};
+libvirt = {{
+	connection_uri = "{uri}";
+	live_migration_inbound_addr = "{inbound}";
+{libvirt}
+}};
+"""
+
+
+class Worker:
+    """One ferry-worker process with its own config and log file.
+
+    libvirt_host is a rig host ("A", "B") or None for libvirt's test driver;
+    libvirt holds extra lines for the libvirt group (e.g. a bandwidth)."""
+
+    def __init__(self, tmp, host, libvirt_host, inbound, libvirt="", interval=0.25,
+                 log_level="debug", url=nova_peer.DEFAULT_URL, binary=None):
+        self.host = host
+        self.binary = binary or WORKER
+        self.dir = os.path.join(tmp, host)
+        os.makedirs(self.dir, exist_ok=True)
+        self.conf = os.path.join(self.dir, "worker.conf")
+        self.log_path = os.path.join(self.dir, "worker.log")
+        with open(self.conf, "w") as f:
+            f.write(CONF_TEMPLATE.format(
+                url=url, host=host, state=self.dir, log_level=log_level, interval=interval,
+                uri=rig.host_uri(libvirt_host) if libvirt_host else "test:///default",
+                inbound=inbound, libvirt=libvirt))
+        self.proc = None
+        self._log = None
+
+    def start(self):
+        self._log = open(self.log_path, "ab")
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0")
+        self.proc = subprocess.Popen([self.binary, "--config", self.conf], stdout=self._log,
+                                     stderr=subprocess.STDOUT, env=env)
+        self.wait_log("Connected to the broker", timeout=30)
+        return self
+
+    def log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def wait_log(self, text, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log():
+                return True
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError("worker %s exited (%s):\n%s" % (
+                    self.host, self.proc.returncode, self.log()[-4000:]))
+            time.sleep(0.1)
+        raise AssertionError("worker %s never logged %r:\n%s" % (self.host, text,
+                                                               self.log()[-4000:]))
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        if self.proc is None:
+            return None
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
