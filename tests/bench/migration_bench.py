@@ -171,10 +171,14 @@ def main():
             rows.append(row)
             print("  %-48s %s, %.1f s" % (name, row["outcome"], row["total_s"]), flush=True)
         rss = {}
+        tick = os.sysconf("SC_CLK_TCK")
         for w in workers:
             with open("/proc/%d/status" % w.proc.pid) as f:
                 st = dict(line.split(":", 1) for line in f if ":" in line)
-            rss[w.host] = (st["VmRSS"].strip(), st["VmHWM"].strip())
+            with open("/proc/%d/stat" % w.proc.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            cpu = (int(fields[11]) + int(fields[12])) / float(tick)
+            rss[w.host] = (st["VmRSS"].strip(), st["VmHWM"].strip(), cpu)
     finally:
         notes.stop()
         for w in workers:
@@ -195,8 +199,9 @@ def main():
             str(r["iterations"]), str(r["warnings"]), fmt(r["first_warn_iter"], "d"),
             r["actions"]]))
     print()
-    for host, (cur, peak) in rss.items():
-        print("%s ferry-worker RSS %s (peak %s)" % (host, cur, peak))
+    for host, (cur, peak, cpu) in rss.items():
+        print("%s ferry-worker RSS %s (peak %s), CPU %.2f s over the whole run"
+              % (host, cur, peak, cpu))
     print("logs: %s" % tmp)
 
 
