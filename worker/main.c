@@ -233,6 +233,7 @@ handle_signal(struct worker *w)
 			    si.ssi_signo, wk_migrate_running(w->migrate), SHUTDOWN_WAIT_MS / 1000);
 			w->stopping = true;
 			w->stop_deadline_ms = wk_now_ms() + SHUTDOWN_WAIT_MS;
+			wk_flow_stop(w->flow);
 		}
 	}
 }
@@ -242,12 +243,15 @@ next_timeout(struct worker *w, uint64_t now)
 {
 	int t = rpc_amqp_connected(w->amqp) ? rpc_amqp_timeout_ms(w->amqp) : 1000;
 	int b = wk_bus_tick(w->bus, now);
+	int q = wk_flow_tick(w->flow, now);
 
 	if (!rpc_amqp_connected(w->amqp) && w->reconnect_at_ms > now &&
 	    (int)(w->reconnect_at_ms - now) < t)
 		t = (int)(w->reconnect_at_ms - now);
 	if (b >= 0 && b < t)
 		t = b;
+	if (q >= 0 && q < t)
+		t = q;
 	return t;
 }
 

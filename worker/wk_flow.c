@@ -21,12 +21,18 @@ WK_LOG_NAME("worker.flow");
 
 #define RPC_VERSION "6.0"
 
+/* The destination's answer when its inbound slots are all taken; the source
+ * keeps the migration queued and asks again after INBOUND_RETRY_MS. */
+#define NO_INBOUND_SLOT "no free inbound migration slot"
+#define INBOUND_RETRY_MS 2000
+
 enum mig_role {
 	ROLE_SOURCE,
 	ROLE_DEST,
 };
 
 enum mig_phase {
+	PHASE_QUEUED,     /* accepted; waits for an outbound slot (FIFO by seq) */
 	PHASE_PREPARING,  /* waiting for the destination's pre_live_migration */
 	PHASE_RUNNING,    /* libvirt is migrating */
 	PHASE_COMPLETING, /* migrated; post at destination in flight */
@@ -39,6 +45,8 @@ struct mig {
 	enum mig_role role;
 	enum mig_phase phase;
 	uint64_t job_id;
+	uint64_t seq; /* acceptance order, for the outbound FIFO */
+	uint64_t retry_at_ms; /* queued: not before (the destination had no inbound slot) */
 	char *uuid;
 	char *dest_host;
 	char *migration_uuid;
@@ -57,6 +65,7 @@ struct mig {
 	json_t *instance;     /* the cast's Instance primitive */
 	json_t *context;      /* the cast's request context */
 	json_t *migrate_data; /* source: the destination's answer to pre_live_migration */
+	json_t *cast_migrate_data; /* source: the cast's migrate_data, sent with pre */
 	struct wk_progress progress;
 	struct wk_job_sample last_sample;
 	uint64_t started_ms, last_notify_ms;
@@ -66,6 +75,8 @@ struct wk_flow {
 	struct wk_flow_deps d;
 	struct mig *migs;
 	uint64_t next_job_id;
+	uint64_t next_seq;
+	bool stopping; /* no queued migration starts any more */
 };
 
 int
@@ -93,6 +104,7 @@ mig_free(struct mig *m)
 	json_decref(m->instance);
 	json_decref(m->context);
 	json_decref(m->migrate_data);
+	json_decref(m->cast_migrate_data);
 	free(m);
 }
 
@@ -140,9 +152,13 @@ find_job(wk_flow *f, uint64_t job_id)
 	return NULL;
 }
 
+static void start_queued(wk_flow *f);
+
 static void
 unlink_free(wk_flow *f, struct mig *m)
 {
+	bool frees_slot = m->role == ROLE_SOURCE && m->phase != PHASE_QUEUED;
+
 	for (struct mig **pp = &f->migs; *pp != NULL; pp = &(*pp)->next) {
 		if (*pp == m) {
 			*pp = m->next;
@@ -151,12 +167,16 @@ unlink_free(wk_flow *f, struct mig *m)
 	}
 	wk_bus_cancel(f->d.bus, m);
 	mig_free(m);
+	if (frees_slot)
+		start_queued(f);
 }
 
 static const char *
 phase_name(const struct mig *m)
 {
 	switch (m->phase) {
+	case PHASE_QUEUED:
+		return "queued";
 	case PHASE_PREPARING:
 		return "preparing";
 	case PHASE_RUNNING:
@@ -309,7 +329,8 @@ finish_rollback(wk_flow *f, struct mig *m, const char *why)
 		else
 			log_info("Resumed '%s' on the source after the failed migration", m->uuid);
 	}
-	if (m->dest_host != NULL) {
+	/* A queued migration reserved nothing at the destination. */
+	if (m->dest_host != NULL && m->phase != PHASE_QUEUED) {
 		args = json_pack("{s:O,s:b,s:O?}", "instance", m->instance, "destroy_disks", 1,
 		    "migrate_data", m->migrate_data);
 		if (args == NULL ||
@@ -582,6 +603,15 @@ on_pre_reply(void *data, int r, json_t *result, const char *error)
 	struct wk_err err = {{0}};
 
 	wk_log_set_request_id(m->request_id);
+	if (r < 0 && !m->abort_requested && !f->stopping && error != NULL &&
+	    strstr(error, NO_INBOUND_SLOT) != NULL) {
+		log_info("'%s' has no free inbound slot for '%s'; queued again, retrying in %d s",
+		    m->dest_host, m->uuid, INBOUND_RETRY_MS / 1000);
+		m->phase = PHASE_QUEUED;
+		m->retry_at_ms = wk_now_ms() + INBOUND_RETRY_MS;
+		start_queued(f); /* the slot it held may serve another destination */
+		return;
+	}
 	if (r < 0) {
 		log_error("pre_live_migration on '%s' for '%s' failed: %s", m->dest_host, m->uuid,
 		    error);
@@ -600,13 +630,99 @@ on_pre_reply(void *data, int r, json_t *result, const char *error)
 	}
 }
 
+/* Outbound migrations holding a slot: every source one past the queue. */
+static int
+outbound_busy(const wk_flow *f)
+{
+	int n = 0;
+
+	for (const struct mig *m = f->migs; m != NULL; m = m->next)
+		if (m->role == ROLE_SOURCE && m->phase != PHASE_QUEUED)
+			n++;
+	return n;
+}
+
+/* Takes an outbound slot: asks the destination to reserve its side. */
+static void
+prepare(wk_flow *f, struct mig *m)
+{
+	json_t *call_args;
+	int r;
+
+	m->phase = PHASE_PREPARING;
+	call_args = json_pack("{s:O,s:n,s:O?}", "instance", m->instance, "disk", "migrate_data",
+	    m->cast_migrate_data);
+	r = call_args ? wk_bus_call(f->d.bus, m->dest_host, "pre_live_migration", RPC_VERSION,
+			    call_args, m->context, f->d.conf->rpc_response_timeout, on_pre_reply, m)
+		      : -ENOMEM;
+	if (r < 0)
+		finish_rollback(f, m, "cannot call pre_live_migration");
+}
+
+/* Starts queued migrations, oldest first, while outbound slots are free. */
+static void
+start_queued(wk_flow *f)
+{
+	uint64_t now = wk_now_ms();
+
+	for (;;) {
+		struct mig *next = NULL;
+
+		if (f->stopping ||
+		    (f->d.tuning->max_outbound > 0 && outbound_busy(f) >= f->d.tuning->max_outbound))
+			return;
+		for (struct mig *m = f->migs; m != NULL; m = m->next)
+			if (m->role == ROLE_SOURCE && m->phase == PHASE_QUEUED &&
+			    m->retry_at_ms <= now && (next == NULL || m->seq < next->seq))
+				next = m;
+		if (next == NULL)
+			return;
+		wk_log_set_request_id(next->request_id);
+		log_info("Live migration of '%s' to '%s' leaves the queue", next->uuid,
+		    next->dest_host);
+		prepare(f, next);
+	}
+}
+
+int
+wk_flow_tick(wk_flow *f, uint64_t now_ms)
+{
+	uint64_t next = 0;
+
+	start_queued(f);
+	for (const struct mig *m = f->migs; m != NULL; m = m->next)
+		if (m->role == ROLE_SOURCE && m->phase == PHASE_QUEUED && m->retry_at_ms > now_ms &&
+		    (next == 0 || m->retry_at_ms < next))
+			next = m->retry_at_ms;
+	return next == 0 ? -1 : (int)(next - now_ms);
+}
+
+void
+wk_flow_stop(wk_flow *f)
+{
+	struct mig *m;
+
+	f->stopping = true;
+	do {
+		for (m = f->migs; m != NULL; m = m->next)
+			if (m->role == ROLE_SOURCE &&
+			    (m->phase == PHASE_QUEUED || m->phase == PHASE_PREPARING))
+				break;
+		if (m != NULL) {
+			wk_log_set_request_id(m->request_id);
+			finish_rollback(f, m, "the worker is stopping before the migration started");
+		}
+	} while (m != NULL);
+	wk_log_set_request_id(NULL);
+}
+
 int
 wk_flow_live_migration(wk_flow *f, const rpc_msg *msg, json_t **ret_result,
     struct wk_err *reterr)
 {
 	json_t *args = rpc_msg_args(msg);
 	json_t *instance = NULL, *dest = NULL, *block = NULL, *migration = NULL;
-	json_t *migrate_data = NULL, *call_args;
+	json_t *migrate_data = NULL;
 	struct wk_hv_domain_info info;
 	const char *uuid = NULL;
 	struct mig *m;
@@ -615,6 +731,8 @@ wk_flow_live_migration(wk_flow *f, const rpc_msg *msg, json_t **ret_result,
 	r = instance_arg(args, "live_migration", &uuid, &instance, reterr);
 	if (r < 0)
 		return r;
+	if (f->stopping)
+		return wk_err_set(reterr, -ESHUTDOWN, "live_migration: the worker is stopping");
 	if ((r = arg_get(args, "live_migration", "dest", JSON_STRING, true, &dest, reterr)) < 0 ||
 	    (r = arg_get(args, "live_migration", "block_migration", JSON_TRUE, false, &block,
 		 reterr)) < 0 ||
@@ -665,21 +783,21 @@ wk_flow_live_migration(wk_flow *f, const rpc_msg *msg, json_t **ret_result,
 		mig_free(m);
 		return r;
 	}
+	m->cast_migrate_data = json_incref(migrate_data);
+	m->seq = f->next_seq++;
+	m->phase = PHASE_QUEUED;
 	m->next = f->migs;
 	f->migs = m;
-	log_info("Live migration of '%s' to '%s' accepted", m->uuid, m->dest_host);
-
-	call_args = json_pack("{s:O,s:n,s:O?}", "instance", instance, "disk", "migrate_data",
-	    migrate_data);
-	r = call_args ? wk_bus_call(f->d.bus, m->dest_host, "pre_live_migration", RPC_VERSION,
-			    call_args, m->context, f->d.conf->rpc_response_timeout, on_pre_reply, m)
-		      : -ENOMEM;
-	if (r < 0) {
-		finish_rollback(f, m, "cannot call pre_live_migration");
-		return 0; /* reported through the rollback */
-	}
 	*ret_result = NULL;
-	return 0;
+	if (outbound_busy(f) >= f->d.tuning->max_outbound && f->d.tuning->max_outbound > 0) {
+		log_info("Live migration of '%s' to '%s' accepted and queued: %d outbound "
+			 "migration(s) at once (libvirt.max_concurrent_live_migrations)",
+		    m->uuid, m->dest_host, f->d.tuning->max_outbound);
+		return 0;
+	}
+	log_info("Live migration of '%s' to '%s' accepted", m->uuid, m->dest_host);
+	prepare(f, m);
+	return 0; /* a failure is reported through the rollback */
 }
 
 static struct mig *
@@ -732,6 +850,9 @@ wk_flow_abort(wk_flow *f, const rpc_msg *msg, json_t **ret_result, struct wk_err
 		return r;
 	notify_action(f, instance, rpc_msg_context(msg), "live_migration_abort", "start");
 	switch (m->phase) {
+	case PHASE_QUEUED:
+		r = 0;
+		break;
 	case PHASE_PREPARING:
 		m->abort_requested = true; /* on_pre_reply rolls back instead of starting */
 		m->abort_reason = "aborted on request";
@@ -749,7 +870,9 @@ wk_flow_abort(wk_flow *f, const rpc_msg *msg, json_t **ret_result, struct wk_err
 		break;
 	}
 	notify_action(f, instance, rpc_msg_context(msg), "live_migration_abort", "end");
-	if (r == 0)
+	if (r == 0 && m->phase == PHASE_QUEUED)
+		finish_rollback(f, m, "aborted on request while queued");
+	else if (r == 0)
 		log_info("Abort of the migration of '%s' requested", m->uuid);
 	*ret_result = NULL;
 	return r;
@@ -784,6 +907,17 @@ wk_flow_on_job_event(wk_flow *f, const struct wk_mig_event *ev)
 
 /* ---- destination side ---- */
 
+static int
+inbound_reserved(const wk_flow *f)
+{
+	int n = 0;
+
+	for (const struct mig *m = f->migs; m != NULL; m = m->next)
+		if (m->role == ROLE_DEST)
+			n++;
+	return n;
+}
+
 int
 wk_flow_pre_live_migration(wk_flow *f, const rpc_msg *msg, json_t **ret_result,
     struct wk_err *reterr)
@@ -803,6 +937,11 @@ wk_flow_pre_live_migration(wk_flow *f, const rpc_msg *msg, json_t **ret_result,
 		return r;
 	if (find_mig(f, uuid, ROLE_DEST) != NULL)
 		return wk_err_set(reterr, -EBUSY, "instance '%s' is already migrating here", uuid);
+	if (f->d.tuning->max_inbound > 0 && inbound_reserved(f) >= f->d.tuning->max_inbound)
+		return wk_err_set(reterr, -EAGAIN,
+		    NO_INBOUND_SLOT " on '%s' for '%s': %d reserved "
+				    "(libvirt.max_concurrent_inbound_migrations)",
+		    f->d.conf->host, uuid, f->d.tuning->max_inbound);
 	notify_action(f, instance, rpc_msg_context(msg), "live_migration_pre", "start");
 
 	/* Answer with the caller's migrate_data plus where to connect (as nova's

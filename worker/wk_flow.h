@@ -77,4 +77,14 @@ void wk_flow_on_job_event(wk_flow *flow, const struct wk_mig_event *ev);
 /* Migrations this host is still working on (either end). */
 size_t wk_flow_active(const wk_flow *flow);
 
+/* Starts queued migrations whose retry time has come.  Returns the ms until
+ * the next retry, or -1 when none waits.  Call from the main loop. */
+int wk_flow_tick(wk_flow *flow, uint64_t now_ms);
+
+/* The worker is stopping: every source migration not yet handed to libvirt
+ * (queued, or waiting for pre_live_migration) is rolled back with its
+ * notifications, so no accepted migration is forgotten; running ones go on
+ * inside libvirtd.  No queued migration starts after this. */
+void wk_flow_stop(wk_flow *flow);
+
 #endif

@@ -1,0 +1,108 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Concurrency limits on the real rig: a source host with
+libvirt.max_concurrent_live_migrations = 1 runs one outbound migration at a
+time; the others wait in a FIFO queue (phase "queued" in list_migrations),
+and a queued one can be aborted without ever touching libvirt."""
+import tempfile
+import time
+import uuid as uuidlib
+
+import pytest
+
+import nova_peer
+import rig
+from conftest import Worker
+
+
+@pytest.fixture(scope="module")
+def limited(workers):
+    tmp = tempfile.mkdtemp(prefix="ferry-e2e-limits-")
+    w = Worker(tmp, "host7", "A", "127.0.0.2", bandwidth=8,
+               extra="\tmax_concurrent_live_migrations = 1;")
+    w.start()
+    yield w
+    w.stop()
+
+
+def boot(n):
+    names = ["q" + uuidlib.uuid4().hex[:8] for _ in range(n)]
+    return [(rig.boot_guest("A", name=name, mem_mib=256, rate=4, ws=32), name)
+            for name in names]
+
+
+def phases(host):
+    return {m["instance_uuid"]: m["phase"] for m in nova_peer.list_migrations(host)}
+
+
+def test_outbound_fifo_queue_and_abort_while_queued(limited, workers, notifications):
+    guests = boot(3)
+    (u1, n1), (u2, n2), (u3, n3) = guests
+    for u, _ in guests:
+        nova_peer.cast_live_migration(u, "host7", "host2")
+
+    # one runs, the other two wait in order
+    seen = None
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        seen = phases("host7")
+        if seen.get(u2) == "queued" and seen.get(u3) == "queued" and u1 in seen:
+            break
+        time.sleep(0.1)
+    assert seen.get(u1) in ("preparing", "precopy"), seen
+    assert seen.get(u2) == "queued" and seen.get(u3) == "queued", seen
+
+    # abort the last one while it waits: rolled back, never migrated
+    nova_peer.cast_abort(u3, "host7")
+    assert notifications.wait_for("instance.live_migration_rollback.end", u3, timeout=20)
+    types3 = [m["event_type"] for m in notifications.events(u3)]
+    assert "instance.live_migration_abort.end" in types3, types3
+    assert "instance.live_migration_progress" not in types3, types3
+    assert rig.domain_state("A", u3) == "running"
+
+    # the first two complete, strictly one after the other
+    for u in (u1, u2):
+        assert notifications.wait_for("instance.live_migration_post.end", u, timeout=90), \
+            limited.log()[-3000:]
+    ev1 = [m["timestamp"] for m in notifications.events(u1)
+           if m["event_type"] == "instance.live_migration_post.end"]
+    ev2 = [m["timestamp"] for m in notifications.events(u2)
+           if m["event_type"] == "instance.live_migration_progress"]
+    assert ev2 and min(ev2) >= ev1[0], (ev1, ev2)
+    assert "Live migration of '%s' to 'host2' leaves the queue" % u2 in limited.log()
+    for u, name in ((u1, n1), (u2, n2)):
+        assert rig.domain_state("B", u) == "running"
+        assert rig.domain_state("A", u) is None
+        rig.wait_heartbeat_advances("B", name, timeout=15)
+    assert phases("host7") == {}
+
+
+@pytest.fixture(scope="module")
+def narrow_dest(workers):
+    tmp = tempfile.mkdtemp(prefix="ferry-e2e-limits-dest-")
+    w = Worker(tmp, "host8", "B", "127.0.0.3",
+               extra="\tmax_concurrent_inbound_migrations = 1;")
+    w.start()
+    yield w
+    w.stop()
+
+
+def test_inbound_slot_reserved_and_waited_for(limited, narrow_dest, workers, notifications):
+    """Two sources migrate to a destination that takes one at a time: the
+    second source is told there is no free inbound slot, keeps its migration
+    queued and retries; both guests end up running on the destination."""
+    (u1, n1), (u2, n2) = boot(2)
+    nova_peer.cast_live_migration(u1, "host1", "host8")
+    nova_peer.cast_live_migration(u2, "host7", "host8")
+    for u in (u1, u2):
+        assert notifications.wait_for("instance.live_migration_post.end", u, timeout=90), \
+            narrow_dest.log()[-3000:]
+    refused = "no free inbound migration slot on 'host8'"
+    logs = workers["host1"].log() + limited.log()
+    assert refused in narrow_dest.log() or refused in logs
+    assert "has no free inbound slot for '%s'" % u1 in logs or \
+        "has no free inbound slot for '%s'" % u2 in logs, logs[-3000:]
+    for u, name in ((u1, n1), (u2, n2)):
+        assert rig.domain_state("B", u) == "running"
+        rig.wait_heartbeat_advances("B", name, timeout=15)
+    assert not [e for e in notifications.events(u1) + notifications.events(u2)
+                if e["event_type"].startswith("instance.live_migration_rollback")]
