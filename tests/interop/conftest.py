@@ -8,7 +8,6 @@ the tests that stop brokers or close connections.  The shared broker is
 never restarted.  Workers use libvirt's test:///default driver: nothing here
 migrates, so no libvirt host is needed.  Every process started here is
 stopped here, by PID."""
-import importlib.util
 import json
 import logging
 import os
@@ -26,12 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "tests", "peers"))
 
-# tests/e2e/conftest.py's Worker, loaded under a name of its own so pytest's
-# "conftest" module of this directory does not clash with it.
-_spec = importlib.util.spec_from_file_location(
-    "ferry_e2e_conftest", os.path.join(REPO, "tests", "e2e", "conftest.py"))
-e2e = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(e2e)
+import ferry_proc  # noqa: E402
 
 SHARED_PORT = 5672
 NODE2 = {"RABBIT_NODE": "rabbit2", "RABBIT_PORT": "5673", "RABBIT_DIST_PORT": "25673",
@@ -124,12 +118,12 @@ class Vhost:
         ctl("delete_vhost", self.name, node=self.node, check=False)
 
 
-class Worker(e2e.Worker):
-    """tests/e2e's Worker with the interop config (vhost URL, oslo options)."""
+class Worker(ferry_proc.Worker):
+    """A ferry-worker with the interop config (vhost URL, oslo options),
+    LeakSanitizer on."""
 
     def __init__(self, tmp, host, transport_url, rabbit=None, exchange="nova",
                  alt_topic="compute-alt"):
-        super().__init__(tmp, host, None, "127.0.0.1")
         lines = []
         for k, v in (rabbit or {}).items():
             if isinstance(v, bool):
@@ -137,19 +131,10 @@ class Worker(e2e.Worker):
             elif isinstance(v, str):
                 v = '"%s"' % v
             lines.append("\t%s = %s;" % (k, v))
-        with open(self.conf, "w") as f:
-            f.write(CONF.format(url=transport_url, host=host, state=self.dir,
-                                exchange=exchange, alt_topic=alt_topic,
-                                rabbit="\n".join(lines)))
-
-    def start(self, wait=True):
-        self._log = open(self.log_path, "ab")
-        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1")
-        self.proc = subprocess.Popen([e2e.WORKER, "--config", self.conf], stdout=self._log,
-                                     stderr=subprocess.STDOUT, env=env)
-        if wait:
-            self.wait_log("Connected to the broker", timeout=30)
-        return self
+        state = os.path.join(tmp, host)
+        super().__init__(tmp, host, leak_check=True, conf_text=CONF.format(
+            url=transport_url, host=host, state=state, exchange=exchange,
+            alt_topic=alt_topic, rabbit="\n".join(lines)))
 
     def count(self, text):
         return self.log().count(text)

@@ -33,30 +33,35 @@ class Worker:
     """One ferry-worker process with its own config and log file.
 
     libvirt_host is a rig host ("A", "B") or None for libvirt's test driver;
-    libvirt holds extra lines for the libvirt group (e.g. a bandwidth)."""
+    libvirt holds extra lines for the libvirt group (e.g. a bandwidth);
+    conf_text, when given, is the whole config instead of the template.
+    leak_check turns on LeakSanitizer's report at exit (ASan builds)."""
 
-    def __init__(self, tmp, host, libvirt_host, inbound, libvirt="", interval=0.25,
-                 log_level="debug", url=nova_peer.DEFAULT_URL, binary=None):
+    def __init__(self, tmp, host, libvirt_host=None, inbound="127.0.0.1", libvirt="",
+                 interval=0.25, log_level="debug", url=nova_peer.DEFAULT_URL, binary=None,
+                 conf_text=None, leak_check=False):
         self.host = host
         self.binary = binary or WORKER
         self.dir = os.path.join(tmp, host)
         os.makedirs(self.dir, exist_ok=True)
         self.conf = os.path.join(self.dir, "worker.conf")
         self.log_path = os.path.join(self.dir, "worker.log")
+        self.leak_check = leak_check
         with open(self.conf, "w") as f:
-            f.write(CONF_TEMPLATE.format(
+            f.write(conf_text if conf_text is not None else CONF_TEMPLATE.format(
                 url=url, host=host, state=self.dir, log_level=log_level, interval=interval,
                 uri=rig.host_uri(libvirt_host) if libvirt_host else "test:///default",
                 inbound=inbound, libvirt=libvirt))
         self.proc = None
         self._log = None
 
-    def start(self):
+    def start(self, wait=True):
         self._log = open(self.log_path, "ab")
-        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0")
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=%d" % int(self.leak_check))
         self.proc = subprocess.Popen([self.binary, "--config", self.conf], stdout=self._log,
                                      stderr=subprocess.STDOUT, env=env)
-        self.wait_log("Connected to the broker", timeout=30)
+        if wait:
+            self.wait_log("Connected to the broker", timeout=30)
         return self
 
     def log(self):
