@@ -639,6 +639,39 @@ rpc_nova_instance_action_payload(
 }
 
 json_t *
+rpc_nova_live_migration_payload(
+    json_t *instance, const char *action, const char *phase, const char *self_host, json_t *context)
+{
+	bool end = phase != NULL && strcmp(phase, "end") == 0;
+	bool moved = end && action != NULL && strcmp(action, "live_migration_post_dest") == 0;
+	bool reset =
+	    moved || (end && action != NULL && strcmp(action, "live_migration_rollback") == 0);
+	json_t *copy, *data, *p;
+
+	if (!reset)
+		return rpc_nova_instance_action_payload(instance, NULL, NULL, context, NULL);
+	/* Only the data object changes: shallow copies are enough. */
+	data = rpc_nova_object_data(instance);
+	data = data != NULL ? json_copy(data) : json_object();
+	if (data == NULL)
+		return NULL;
+	copy = json_is_object(instance) ? json_copy(instance) : json_object();
+	if (copy == NULL || json_object_set_new(data, "task_state", json_null()) < 0) {
+		json_decref(copy);
+		json_decref(data);
+		return NULL;
+	}
+	if (json_object_set_new(copy, "nova_object.data", data) < 0) {
+		json_decref(copy);
+		return NULL;
+	}
+	p = rpc_nova_instance_action_payload(
+	    copy, moved ? self_host : NULL, moved ? self_host : NULL, context, NULL);
+	json_decref(copy);
+	return p;
+}
+
+json_t *
 rpc_nova_exception_payload(const char *module_name, const char *function_name,
     const char *exception, const char *exception_message)
 {

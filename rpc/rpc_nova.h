@@ -53,6 +53,21 @@ json_t *rpc_nova_instance_action_payload(
     json_t *instance, const char *host, const char *node, json_t *context, json_t *fault);
 
 /*
+ * The InstanceActionPayload of instance.<action>.<phase> for the
+ * live-migration actions ("live_migration_pre", "live_migration_post_dest",
+ * "live_migration_rollback", ...), with the Instance in the state nova 26's
+ * compute manager holds it at that point (nova's upstream notification
+ * samples): host and node stay the Instance's (the source, also on the
+ * destination), except live_migration_post_dest.end where they are
+ * @self_host (nova moved the instance); task_state is null on
+ * live_migration_rollback.end and live_migration_post_dest.end (nova reset
+ * it), else the Instance's.  @instance and @context are BORROWED.  Returns a
+ * new reference, or NULL on ENOMEM.
+ */
+json_t *rpc_nova_live_migration_payload(json_t *instance, const char *action, const char *phase,
+    const char *self_host, json_t *context);
+
+/*
  * ExceptionPayload 1.1 (namespace nova): module_name, function_name,
  * exception, exception_message and a traceback string shaped like
  * nova's (','.join(traceback.format_exception(...))), naming the module and

@@ -200,8 +200,8 @@ notify_action(wk_flow *f, json_t *instance, json_t *context, const char *action,
 	json_t *payload;
 
 	snprintf(event, sizeof(event), "instance.%s.%s", action, phase);
-	payload = rpc_nova_instance_action_payload(instance, f->d.conf->host, f->d.conf->host,
-	    context, NULL);
+	payload =
+	    rpc_nova_live_migration_payload(instance, action, phase, f->d.conf->host, context);
 	if (payload == NULL) {
 		log_error("Cannot build the '%s' payload, not sent", event);
 		return;

@@ -147,6 +147,94 @@ Test(rpc_nova, all_live_migration_payloads_match_nova, .init = setup, .fini = te
 	}
 }
 
+/*
+ * The Instance state per live-migration event follows nova's own upstream
+ * samples (nova 26.2.2 functional tests, source "compute"/"fake-mini",
+ * destination "host2"): a payload host equal to the sample's publisher host
+ * means "the notifying host", else the Instance's; a null task_state means
+ * nova reset it.  Every other field equals the plain payload of the cast.
+ */
+Test(rpc_nova, live_migration_payload_follows_nova_per_event, .init = setup, .fini = teardown)
+{
+	static const char *const events[][2] = {{"pre", "start"}, {"pre", "end"},
+	    {"force_complete", "start"}, {"force_complete", "end"}, {"abort", "start"},
+	    {"abort", "end"}, {"post", "start"}, {"post", "end"}, {"post_dest", "start"},
+	    {"post_dest", "end"}, {"rollback", "start"}, {"rollback", "end"},
+	    {"rollback_dest", "start"}, {"rollback_dest", "end"}};
+	json_t *plain = rpc_nova_instance_action_payload(instance, NULL, NULL, context, NULL);
+	int moved = 0, reset = 0;
+
+	for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
+		char path[512], action[64];
+		json_t *sample, *sd, *got, *gd, *pd, *v;
+		const char *publisher, *k;
+		bool self;
+
+		snprintf(path, sizeof(path),
+		    FIXTURES "upstream_notification_samples_26.2.2/resolved/"
+		             "instance-live_migration_%s-%s.json",
+		    events[i][0], events[i][1]);
+		snprintf(action, sizeof(action), "live_migration_%s", events[i][0]);
+		sample = json_load_file(path, 0, NULL);
+		cr_assert_not_null(sample, "%s", path);
+		sd = rpc_nova_object_data(json_object_get(sample, "payload"));
+		publisher = strchr(json_string_value(json_object_get(sample, "publisher_id")), ':');
+		cr_assert_not_null(publisher);
+		self = strcmp(json_string_value(json_object_get(sd, "host")), publisher + 1) == 0 &&
+		       strcmp(publisher + 1, "compute") != 0;
+		got = rpc_nova_live_migration_payload(
+		    instance, action, events[i][1], "ferry-self", context);
+		cr_assert_not_null(got);
+		gd = rpc_nova_object_data(got);
+		pd = rpc_nova_object_data(plain);
+		cr_expect_str_eq(json_string_value(json_object_get(gd, "host")),
+		    self ? "ferry-self" : "host1", "%s.%s: host", action, events[i][1]);
+		cr_expect_str_eq(json_string_value(json_object_get(gd, "node")),
+		    self ? "ferry-self" : "host1", "%s.%s: node", action, events[i][1]);
+		if (json_is_null(json_object_get(sd, "task_state")))
+			cr_expect(json_is_null(json_object_get(gd, "task_state")),
+			    "%s.%s: task_state", action, events[i][1]);
+		else
+			cr_expect_str_eq(json_string_value(json_object_get(gd, "task_state")),
+			    "migrating", "%s.%s: task_state", action, events[i][1]);
+		moved += self;
+		reset += json_is_null(json_object_get(sd, "task_state"));
+		cr_assert_eq(json_object_size(gd), json_object_size(pd));
+		json_object_foreach (pd, k, v) {
+			if (strcmp(k, "host") != 0 && strcmp(k, "node") != 0 &&
+			    strcmp(k, "task_state") != 0)
+				cr_expect(json_equal(json_object_get(gd, k), v), "%s.%s: field %s",
+				    action, events[i][1], k);
+		}
+		json_decref(got);
+		json_decref(sample);
+	}
+	/* post_dest.end moves the instance; it and rollback.end reset task_state. */
+	cr_assert_eq(moved, 1);
+	cr_assert_eq(reset, 2);
+	/* The caller's Instance is never changed. */
+	cr_assert_str_eq(
+	    json_string_value(json_object_get(rpc_nova_object_data(instance), "task_state")),
+	    "migrating");
+	json_decref(plain);
+}
+
+Test(rpc_nova, live_migration_payload_without_instance)
+{
+	json_t *p =
+	    rpc_nova_live_migration_payload(NULL, "live_migration_rollback", "end", "h", NULL);
+	json_t *junk = json_string("x");
+
+	cr_assert_not_null(p);
+	cr_assert(json_is_null(json_object_get(rpc_nova_object_data(p), "task_state")));
+	cr_assert(json_is_null(json_object_get(rpc_nova_object_data(p), "host")));
+	json_decref(p);
+	p = rpc_nova_live_migration_payload(junk, "live_migration_post_dest", "end", "h", NULL);
+	cr_assert_str_eq(json_string_value(json_object_get(rpc_nova_object_data(p), "host")), "h");
+	json_decref(p);
+	json_decref(junk);
+}
+
 Test(rpc_nova, host_and_node_override, .init = setup, .fini = teardown)
 {
 	json_t *p = rpc_nova_instance_action_payload(instance, "src", NULL, context, NULL);
