@@ -5,7 +5,12 @@
     validate_notification(inner)   the inner oslo notification (the decoded
                                    "oslo.message" string) and its payload,
                                    chosen by event_type via schemas/events.json
-    validate_args(method, args)    the args of an RPC method ferry accepts
+    validate_method_args(method, args)
+                                   the args of an RPC method ferry accepts
+                                   (validate_args is the same function)
+    validate_reply(method, result) the result of a call ferry answers, for
+                                   the methods whose result has a shape
+                                   (schemas/methods/replies/)
     validate_payload(name, obj)    one payload primitive, e.g. "IpPayload"
 
 All raise SchemaError with the failing path and reason.  Run as a script it
@@ -53,6 +58,8 @@ _STORE, _BY_PATH = _load_store()
 EVENTS = _load(os.path.join(SCHEMAS, "events.json"))["events"]
 METHODS = sorted(os.path.splitext(os.path.basename(p))[0]
                  for p in glob.glob(os.path.join(SCHEMAS, "methods", "*.json")))
+REPLIES = sorted(os.path.splitext(os.path.basename(p))[0]
+                 for p in glob.glob(os.path.join(SCHEMAS, "methods", "replies", "*.json")))
 
 
 def _validate(rel, doc, what):
@@ -93,12 +100,32 @@ def validate_notification(inner):
     _validate(ev["payload"], inner["payload"], "payload of %s" % event_type)
 
 
-def validate_args(method, args):
+def validate_method_args(method, args):
     """Validates the args dict of RPC method @method."""
     if method not in METHODS:
         raise SchemaError("method %r is not accepted by ferry (known: %s)"
                           % (method, ", ".join(METHODS)))
     _validate(os.path.join("methods", method + ".json"), args, "args of %s" % method)
+
+
+validate_args = validate_method_args
+
+
+def validate_reply(method, result):
+    """Validates the result of a successful call of @method (a method with a
+    reply schema; the others answer null)."""
+    if method not in METHODS:
+        raise SchemaError("method %r is not accepted by ferry" % method)
+    if method not in REPLIES:
+        if result is not None:
+            raise SchemaError("result of %s: expected null, got %r" % (method, result))
+        return
+    _validate(os.path.join("methods", "replies", method + ".json"), result,
+              "result of %s" % method)
+
+
+def _missing(method):
+    raise SchemaError("no example args for method %s" % method)
 
 
 def _checks():
@@ -110,6 +137,12 @@ def _checks():
     for path in sorted(glob.glob(os.path.join(ex, "methods", "*.json"))):
         name = os.path.splitext(os.path.basename(path))[0]
         yield "examples/methods/%s.json" % name, lambda p=path, n=name: validate_args(n, _load(p))
+    for path in sorted(glob.glob(os.path.join(ex, "replies", "*.json"))):
+        name = os.path.splitext(os.path.basename(path))[0]
+        yield "examples/replies/%s.json" % name, lambda p=path, n=name: validate_reply(n, _load(p))
+    for method in METHODS:
+        if not os.path.exists(os.path.join(ex, "methods", method + ".json")):
+            yield "examples/methods/%s.json" % method, lambda m=method: _missing(m)
     for path in sorted(glob.glob(os.path.join(ex, "notifications", "*.json"))):
         yield ("examples/notifications/" + os.path.basename(path),
                lambda p=path: validate_notification(_load(p)))
