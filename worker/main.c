@@ -44,6 +44,7 @@ struct worker {
 	wk_migrate *migrate;
 	wk_bus *bus;
 	wk_flow *flow;
+	wk_journal *journal;
 	wk_dispatch *dispatch;
 	int sfd;
 	uint64_t reconnect_at_ms;
@@ -189,7 +190,11 @@ setup(struct worker *w)
 	r = wk_migrate_new(w->hv, &w->migrate);
 	if (r < 0)
 		return log_error_errno(r, "Cannot set up migration jobs: %s", strerror(-r));
+	r = wk_journal_open(c->state_dir, &w->journal, &err);
+	if (r < 0)
+		return log_error_errno(r, "%s: state_dir: %s", c->path, err.msg);
 	fd.conf = c;
+	fd.journal = w->journal;
 	fd.tuning = &w->tuning;
 	fd.bus = w->bus;
 	fd.hv = w->hv;
@@ -197,6 +202,11 @@ setup(struct worker *w)
 	r = wk_flow_new(&fd, &w->flow);
 	if (r < 0)
 		return log_error_errno(r, "Cannot set up the migration flow: %s", strerror(-r));
+	r = wk_flow_recover(w->flow, &err);
+	if (r < 0)
+		return log_error_errno(r, "Cannot read the journal: %s", err.msg);
+	if (r > 0)
+		log_info("Carrying on %d migration(s) from the journal", r);
 	r = wk_dispatch_new(w->amqp, w->bus, w->flow, &w->dispatch);
 	if (r < 0)
 		return log_error_errno(r, "Cannot set up dispatch: %s", strerror(-r));
@@ -208,6 +218,7 @@ teardown(struct worker *w)
 {
 	w->dispatch = wk_dispatch_free(w->dispatch);
 	w->flow = wk_flow_free(w->flow);
+	w->journal = wk_journal_free(w->journal);
 	w->bus = wk_bus_free(w->bus);
 	w->amqp = rpc_amqp_free(w->amqp);
 	/* Threads still inside libvirt keep using the connection until exit. */

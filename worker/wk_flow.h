@@ -24,6 +24,7 @@
 #include "wk_bus.h"
 #include "wk_conf.h"
 #include "wk_hv.h"
+#include "wk_journal.h"
 #include "wk_migrate.h"
 #include "wk_tuning.h"
 #include "wk_util.h"
@@ -37,6 +38,7 @@ struct wk_flow_deps {
 	wk_bus *bus;
 	wk_hv *hv;
 	wk_migrate *migrate;
+	wk_journal *journal; /* NULL: nothing survives a restart */
 };
 
 int wk_flow_new(const struct wk_flow_deps *deps, wk_flow **ret_flow);
@@ -81,10 +83,17 @@ size_t wk_flow_active(const wk_flow *flow);
  * the next retry, or -1 when none waits.  Call from the main loop. */
 int wk_flow_tick(wk_flow *flow, uint64_t now_ms);
 
-/* The worker is stopping: every source migration not yet handed to libvirt
- * (queued, or waiting for pre_live_migration) is rolled back with its
- * notifications, so no accepted migration is forgotten; running ones go on
- * inside libvirtd.  No queued migration starts after this. */
+/* Carries on every migration the journal holds (called once, at start):
+ * inbound reservations are kept, migrations that had not reached libvirt
+ * are queued again, running ones are re-adopted from libvirtd, completed
+ * ones are finished.  Returns how many, or -errno with reterr. */
+int wk_flow_recover(wk_flow *flow, struct wk_err *reterr);
+
+/* The worker is stopping: no queued migration starts after this.  Source
+ * migrations not yet handed to libvirt (queued, or waiting for
+ * pre_live_migration) stay in the journal for the next start, or, without
+ * a journal, are rolled back with their notifications, so no accepted
+ * migration is forgotten; running ones go on inside libvirtd. */
 void wk_flow_stop(wk_flow *flow);
 
 #endif

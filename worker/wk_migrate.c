@@ -33,6 +33,7 @@ struct job {
 	struct wk_hv_migrate_params params;
 	unsigned interval_ms;
 	pthread_t run_thread, watch_thread;
+	bool adopted; /* no run thread: the watcher also notices the end */
 	bool watch_started;
 	pthread_mutex_t lock; /* guards done, with cond: wakes the watcher early */
 	pthread_cond_t cond;
@@ -98,6 +99,46 @@ run_thread(void *arg)
 	return NULL;
 }
 
+/* An adopted job (started by an earlier worker process) has no migrate call
+ * to return: it has ended when libvirt no longer reports an active job.  The
+ * outcome follows from where the domain is: gone from this host means it
+ * migrated (Nova's flags undefine the source), still here means it failed.
+ * Fills *done_ev and pushes it when the job ended. */
+static bool
+adopted_job_ended(struct job *j, int stats_r, const struct wk_job_sample *s,
+    struct wk_mig_event *done_ev)
+{
+	struct wk_hv_domain_info info;
+	struct wk_err err = {{0}};
+	int r;
+
+	if (stats_r == 0 && (s->type == WK_JOB_BOUNDED || s->type == WK_JOB_UNBOUNDED))
+		return false;
+	if (stats_r < 0 && stats_r != -ENOENT && stats_r != -EBUSY)
+		return false; /* a passing libvirt error: ask again */
+	r = wk_hv_domain_info(j->owner->hv, j->uuid, &info, &err);
+	if (r < 0 && r != -ENOENT)
+		return false;
+	memset(done_ev, 0, sizeof(*done_ev));
+	done_ev->job_id = j->id;
+	done_ev->kind = WK_MIG_DONE;
+	if (r == -ENOENT) {
+		log_info("Adopted migration of '%s' completed", j->uuid);
+	} else {
+		done_ev->r = -EIO;
+		snprintf(done_ev->msg, sizeof(done_ev->msg),
+		    "the migration ended while no worker watched it and '%s' is still on this "
+		    "host",
+		    j->uuid);
+		log_error("Adopted migration of '%s' failed: %s", j->uuid, done_ev->msg);
+	}
+	pthread_mutex_lock(&j->lock);
+	j->done = true;
+	pthread_mutex_unlock(&j->lock);
+	push_event(j->owner, done_ev);
+	return true;
+}
+
 static void *
 watch_thread(void *arg)
 {
@@ -109,6 +150,7 @@ watch_thread(void *arg)
 		struct timespec ts;
 		struct wk_err err = {{0}};
 		bool done;
+		int r;
 
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_sec += j->interval_ms / 1000;
@@ -128,7 +170,10 @@ watch_thread(void *arg)
 		ev.job_id = j->id;
 		ev.kind = WK_MIG_SAMPLE;
 		/* Stats fail once the source domain is gone at the very end: not news. */
-		if (wk_hv_job_stats(j->owner->hv, j->uuid, &ev.sample, &err) == 0)
+		r = wk_hv_job_stats(j->owner->hv, j->uuid, &ev.sample, &err);
+		if (j->adopted && adopted_job_ended(j, r, &ev.sample, &ev))
+			break;
+		if (r == 0)
 			push_event(j->owner, &ev);
 		else
 			log_debug("No job statistics for '%s': %s", j->uuid, err.msg);
@@ -183,13 +228,15 @@ wk_migrate_free(wk_migrate *m)
 		bool done = j->done;
 		pthread_mutex_unlock(&j->lock);
 		if (done) {
-			pthread_join(j->run_thread, NULL);
+			if (!j->adopted)
+				pthread_join(j->run_thread, NULL);
 			if (j->watch_started)
 				pthread_join(j->watch_thread, NULL);
 			job_free(j);
 		} else {
 			/* Still inside libvirt: the threads own j now and the process is exiting. */
-			pthread_detach(j->run_thread);
+			if (!j->adopted)
+				pthread_detach(j->run_thread);
 			if (j->watch_started)
 				pthread_detach(j->watch_thread);
 		}
@@ -286,7 +333,8 @@ reap(wk_migrate *m, uint64_t job_id)
 		if (j->id != job_id)
 			continue;
 		*pp = j->next;
-		pthread_join(j->run_thread, NULL);
+		if (!j->adopted)
+			pthread_join(j->run_thread, NULL);
 		if (j->watch_started)
 			pthread_join(j->watch_thread, NULL);
 		job_free(j);
@@ -318,4 +366,41 @@ wk_migrate_drain(wk_migrate *m, wk_migrate_on_event on_event, void *userdata)
 		n++;
 	}
 	return n;
+}
+
+int
+wk_migrate_adopt(wk_migrate *m, uint64_t job_id, const char *uuid, unsigned interval_ms,
+    const char *request_id)
+{
+	struct job *j = calloc(1, sizeof(*j));
+	pthread_condattr_t ca;
+
+	if (j == NULL)
+		return -ENOMEM;
+	j->owner = m;
+	j->id = job_id;
+	j->adopted = true;
+	j->uuid = strdup(uuid);
+	j->request_id = dup_or_null(request_id);
+	j->interval_ms = interval_ms > 0 ? interval_ms : 1000;
+	pthread_mutex_init(&j->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&j->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (j->uuid == NULL || (request_id && !j->request_id)) {
+		job_free(j);
+		return -ENOMEM;
+	}
+	j->params.uuid = j->uuid;
+	/* Here the watcher is the only way to learn the end: no thread, no job. */
+	if (pthread_create(&j->watch_thread, NULL, watch_thread, j) != 0) {
+		job_free(j);
+		return -EAGAIN;
+	}
+	j->watch_started = true;
+	j->next = m->jobs;
+	m->jobs = j;
+	m->running++;
+	return 0;
 }

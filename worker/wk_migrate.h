@@ -53,6 +53,14 @@ int wk_migrate_fd(const wk_migrate *m);
 int wk_migrate_start(wk_migrate *m, uint64_t job_id, const struct wk_hv_migrate_params *p,
     unsigned interval_ms, const char *request_id);
 
+/* Adopts the running migration of domain uuid that an earlier worker
+ * process started (libvirtd kept it going): only the statistics thread runs;
+ * it reports samples as usual and, once libvirt shows no active job, one
+ * WK_MIG_DONE with r = 0 when the domain has left this host, else -EIO.
+ * Returns 0 or -errno. */
+int wk_migrate_adopt(wk_migrate *m, uint64_t job_id, const char *uuid, unsigned interval_ms,
+    const char *request_id);
+
 /* Delivers every queued event to on_event in order and reaps finished jobs.
  * Returns the number of events delivered. */
 size_t wk_migrate_drain(wk_migrate *m, wk_migrate_on_event on_event, void *userdata);

@@ -83,6 +83,12 @@ class Worker:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def kill(self):
+        """SIGKILL, as a crash: nothing of the worker runs after it."""
+        self.proc.kill()
+        self.proc.wait()
+        self._log.close()
+
     def stop(self):
         if self.proc is None:
             return None

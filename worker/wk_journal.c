@@ -1,0 +1,220 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * wk_journal: one JSON file per migration, written atomically (write a
+ * temporary file, fsync, rename, fsync the directory).
+ */
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "wk_journal.h"
+
+#define SUFFIX ".json"
+#define KEY_MAX 100
+
+struct wk_journal {
+	char *dir;
+	int dirfd;
+};
+
+static int
+mkdir_p(const char *path)
+{
+	char buf[4096];
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	for (char *p = buf + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0750) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0750) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+int
+wk_journal_open(const char *state_dir, wk_journal **ret_journal, struct wk_err *reterr)
+{
+	wk_journal *j;
+	char path[4096];
+	int r;
+
+	if (snprintf(path, sizeof(path), "%s/migrations", state_dir) >= (int)sizeof(path))
+		return wk_err_set(reterr, -ENAMETOOLONG, "state_dir: path too long");
+	r = mkdir_p(path);
+	if (r < 0)
+		return wk_err_set(reterr, r, "cannot create '%s': %s", path, strerror(-r));
+	j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		return -ENOMEM;
+	j->dir = strdup(path);
+	j->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (j->dir == NULL || j->dirfd < 0) {
+		r = j->dir == NULL ? -ENOMEM : -errno;
+		wk_journal_free(j);
+		return wk_err_set(reterr, r, "cannot open '%s': %s", path, strerror(-r));
+	}
+	*ret_journal = j;
+	return 0;
+}
+
+wk_journal *
+wk_journal_free(wk_journal *j)
+{
+	if (j == NULL)
+		return NULL;
+	if (j->dirfd >= 0)
+		close(j->dirfd);
+	free(j->dir);
+	free(j);
+	return NULL;
+}
+
+static bool
+key_ok(const char *key)
+{
+	size_t n = strlen(key);
+
+	if (n == 0 || n > KEY_MAX || key[0] == '.')
+		return false;
+	return strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+int
+wk_journal_write(wk_journal *j, const char *key, json_t *record, struct wk_err *reterr)
+{
+	char name[KEY_MAX + 16], tmp[KEY_MAX + 16];
+	char *text;
+	size_t len, off = 0;
+	int fd, r = 0;
+
+	if (!key_ok(key))
+		return wk_err_set(reterr, -EINVAL, "journal: invalid key '%s'", key);
+	snprintf(name, sizeof(name), "%s" SUFFIX, key);
+	snprintf(tmp, sizeof(tmp), ".%s.tmp", key);
+	text = json_dumps(record, JSON_COMPACT | JSON_SORT_KEYS);
+	if (text == NULL)
+		return wk_err_set(reterr, -ENOMEM, "journal: cannot serialise '%s'", key);
+	len = strlen(text);
+	fd = openat(j->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	while (off < len) {
+		ssize_t n = write(fd, text + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			break;
+		}
+		off += (size_t)n;
+	}
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r == 0 && renameat(j->dirfd, tmp, j->dirfd, name) < 0)
+		r = -errno;
+	if (r == 0 && fsync(j->dirfd) < 0)
+		r = -errno;
+	if (r < 0)
+		unlinkat(j->dirfd, tmp, 0);
+out:
+	free(text);
+	if (r < 0)
+		return wk_err_set(reterr, r, "journal: cannot write '%s/%s': %s", j->dir, name,
+		    strerror(-r));
+	return 0;
+}
+
+int
+wk_journal_remove(wk_journal *j, const char *key, struct wk_err *reterr)
+{
+	char name[KEY_MAX + 16];
+
+	if (!key_ok(key))
+		return wk_err_set(reterr, -EINVAL, "journal: invalid key '%s'", key);
+	snprintf(name, sizeof(name), "%s" SUFFIX, key);
+	if (unlinkat(j->dirfd, name, 0) < 0 && errno != ENOENT)
+		return wk_err_set(reterr, -errno, "journal: cannot remove '%s/%s': %s", j->dir, name,
+		    strerror(errno));
+	fsync(j->dirfd);
+	return 0;
+}
+
+int
+wk_journal_load(wk_journal *j, json_t **ret_records, int *ret_corrupt, struct wk_err *reterr)
+{
+	json_t *records = json_object();
+	struct dirent *e;
+	DIR *d;
+	int fd;
+
+	*ret_corrupt = 0;
+	if (records == NULL)
+		return -ENOMEM;
+	fd = dup(j->dirfd);
+	d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (d == NULL) {
+		int r = -errno;
+
+		if (fd >= 0)
+			close(fd);
+		json_decref(records);
+		return wk_err_set(reterr, r, "journal: cannot list '%s': %s", j->dir, strerror(-r));
+	}
+	rewinddir(d);
+	while ((e = readdir(d)) != NULL) {
+		size_t n = strlen(e->d_name);
+		char key[KEY_MAX + 1], bad[KEY_MAX + 16];
+		json_error_t jerr;
+		json_t *rec;
+		int rfd;
+
+		if (e->d_name[0] == '.' || n <= strlen(SUFFIX) ||
+		    strcmp(e->d_name + n - strlen(SUFFIX), SUFFIX) != 0 ||
+		    n - strlen(SUFFIX) > KEY_MAX)
+			continue;
+		memcpy(key, e->d_name, n - strlen(SUFFIX));
+		key[n - strlen(SUFFIX)] = '\0';
+		rfd = openat(j->dirfd, e->d_name, O_RDONLY | O_CLOEXEC);
+		rec = NULL;
+		if (rfd >= 0) {
+			FILE *f = fdopen(rfd, "r");
+
+			if (f != NULL) {
+				rec = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
+				fclose(f);
+			} else {
+				close(rfd);
+			}
+		}
+		if (!json_is_object(rec)) {
+			json_decref(rec);
+			snprintf(bad, sizeof(bad), "%s.corrupt", key);
+			renameat(j->dirfd, e->d_name, j->dirfd, bad);
+			(*ret_corrupt)++;
+			continue;
+		}
+		json_object_set_new(records, key, rec);
+	}
+	closedir(d);
+	*ret_records = records;
+	return 0;
+}

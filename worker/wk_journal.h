@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * wk_journal.h - the durable record of every accepted migration, so a
+ * restarted worker re-adopts what it was doing (DESIGN "Restart-safe").
+ *
+ * One JSON file per migration in <state_dir>/migrations/, named by a key the
+ * caller chooses (e.g. "source-<uuid>").  A write is atomic and durable: the
+ * record goes to a temporary file that is fsync'ed and renamed over the old
+ * one, then the directory is fsync'ed; a crash leaves the old record or the
+ * new one, never half of either.  The worker acknowledges a cast only after
+ * its record is written (wk_dispatch acks after the handler returns).
+ * Main thread only; never logs (errors come back in reterr).
+ */
+#ifndef WK_JOURNAL_H
+#define WK_JOURNAL_H
+
+#include <jansson.h>
+
+#include "wk_util.h"
+
+typedef struct wk_journal wk_journal;
+
+/* Opens (creating when missing) <state_dir>/migrations.  Returns 0 or
+ * -errno with reterr naming the directory. */
+int wk_journal_open(const char *state_dir, wk_journal **ret_journal, struct wk_err *reterr);
+
+/* Frees; NULL-safe, returns NULL. */
+wk_journal *wk_journal_free(wk_journal *j);
+
+/* Writes record (borrowed) under key: [A-Za-z0-9._-]+, at most 100 chars. */
+int wk_journal_write(wk_journal *j, const char *key, json_t *record, struct wk_err *reterr);
+
+/* Removes key's record; a missing one is not an error. */
+int wk_journal_remove(wk_journal *j, const char *key, struct wk_err *reterr);
+
+/* Reads every record: *ret_records is a new object {key: record}.  A file
+ * that is not a JSON object is renamed to <key>.corrupt, left for the
+ * operator, and counted in *ret_corrupt. */
+int wk_journal_load(wk_journal *j, json_t **ret_records, int *ret_corrupt,
+    struct wk_err *reterr);
+
+#endif /* WK_JOURNAL_H */
