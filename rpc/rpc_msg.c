@@ -130,6 +130,7 @@ int
 rpc_envelope_decode(const void *body, size_t len, json_t **ret_inner, struct rpc_err *reterr)
 {
 	json_t *outer = NULL;
+	struct rpc_err ierr = {{0}};
 	json_t *inner = NULL;
 	json_t *jver;
 	json_t *jmsg;
@@ -171,9 +172,12 @@ rpc_envelope_decode(const void *body, size_t len, json_t **ret_inner, struct rpc
 		goto out;
 	}
 
-	r = rpc_json_parse(json_string_value(jmsg), json_string_length(jmsg), &inner, reterr);
-	if (r < 0)
+	/* say which of the two JSON texts was refused */
+	r = rpc_json_parse(json_string_value(jmsg), json_string_length(jmsg), &inner, &ierr);
+	if (r < 0) {
+		rpc_err_set(reterr, r, "oslo.message: %s", ierr.msg);
 		goto out;
+	}
 	if (!json_is_object(inner)) {
 		json_decref(inner);
 		r = rpc_err_set(reterr, -EINVAL, "oslo.message is not a JSON object");
