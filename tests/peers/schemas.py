@@ -128,8 +128,39 @@ def _missing(method):
     raise SchemaError("no example args for method %s" % method)
 
 
+def _source_coverage():
+    """Every method in worker/wk_dispatch.c's table has an args schema and
+    example; every event worker/wk_flow.c emits is in events.json with the
+    priority it is sent with."""
+    import re
+    with open(os.path.join(REPO, "worker", "wk_dispatch.c"), encoding="utf-8") as f:
+        table = f.read().split("handlers[] = {", 1)[1].split("};", 1)[0]
+    methods = re.findall(r'\{"(\w+)",\s*wk_flow_\w+\}', table)
+    if not methods:
+        raise SchemaError("no method table found in wk_dispatch.c")
+    missing = [m for m in methods if m not in METHODS]
+    with open(os.path.join(REPO, "worker", "wk_flow.c"), encoding="utf-8") as f:
+        flow = f.read()
+    events = {}
+    for action, phase in re.findall(r'notify_action\([^;]*?"(live_migration\w*)",\s*"(\w+)"\)',
+                                    flow):
+        events["instance.%s.%s" % (action, phase)] = "INFO"
+    for action in re.findall(r'end_inbound\([^;]*?"\w+",\s*"(live_migration\w*)"', flow):
+        for phase in ("start", "end"):
+            events["instance.%s.%s" % (action, phase)] = "INFO"
+    for ev, prio in re.findall(r'wk_bus_notify\([^;]*?"([\w.]+)",\s*"([A-Z]+)"', flow):
+        events[ev] = prio
+    if len(events) < 10:
+        raise SchemaError("found only %d event types in wk_flow.c" % len(events))
+    missing += ["%s (%s)" % (e, p) for e, p in sorted(events.items())
+                if EVENTS.get(e, {}).get("priority") != p]
+    if missing:
+        raise SchemaError("not covered by schemas/: " + ", ".join(missing))
+
+
 def _checks():
     """Yields (label, thunk) for every document the self-test validates."""
+    yield "worker sources: methods and events covered", _source_coverage
     ex = os.path.join(SCHEMAS, "examples")
     for path in sorted(glob.glob(os.path.join(ex, "*.json"))):
         name = os.path.splitext(os.path.basename(path))[0]
