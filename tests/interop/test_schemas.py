@@ -11,8 +11,11 @@ and casts ferry makes to its peer, the replies ferry sends, and the
 notifications ferry emits.  libvirt's test driver has one running guest
 ("test"): its live migration gets through pre_live_migration, then fails
 (the test driver cannot migrate), so the source rolls back and casts
-rollback_live_migration_at_destination.  An unknown instance, and
-force-complete / abort with no migration running, give compute.exception.
+rollback_live_migration_at_destination.  nova's ComputeAPI also calls the
+destination directly (pre_live_migration then post_live_migration_at_
+destination, and pre then rollback), so every method ferry accepts crosses
+the wire.  An unknown instance, and force-complete / abort with no migration
+running, give compute.exception.
 Nova's InstanceActionPayload is built by nova's own code from the Instance
 primitive ferry received, and compared field by field."""
 import json
@@ -30,6 +33,8 @@ import schemas  # tests/peers, on sys.path through conftest
 PY = "/usr/bin/python3"
 PEER = os.path.join(REPO, "tests", "peers", "nova_peer.py")
 TEST_GUEST = "6695eb01-f6a4-8304-79aa-97f2502e193f"  # libvirt test:///default's "test"
+DIRECT_POST = "3c9e1f6a-0d2b-4e8f-9a71-5b6c7d8e9f01"  # instances nova's calls name
+DIRECT_ROLLBACK = "3c9e1f6a-0d2b-4e8f-9a71-5b6c7d8e9f02"
 SAMPLES = os.path.join(REPO, "tests", "data", "reference", "oslo-fixtures",
                        "upstream_notification_samples_26.2.2", "resolved")
 
@@ -57,11 +62,29 @@ for line in sys.stdin:
             out = nova_peer.cast_abort(**cmd)
         elif op == "list_migrations":
             out = nova_peer.list_migrations(**cmd)
+        elif op in ("pre_live_migration", "post_live_migration_at_destination",
+                    "rollback_live_migration_at_destination"):
+            # ComputeAPI's own calls/casts to a destination, as the source
+            # nova-compute makes them; results come back through nova's
+            # serializer (a LiveMigrateData object for pre_live_migration).
+            ctx = nova_peer.context()
+            inst = nova_peer.instance(ctx, cmd["uuid"], cmd["source"])
+            api = nova_peer.compute_api()
+            if op == "pre_live_migration":
+                md = api.pre_live_migration(ctx, inst, False, None, cmd["dest"],
+                                            nova_peer.migrate_data())
+                out = {"class": type(md).__name__,
+                       "target_connect_addr": md.target_connect_addr}
+            elif op == "post_live_migration_at_destination":
+                out = api.post_live_migration_at_destination(ctx, inst, False, cmd["dest"])
+            else:
+                out = api.rollback_live_migration_at_destination(
+                    ctx, inst, cmd["dest"], True, nova_peer.migrate_data())
         elif op == "payload":
             ctx = nova.context.RequestContext.from_dict(cmd["context"])
             inst = nova.objects.Instance.obj_from_primitive(cmd["instance"], ctx)
-            if cmd["reset_task_state"]:
-                inst.task_state = None
+            for k, v in cmd["set"].items():  # what nova's manager changed
+                setattr(inst, k, v)
             # Fields the primitive lacks nova would lazy-load from its
             # database; this peer has none: they are NULL columns here.
             unset = sorted(f for _, f in ni.InstancePayload.SCHEMA.values()
@@ -211,6 +234,16 @@ def wire(shared_broker, tmp_root):
         wait_until(lambda: tap.notifications("instance.live_migration_rollback.end",
                                              TEST_GUEST), 30, what="rollback at source")
         nova("live_migration", uuid=unknown, source=src.host, dest=dst.host)
+        # nova's own source-side calls to the destination: pre then post, and
+        # pre then rollback.
+        for u_, end in ((DIRECT_POST, "post_live_migration_at_destination"),
+                        (DIRECT_ROLLBACK, "rollback_live_migration_at_destination")):
+            pre = nova("pre_live_migration", uuid=u_, source=src.host, dest=dst.host)
+            assert pre == {"class": "LibvirtLiveMigrateData",
+                           "target_connect_addr": "127.0.0.1"}, pre
+            assert nova(end, uuid=u_, source=src.host, dest=dst.host) is None
+        wait_until(lambda: tap.notifications("instance.live_migration_rollback_dest.end",
+                                             DIRECT_ROLLBACK), 30, what="nova's rollback cast")
         nova("force_complete", uuid=TEST_GUEST, source=src.host)
         nova("abort", uuid=TEST_GUEST, source=src.host)
         listed = nova("list_migrations", host=src.host)
@@ -243,10 +276,12 @@ def test_every_message_on_the_wire_matches_its_schema(wire):
         elif "_msg_id" in m:
             replies.append(m)
     # What crossed the wire: nova's casts and call, ferry's own call and cast.
-    assert len(requests.get("live_migration", [])) == 2, sorted(requests)
-    for method in ("live_migration_force_complete", "live_migration_abort", "list_migrations",
-                   "pre_live_migration", "rollback_live_migration_at_destination"):
-        assert len(requests.get(method, [])) == 1, (method, sorted(requests))
+    counts = {m: len(ms) for m, ms in requests.items()}
+    assert counts == {"live_migration": 2, "live_migration_force_complete": 1,
+                      "live_migration_abort": 1, "list_migrations": 1,
+                      "pre_live_migration": 3, "post_live_migration_at_destination": 1,
+                      "rollback_live_migration_at_destination": 2}, counts
+    assert sorted(schemas.METHODS) == sorted(counts)  # every method ferry accepts
     checked = 0
     for method, ms in requests.items():
         for m in ms:
@@ -257,8 +292,9 @@ def test_every_message_on_the_wire_matches_its_schema(wire):
     calls = {m["_msg_id"]: method for method, ms in requests.items() for m in ms
              if "_msg_id" in m}
     final = [r for r in replies if r.get("ending")]
-    assert sorted(calls[r["_msg_id"]] for r in final) == ["list_migrations",
-                                                          "pre_live_migration"], final
+    assert sorted(calls[r["_msg_id"]] for r in final) == [
+        "list_migrations", "post_live_migration_at_destination", "pre_live_migration",
+        "pre_live_migration", "pre_live_migration"], final
     for r in final:
         assert r.get("failure") is None, r["failure"]
         schemas.validate_reply(calls[r["_msg_id"]], r["result"])
@@ -266,10 +302,13 @@ def test_every_message_on_the_wire_matches_its_schema(wire):
     assert listed == [], listed
     # Notifications ferry emitted, on the routing key of their priority.
     events = sorted(m["event_type"] for rk, m in notes)
-    for e in ("instance.live_migration_pre.start", "instance.live_migration_pre.end",
-              "instance.live_migration_rollback_dest.start",
-              "instance.live_migration_rollback_dest.end"):
-        assert events.count(e) == 1, (e, events)
+    for e, n in (("instance.live_migration_pre.start", 3),
+                 ("instance.live_migration_pre.end", 3),
+                 ("instance.live_migration_rollback_dest.start", 2),
+                 ("instance.live_migration_rollback_dest.end", 2),
+                 ("instance.live_migration_post_dest.start", 1),
+                 ("instance.live_migration_post_dest.end", 1)):
+        assert events.count(e) == n, (e, events)
     for e in ("instance.live_migration_rollback.start", "instance.live_migration_rollback.end"):
         assert events.count(e) == 2, (e, events)
     assert events.count("compute.exception") == 3, events
@@ -310,33 +349,46 @@ def _diff(got, want, path=""):
 
 def test_instance_action_payload_is_novas(wire):
     tap, src, dst, unknown, listed, nova = wire
-    cast = [m for ex, rk, m in tap.requests("live_migration")
-            if m["args"]["instance"]["nova_object.data"]["uuid"] == TEST_GUEST][0]
-    pre = tap.requests("pre_live_migration")[0][2]
-    rollback = tap.requests("rollback_live_migration_at_destination")[0][2]
-    # Each notification, and the request whose Instance it reports.  nova's
-    # _rollback_live_migration resets task_state before rollback.end.
+    def request(method, uuid):
+        ms = [m for ex, rk, m in tap.requests(method)
+              if m["args"]["instance"]["nova_object.data"]["uuid"] == uuid]
+        assert len(ms) == 1, (method, uuid, len(ms))
+        return ms[0]
+
+    cast = request("live_migration", TEST_GUEST)  # from nova
+    pre = request("pre_live_migration", TEST_GUEST)  # from ferry, the source
+    rollback = request("rollback_live_migration_at_destination", TEST_GUEST)  # ferry
+    post = request("post_live_migration_at_destination", DIRECT_POST)  # from nova
+    # Each notification, the request whose Instance it reports, and what
+    # nova's manager changes on the Instance before notifying:
+    # _rollback_live_migration resets task_state before rollback.end;
+    # post_live_migration_at_destination moves the instance before
+    # post_dest.end (host, node; task_state reset).
+    none = {}
+    moved = {"host": dst.host, "node": dst.host, "task_state": None}
     cases = [
-        ("instance.live_migration_rollback.start", src, cast, False),
-        ("instance.live_migration_rollback.end", src, cast, True),
-        ("instance.live_migration_pre.start", dst, pre, False),
-        ("instance.live_migration_pre.end", dst, pre, False),
-        ("instance.live_migration_rollback_dest.start", dst, rollback, False),
-        ("instance.live_migration_rollback_dest.end", dst, rollback, False),
+        ("instance.live_migration_rollback.start", TEST_GUEST, src, cast, none),
+        ("instance.live_migration_rollback.end", TEST_GUEST, src, cast, {"task_state": None}),
+        ("instance.live_migration_pre.start", TEST_GUEST, dst, pre, none),
+        ("instance.live_migration_pre.end", TEST_GUEST, dst, pre, none),
+        ("instance.live_migration_rollback_dest.start", TEST_GUEST, dst, rollback, none),
+        ("instance.live_migration_rollback_dest.end", TEST_GUEST, dst, rollback, none),
+        ("instance.live_migration_post_dest.start", DIRECT_POST, dst, post, none),
+        ("instance.live_migration_post_dest.end", DIRECT_POST, dst, post, moved),
     ]
     # ferry forwards nova's Instance primitive untouched.
     assert pre["args"]["instance"] == cast["args"]["instance"]
     assert rollback["args"]["instance"] == cast["args"]["instance"]
-    want = [nova("payload", instance=req["args"]["instance"], context=_context(req),
-                 reset_task_state=reset) for _, _, req, reset in cases]
+    want = [nova("payload", instance=req["args"]["instance"], context=_context(req), set=set_)
+            for _, _, _, req, set_ in cases]
     # nova_peer's Instance leaves these to a database: null columns on both
     # sides (ferry emits null for a field the primitive lacks).
     assert all(n["unset"] == want[0]["unset"] for n in want)
     assert set(want[0]["unset"]) <= {"created_at", "updated_at", "deleted_at",
                                      "terminated_at", "locked_by"}, want[0]["unset"]
     want = [n["payload"] for n in want]
-    for (event, w, req, reset), nova in zip(cases, want):
-        got = tap.notifications(event, TEST_GUEST)
+    for (event, uuid, w, req, set_), nova in zip(cases, want):
+        got = tap.notifications(event, uuid)
         assert len(got) == 1, (event, len(got))
         got = got[0]
         assert got["publisher_id"] == "nova-compute:" + w.host, got["publisher_id"]
@@ -364,3 +416,5 @@ def test_instance_action_payload_is_novas(wire):
     assert [ip["nova_object.data"]["address"] for ip in d["ip_addresses"]] == ["127.0.100.5"]
     end = tap.notifications("instance.live_migration_rollback.end", TEST_GUEST)[0]
     assert end["payload"]["nova_object.data"]["task_state"] is None
+    end = tap.notifications("instance.live_migration_post_dest.end", DIRECT_POST)[0]
+    assert end["payload"]["nova_object.data"]["host"] == dst.host
