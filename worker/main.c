@@ -28,6 +28,7 @@
 #include "wk_hv.h"
 #include "wk_log.h"
 #include "wk_migrate.h"
+#include "wk_sdnotify.h"
 #include "wk_tuning.h"
 
 WK_LOG_NAME("worker.main");
@@ -51,6 +52,7 @@ struct worker {
 	unsigned backoff_ms;
 	bool stopping;
 	uint64_t stop_deadline_ms;
+	uint64_t watchdog_ms, watchdog_next_ms; /* systemd WatchdogSec; 0 = off */
 };
 
 static void
@@ -244,6 +246,7 @@ handle_signal(struct worker *w)
 			    si.ssi_signo, wk_migrate_running(w->migrate), SHUTDOWN_WAIT_MS / 1000);
 			w->stopping = true;
 			w->stop_deadline_ms = wk_now_ms() + SHUTDOWN_WAIT_MS;
+			wk_sd_notify("STOPPING=1");
 			wk_flow_stop(w->flow);
 		}
 	}
@@ -255,6 +258,16 @@ next_timeout(struct worker *w, uint64_t now)
 	int t = rpc_amqp_connected(w->amqp) ? rpc_amqp_timeout_ms(w->amqp) : 1000;
 	int b = wk_bus_tick(w->bus, now);
 	int q = wk_flow_tick(w->flow, now);
+
+	if (w->watchdog_ms > 0) {
+		/* Pinged from the loop itself: a stuck loop lets systemd restart us. */
+		if (now >= w->watchdog_next_ms) {
+			wk_sd_notify("WATCHDOG=1");
+			w->watchdog_next_ms = now + w->watchdog_ms / 2;
+		}
+		if ((int)(w->watchdog_next_ms - now) < t)
+			t = (int)(w->watchdog_next_ms - now);
+	}
 
 	if (!rpc_amqp_connected(w->amqp) && w->reconnect_at_ms > now &&
 	    (int)(w->reconnect_at_ms - now) < t)
@@ -372,6 +385,10 @@ main(int argc, char **argv)
 	if (r == 0) {
 		log_info("ferry-worker started on host '%s' (libvirt '%s')", w.conf->host,
 		    w.conf->libvirt.connection_uri);
+		w.watchdog_ms = wk_sd_watchdog_ms();
+		/* Ready once the journal is recovered; the broker may come later. */
+		if (wk_sd_notify("READY=1\nSTATUS=started") < 0)
+			log_warning("Cannot notify systemd through $NOTIFY_SOCKET");
 		try_connect(&w);
 		r = run(&w);
 		log_info("ferry-worker stopped");

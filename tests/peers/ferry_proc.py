@@ -39,7 +39,7 @@ class Worker:
 
     def __init__(self, tmp, host, libvirt_host=None, inbound="127.0.0.1", libvirt="",
                  interval=0.25, log_level="debug", url=nova_peer.DEFAULT_URL, binary=None,
-                 conf_text=None, leak_check=False):
+                 conf_text=None, leak_check=False, env=None):
         self.host = host
         self.binary = binary or WORKER
         self.dir = os.path.join(tmp, host)
@@ -47,6 +47,7 @@ class Worker:
         self.conf = os.path.join(self.dir, "worker.conf")
         self.log_path = os.path.join(self.dir, "worker.log")
         self.leak_check = leak_check
+        self.env = dict(env or {})
         with open(self.conf, "w") as f:
             f.write(conf_text if conf_text is not None else CONF_TEMPLATE.format(
                 url=url, host=host, state=self.dir, log_level=log_level, interval=interval,
@@ -57,7 +58,8 @@ class Worker:
 
     def start(self, wait=True):
         self._log = open(self.log_path, "ab")
-        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=%d" % int(self.leak_check))
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=%d" % int(self.leak_check),
+                   **self.env)
         self.proc = subprocess.Popen([self.binary, "--config", self.conf], stdout=self._log,
                                      stderr=subprocess.STDOUT, env=env)
         if wait:
