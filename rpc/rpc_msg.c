@@ -73,9 +73,35 @@ check_depth(const unsigned char *p, size_t len, size_t max_depth)
 	return 0;
 }
 
+/*
+ * jansson quotes the text near a syntax error, which is the sender's bytes:
+ * keep error texts printable ASCII (they go to logs) with \xNN escapes.
+ */
+static void
+printable(const char *in, char *out, size_t size)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+
+	for (; *in != '\0' && n + 5 < size; in++) {
+		unsigned char c = (unsigned char)*in;
+
+		if (c >= 0x20 && c < 0x7f) {
+			out[n++] = (char)c;
+		} else {
+			out[n++] = '\\';
+			out[n++] = 'x';
+			out[n++] = hex[c >> 4];
+			out[n++] = hex[c & 0xf];
+		}
+	}
+	out[n] = '\0';
+}
+
 int
 rpc_json_parse(const void *buf, size_t len, json_t **ret_json, struct rpc_err *reterr)
 {
+	char text[4 * JSON_ERROR_TEXT_LENGTH];
 	json_error_t jerr;
 	json_t *j;
 
@@ -93,8 +119,9 @@ rpc_json_parse(const void *buf, size_t len, json_t **ret_json, struct rpc_err *r
 	if (j == NULL) {
 		if (json_error_code(&jerr) == json_error_out_of_memory)
 			return rpc_err_set(reterr, -ENOMEM, "out of memory parsing JSON");
+		printable(jerr.text, text, sizeof(text));
 		return rpc_err_set(reterr, -EINVAL, "malformed JSON at line %d column %d: %s",
-		    jerr.line, jerr.column, jerr.text);
+		    jerr.line, jerr.column, text);
 	}
 	*ret_json = j;
 	return 0;

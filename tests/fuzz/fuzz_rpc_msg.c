@@ -63,6 +63,21 @@ use_json(json_t *j)
 	json_decref(j);
 }
 
+/* Every refusal says why, in printable ASCII: the text goes to the log. */
+static void
+check_err(int r, const struct rpc_err *err)
+{
+	const unsigned char *p;
+
+	if (r == -ENOMEM)
+		return;
+	if (err->msg[0] == '\0')
+		abort();
+	for (p = (const unsigned char *)err->msg; *p != '\0'; p++)
+		if (*p < 0x20 || *p >= 0x7f)
+			abort();
+}
+
 static void
 round_trip(json_t *inner)
 {
@@ -178,8 +193,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	r = rpc_envelope_decode(data, size, &inner, &err);
 	if (r < 0) {
-		if (err.msg[0] == '\0' && r != -ENOMEM)
-			abort(); /* every refusal says why */
+		check_err(r, &err);
 		return 0;
 	}
 	if (!json_is_object(inner))
@@ -193,8 +207,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (r == 0) {
 		use_request(msg);
 		rpc_msg_free(msg);
-	} else if (err.msg[0] == '\0' && r != -ENOMEM) {
-		abort();
+	} else {
+		check_err(r, &err);
 	}
 	json_decref(inner);
 	return 0;

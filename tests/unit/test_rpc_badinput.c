@@ -386,3 +386,37 @@ Test(rpc_badinput, numbers_at_the_edges_are_kept)
 	cr_assert_str_eq(rpc_msg_version(m), "999999999.999999999");
 	rpc_msg_free(m);
 }
+
+Test(rpc_badinput, error_texts_are_printable_ascii)
+{
+	static const char *const bodies[] = {
+	    "{\"method\":\"m\",\"args\":{}\x1b[2J}",
+	    "{\"method\":\"m\",\"args\":{\"a\":1\n\x01}}",
+	    "{\"method\":\"\xc3\xa9\xc3\xa9\xff\",\"args\":{}}",
+	    "{\"method\":\"\xc3\xa9\x7f\x01\",\"args\":{}}",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		struct rpc_err err = {{0}};
+		rpc_msg *m = NULL;
+		const unsigned char *p;
+
+		cr_assert_eq(rpc_msg_parse(bodies[i], strlen(bodies[i]), &m, &err), -EINVAL);
+		cr_assert_not_null(strstr(err.msg, "malformed JSON"), "%s", err.msg);
+		for (p = (const unsigned char *)err.msg; *p != '\0'; p++)
+			cr_assert(*p >= 0x20 && *p < 0x7f, "case %zu: byte 0x%02x in \"%s\"", i, *p,
+			    err.msg);
+	}
+
+	/* the sender's bytes near the error are quoted escaped, not dropped */
+	{
+		static const char body[] = "{\"a\":\"\xc3\xa9\x01\"}";
+		struct rpc_err err = {{0}};
+		rpc_msg *m = NULL;
+
+		REFUSED("{\"method\":\"m\",\"args\":{}\x1b}", -EINVAL, "\\x1b");
+		cr_assert_eq(rpc_msg_parse(body, sizeof(body) - 1, &m, &err), -EINVAL);
+		cr_assert_not_null(strstr(err.msg, "\\xc3\\xa9"), "%s", err.msg);
+	}
+}
