@@ -68,6 +68,7 @@ struct rpc_amqp {
 	struct rpc_amqp_options o; /* flags only; string fields unused after new */
 	int connect_timeout_ms;
 	char reply_queue[64];
+	char broker[300]; /* host:port of the connection, or of the last one */
 	char fanout_queues[MAX_TOPICS][128];
 
 	amqp_connection_state_t conn;
@@ -601,6 +602,7 @@ connect_one(rpc_amqp *a, const struct rpc_url_host *h, struct rpc_err *reterr)
 {
 	amqp_table_entry_t props[3], caps[3];
 	amqp_table_t ptable;
+	amqp_rpc_reply_t lr;
 	int r;
 
 	drop_connection(a);
@@ -633,11 +635,19 @@ connect_one(rpc_amqp *a, const struct rpc_url_host *h, struct rpc_err *reterr)
 	props[2].value.value.table.num_entries = 3;
 	ptable.entries = props;
 	ptable.num_entries = 3;
-	r = reply_check(
-	    amqp_login_with_properties(a->conn, a->url->vhost, 0, AMQP_DEFAULT_FRAME_SIZE,
-	        a->o.heartbeat_s, &ptable, AMQP_SASL_METHOD_PLAIN, h->user ? h->user : "guest",
-	        h->password ? h->password : "guest"),
-	    "login", reterr);
+	lr = amqp_login_with_properties(a->conn, a->url->vhost, 0, AMQP_DEFAULT_FRAME_SIZE,
+	    a->o.heartbeat_s, &ptable, AMQP_SASL_METHOD_PLAIN, h->user ? h->user : "guest",
+	    h->password ? h->password : "guest");
+	if (a->url->ssl && lr.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+	    lr.library_error == AMQP_STATUS_SSL_ERROR)
+		/* With TLS 1.3 the broker checks our certificate after the
+		 * handshake has completed on our side: a refusal shows up here. */
+		return rpc_err_set(reterr, -EPROTO,
+		    "TLS: the broker ended the TLS session at login (does it require a client "
+		    "certificate? %s)",
+		    a->url->ssl_cert_file != NULL ? "ours was not accepted"
+		                                  : "ssl_cert_file is not set");
+	r = reply_check(lr, "login", reterr);
 	if (r < 0)
 		return r;
 	amqp_channel_open(a->conn, CH_CONSUME);
@@ -685,6 +695,10 @@ rpc_amqp_connect(rpc_amqp *a, struct rpc_err *reterr)
 		if (r == 0) {
 			/* A reconnect starts with the next broker, as oslo round-robins. */
 			a->next_host = (a->next_host + 1) % a->url->n_hosts;
+			snprintf(a->broker, sizeof(a->broker),
+			    strchr(h->host, ':') != NULL ? "[%s]:%d" : "%s:%d", h->host, h->port);
+			/* The brokers skipped on the way, for the owner to report. */
+			rpc_err_set(reterr, 0, "%s", why);
 			return 0;
 		}
 		drop_connection(a);
@@ -995,6 +1009,12 @@ int
 rpc_amqp_notify(rpc_amqp *a, const char *routing_key, json_t *inner)
 {
 	return rpc_amqp_publish(a, a->exchange, routing_key, inner, false, 0);
+}
+
+const char *
+rpc_amqp_broker(const rpc_amqp *a)
+{
+	return a->broker;
 }
 
 const char *

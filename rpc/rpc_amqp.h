@@ -108,8 +108,13 @@ rpc_amqp *rpc_amqp_free(rpc_amqp *a);
  * order, starting after the one used last, each at most once per call, so
  * one dead broker never delays the next; the call fails only when every
  * broker failed.  Returns 0, or -errno with reterr naming each broker tried
- * and its reason (the last one's errno). */
+ * and its reason (the last one's errno).  On success reterr->msg names the
+ * brokers skipped before the one connected ("" when none was). */
 int rpc_amqp_connect(rpc_amqp *a, struct rpc_err *reterr);
+
+/* "host:port" of the broker connected to (or last connected to); "" before
+ * the first connection.  Borrowed. */
+const char *rpc_amqp_broker(const rpc_amqp *a);
 
 bool rpc_amqp_connected(const rpc_amqp *a);
 

@@ -105,8 +105,10 @@ try_connect(struct worker *w)
 	int r = rpc_amqp_connect(w->amqp, &err);
 
 	if (r == 0) {
-		log_info("Connected to the broker, consuming '%s' and '%s.%s'", w->conf->topic,
-		    w->conf->topic, w->conf->host);
+		if (err.msg[0] != '\0')
+			log_warning("Failing over: %s", err.msg);
+		log_info("Connected to the broker %s, consuming '%s' and '%s.%s'",
+		    rpc_amqp_broker(w->amqp), w->conf->topic, w->conf->topic, w->conf->host);
 		w->backoff_ms = 0;
 		return;
 	}

@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Tests for rpc_amqp without a broker: the bounded outbox and its drop
+ * counter, and failover across brokers that refuse connections (loopback
+ * ports nobody listens on). */
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "rpc_amqp.h"
+#include "rpc_url.h"
+
+/* A loopback port nothing listens on: bound, then closed. */
+static int
+dead_port(void)
+{
+	struct sockaddr_in sa;
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	cr_assert_geq(fd, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+static rpc_amqp *
+make(const char *url, size_t outbox_max)
+{
+	struct rpc_amqp_options o;
+	struct rpc_err err = {{0}};
+	struct rpc_url *u = NULL;
+	rpc_amqp *a = NULL;
+
+	cr_assert_eq(rpc_url_parse(url, &u, &err), 0, "%s", err.msg);
+	memset(&o, 0, sizeof(o));
+	o.url = u;
+	o.exchange = "nova";
+	o.topics[0] = "compute";
+	o.server = "unit-host";
+	o.outbox_max = outbox_max;
+	o.connect_timeout_ms = 1000;
+	cr_assert_eq(rpc_amqp_new(&o, &a), 0);
+	rpc_url_free(u);
+	return a;
+}
+
+static json_t *
+msg(int i)
+{
+	return json_pack("{s:s,s:i}", "event_type", "test.event", "i", i);
+}
+
+Test(rpc_amqp, outbox_is_bounded_and_counts_drops)
+{
+	char url[128];
+	struct rpc_amqp_stats st;
+	rpc_amqp *a;
+
+	snprintf(url, sizeof(url), "rabbit://nova:nova@127.0.0.1:%d/", dead_port());
+	a = make(url, 3);
+	for (int i = 0; i < 5; i++) {
+		json_t *m = msg(i);
+		int r = rpc_amqp_notify(a, "versioned_notifications.info", m);
+
+		json_decref(m);
+		/* Disconnected: kept while there is room, then the oldest goes. */
+		cr_assert_eq(r, i < 3 ? 0 : -ENOBUFS, "publish %d: %d", i, r);
+	}
+	rpc_amqp_get_stats(a, &st);
+	cr_assert_eq(st.outbox_len, 3);
+	cr_assert_eq(st.dropped, 2);
+	cr_assert_eq(st.published, 0);
+	cr_assert_eq(st.confirmed, 0);
+	rpc_amqp_free(a); /* frees what is still queued (LeakSanitizer checks) */
+}
+
+Test(rpc_amqp, default_outbox_bound)
+{
+	char url[128];
+	struct rpc_amqp_stats st;
+	rpc_amqp *a;
+	size_t dropped_at = 0;
+
+	snprintf(url, sizeof(url), "rabbit://nova:nova@127.0.0.1:%d/", dead_port());
+	a = make(url, 0);
+	for (size_t i = 0; i < 5000 && dropped_at == 0; i++) {
+		json_t *m = msg((int)i);
+
+		if (rpc_amqp_notify(a, "versioned_notifications.info", m) == -ENOBUFS)
+			dropped_at = i;
+		json_decref(m);
+	}
+	rpc_amqp_get_stats(a, &st);
+	cr_assert_eq(dropped_at, 4096);
+	cr_assert_eq(st.outbox_len, 4096);
+	cr_assert_eq(st.dropped, 1);
+	rpc_amqp_free(a);
+}
+
+Test(rpc_amqp, connect_tries_every_broker_and_keeps_the_outbox)
+{
+	char url[160], b1[64], b2[64];
+	struct rpc_err err = {{0}};
+	struct rpc_amqp_stats st;
+	int p1 = dead_port(), p2 = dead_port();
+	json_t *m = msg(1);
+	rpc_amqp *a;
+	int r;
+
+	snprintf(
+	    url, sizeof(url), "rabbit://nova:nova@127.0.0.1:%d,nova:nova@127.0.0.1:%d/", p1, p2);
+	a = make(url, 0);
+	cr_assert_eq(rpc_amqp_notify(a, "versioned_notifications.info", m), 0);
+	json_decref(m);
+	r = rpc_amqp_connect(a, &err);
+	cr_assert_lt(r, 0);
+	snprintf(b1, sizeof(b1), "broker 127.0.0.1:%d: ", p1);
+	snprintf(b2, sizeof(b2), "; broker 127.0.0.1:%d: ", p2);
+	cr_assert_not_null(strstr(err.msg, b1), "%s", err.msg);
+	cr_assert_not_null(strstr(err.msg, b2), "%s", err.msg);
+	cr_assert_not(rpc_amqp_connected(a));
+	cr_assert_eq(rpc_amqp_fd(a), -1);
+	cr_assert_str_eq(rpc_amqp_broker(a), "");
+	rpc_amqp_get_stats(a, &st);
+	cr_assert_eq(st.connect_failures, 2);
+	cr_assert_eq(st.connects, 0);
+	cr_assert_eq(st.outbox_len, 1);
+	/* A second attempt starts over and fails the same way, still bounded. */
+	r = rpc_amqp_connect(a, &err);
+	cr_assert_lt(r, 0);
+	rpc_amqp_get_stats(a, &st);
+	cr_assert_eq(st.connect_failures, 4);
+	cr_assert_eq(rpc_amqp_process(a, NULL, NULL, &err), -ENOTCONN);
+	rpc_amqp_free(a);
+}
