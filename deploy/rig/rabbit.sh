@@ -21,7 +21,9 @@
 # leaves epmd alone.  With RABBIT_KEEP_DATA=1 a restart keeps users, vhosts and
 # durable entities.  TLS listener (extra nodes only):
 #   RABBIT_TLS_PORT=5674 RABBIT_TLS_CA=ca.pem RABBIT_TLS_CERT=srv.pem RABBIT_TLS_KEY=srv.key
-# (copied into the state dir for the rabbitmq user; peers are not verified).
+# (copied into the state dir for the rabbitmq user; peers are not verified
+# unless RABBIT_TLS_VERIFY_PEER=1: then a client must present a certificate
+# signed by RABBIT_TLS_CA).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -128,9 +130,14 @@ extra_files() {
 			ssl_options.cacertfile = $STATE/tls-ca.pem
 			ssl_options.certfile = $STATE/tls-cert.pem
 			ssl_options.keyfile = $STATE/tls-key.pem
-			ssl_options.verify = verify_none
-			ssl_options.fail_if_no_peer_cert = false
 		EOF
+		if [[ ${RABBIT_TLS_VERIFY_PEER:-0} == 1 ]]; then
+			printf '%s\n' "ssl_options.verify = verify_peer" \
+				"ssl_options.fail_if_no_peer_cert = true" >>"$STATE/rabbitmq.conf"
+		else
+			printf '%s\n' "ssl_options.verify = verify_none" \
+				"ssl_options.fail_if_no_peer_cert = false" >>"$STATE/rabbitmq.conf"
+		fi
 	fi
 	chmod 0755 "$STATE"
 	chown rabbitmq:rabbitmq "$STATE/rabbitmq.conf" "$STATE/enabled_plugins" 2>/dev/null || true

@@ -376,3 +376,114 @@ def node2(tmp_root):
     yield n
     n.stop(wipe=True)
     shutil.rmtree(d, ignore_errors=True)
+
+
+# --- Extra broker nodes of the connection and TLS tests (helper B) ----------
+# rabbit3: plain AMQP on 127.0.0.1:5674, stopped and started by the tests that
+# restart a broker.  rabbit4: AMQP on 127.0.0.1:5675 plus a TLS listener on
+# 127.0.0.1:5676 with a CA and certificates made here; it verifies client
+# certificates against that CA.  Both are stopped by their fixture, with
+# deploy/rig/rabbit.sh stop.
+
+def make_tls_files(d):
+    """A CA, a server certificate for localhost/127.0.0.1, a client
+    certificate from the same CA, and an unrelated CA (all openssl, loopback
+    names only)."""
+    def run(*a):
+        subprocess.run(list(a), cwd=d, check=True, capture_output=True)
+
+    def leaf(name, cn, ext):
+        run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key",
+            "-out", name + ".csr", "-subj", "/CN=" + cn)
+        with open(os.path.join(d, name + ".cnf"), "w") as f:
+            f.write(ext)
+        run("openssl", "x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey",
+            "ca.key", "-CAcreateserial", "-out", name + ".pem", "-days", "2", "-extfile",
+            name + ".cnf")
+
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
+        "-out", "ca.pem", "-days", "2", "-subj", "/CN=ferry-test-ca")
+    leaf("srv", "localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+         "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+    leaf("client", "ferry-worker", "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "wrong.key",
+        "-out", "wrong-ca.pem", "-days", "2", "-subj", "/CN=not-the-ca")
+    return {k: os.path.join(d, v) for k, v in
+            (("ca", "ca.pem"), ("cert", "srv.pem"), ("key", "srv.key"),
+             ("client_cert", "client.pem"), ("client_key", "client.key"),
+             ("wrong_ca", "wrong-ca.pem"))}
+
+
+class ExtraNode:
+    """One extra broker node run with deploy/rig/rabbit.sh (never the shared one)."""
+
+    def __init__(self, name, port, dist_port, tls_port=None, certs=None):
+        self.name, self.port, self.tls_port, self.certs = name, port, tls_port, certs
+        self.env = {"RABBIT_NODE": name, "RABBIT_PORT": str(port),
+                    "RABBIT_DIST_PORT": str(dist_port)}
+        if tls_port:
+            self.env.update(RABBIT_TLS_PORT=str(tls_port), RABBIT_TLS_CA=certs["ca"],
+                            RABBIT_TLS_CERT=certs["cert"], RABBIT_TLS_KEY=certs["key"],
+                            RABBIT_TLS_VERIFY_PEER="1")
+        self.running = False
+
+    def _rabbit(self, action, **extra):
+        env = dict(os.environ, **self.env, **extra)
+        subprocess.run(["bash", "deploy/rig/rabbit.sh", action], cwd=REPO, env=env,
+                       check=True, timeout=200, stdout=subprocess.DEVNULL)
+
+    def start(self, keep_data=False):
+        self._rabbit("start", RABBIT_KEEP_DATA="1" if keep_data else "0")
+        self.running = True
+
+    def stop(self, wipe=False):
+        self.running = False
+        self._rabbit("stop", RABBIT_WIPE="1" if wipe else "0")
+
+    def ensure_running(self):
+        if not self.running:
+            self.start()
+
+    def url(self, vhost="/", port=None, **kw):
+        return url(vhost, port=port or self.port, **kw)
+
+    def ctl(self, *args, check=True):
+        return ctl(*args, node=self.env, check=check)
+
+    def connections(self, vhost=None):
+        """rabbitmqctl list_connections of ferry's connections (pid, name)."""
+        rows = ctl_json("list_connections", "pid", "name", "vhost", "client_properties",
+                        "state", node=self.env)
+        return [r for r in rows if "ferry" in json.dumps(r.get("client_properties"))
+                and (vhost is None or r.get("vhost") == vhost)]
+
+
+@pytest.fixture(scope="session")
+def node3():
+    n = ExtraNode("rabbit3", 5674, 25674)
+    try:
+        n.start()
+        yield n
+    finally:
+        n.stop(wipe=True)
+
+
+@pytest.fixture(scope="session")
+def node4(tmp_root):
+    d = os.path.join(tmp_root, "tls4")
+    os.makedirs(d, exist_ok=True)
+    n = ExtraNode("rabbit4", 5675, 25675, tls_port=5676, certs=make_tls_files(d))
+    try:
+        n.start()
+        yield n
+    finally:
+        n.stop(wipe=True)
+
+
+@pytest.fixture
+def vhost3(node3):
+    node3.ensure_running()
+    v = Vhost("ferry-c-" + uuidlib.uuid4().hex[:8], node=node3.env)
+    yield v
+    if node3.running:
+        v.delete()
