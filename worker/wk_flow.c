@@ -1070,6 +1070,17 @@ wk_flow_live_migration(wk_flow *f, const rpc_msg *msg, json_t **ret_result,
 	return 0; /* a failure is reported through the rollback */
 }
 
+/* The Instance for an action's notifications: the cast's, as nova sends it,
+ * unless the sender (an admin tool such as ferryctl) named little more than
+ * the uuid; then the one the migration was started with. */
+static json_t *
+action_instance(json_t *cast_instance, const struct mig *m)
+{
+	json_t *data = rpc_nova_object_data(cast_instance);
+
+	return json_object_get(data, "flavor") != NULL ? cast_instance : m->instance;
+}
+
 static struct mig *
 running_source(wk_flow *f, const rpc_msg *msg, const char *method, json_t **ret_instance,
     struct wk_err *reterr, int *ret_r)
@@ -1101,11 +1112,13 @@ wk_flow_force_complete(wk_flow *f, const rpc_msg *msg, json_t **ret_result,
 	if (m->phase != PHASE_RUNNING)
 		return wk_err_set(reterr, -EBUSY, "migration of '%s' is %s, cannot force it now",
 		    m->uuid, phase_name(m));
-	notify_action(f, instance, rpc_msg_context(msg), "live_migration_force_complete", "start");
+	notify_action(f, action_instance(instance, m), rpc_msg_context(msg),
+	    "live_migration_force_complete", "start");
 	r = force_complete(f, m, "on request", reterr);
 	if (r == 0)
 		journal_save(f, m);
-	notify_action(f, instance, rpc_msg_context(msg), "live_migration_force_complete", "end");
+	notify_action(f, action_instance(instance, m), rpc_msg_context(msg),
+	    "live_migration_force_complete", "end");
 	*ret_result = NULL;
 	return r;
 }
@@ -1120,7 +1133,8 @@ wk_flow_abort(wk_flow *f, const rpc_msg *msg, json_t **ret_result, struct wk_err
 	m = running_source(f, msg, "live_migration_abort", &instance, reterr, &r);
 	if (m == NULL)
 		return r;
-	notify_action(f, instance, rpc_msg_context(msg), "live_migration_abort", "start");
+	notify_action(f, action_instance(instance, m), rpc_msg_context(msg),
+	    "live_migration_abort", "start");
 	switch (m->phase) {
 	case PHASE_QUEUED:
 		r = 0;
@@ -1141,7 +1155,8 @@ wk_flow_abort(wk_flow *f, const rpc_msg *msg, json_t **ret_result, struct wk_err
 		r = wk_err_set(reterr, -EBUSY, "migration of '%s' is already completing", m->uuid);
 		break;
 	}
-	notify_action(f, instance, rpc_msg_context(msg), "live_migration_abort", "end");
+	notify_action(f, action_instance(instance, m), rpc_msg_context(msg),
+	    "live_migration_abort", "end");
 	if (r == 0 && m->phase == PHASE_QUEUED)
 		finish_rollback(f, m, "aborted on request while queued");
 	else if (r == 0) {

@@ -206,10 +206,15 @@ log_vwrite(int level, const char *name, const char *fmt, va_list ap)
 		    buf + sizeof(buf) - 1 - (sizeof(ellipsis) - 1), ellipsis, sizeof(ellipsis) - 1);
 		r = (int)(room - 1);
 	}
-	/* one record per line: embedded line breaks would forge new lines */
+	/* One record per line: embedded line breaks would forge new lines, and
+	 * other control bytes (a sender's ESC sequences) have no place in a log. */
 	for (i = n; i < n + (size_t)r; i++) {
-		if (buf[i] == '\n' || buf[i] == '\r')
+		unsigned char c = (unsigned char)buf[i];
+
+		if (c == '\n' || c == '\r')
 			buf[i] = ' ';
+		else if ((c < 0x20 && c != '\t') || c == 0x7f)
+			buf[i] = '?';
 	}
 	n += (size_t)r;
 	buf[n++] = '\n';

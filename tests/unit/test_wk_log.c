@@ -234,6 +234,16 @@ Test(wk_log, line_breaks_in_messages_cannot_forge_lines)
 	free(out);
 }
 
+Test(wk_log, control_bytes_from_senders_are_neutralised)
+{
+	char *out;
+
+	log_info("method '%s'", "x\x1b[31mred\x7f\ttab");
+	out = captured(NULL);
+	assert_matches(out, "^[^\n]* INFO test\\.log \\[-\\] method 'x\\?\\[31mred\\?\ttab'\n$");
+	free(out);
+}
+
 Test(wk_log, journald_mode_when_journal_stream_matches_the_fd)
 {
 	char env[64];
