@@ -6,6 +6,7 @@
  */
 #include "rpc_reply.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -308,4 +309,236 @@ rpc_request_build(const char *method, json_t *args, const char *version, json_t 
 fail:
 	json_decref(o);
 	return NULL;
+}
+
+/* ---- where to answer an undecodable call ---- */
+
+struct scan {
+	const unsigned char *p, *end;
+};
+
+static void
+scan_ws(struct scan *s)
+{
+	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+		s->p++;
+}
+
+/* Skips one string at s->p (which is '"'); its raw bytes in [*ret_start, +*ret_len).
+ * Sets *ret_plain when it holds printable ASCII only, without escapes. */
+static int
+scan_string(struct scan *s, const unsigned char **ret_start, size_t *ret_len, bool *ret_plain)
+{
+	const unsigned char *start = ++s->p;
+	bool plain = true;
+
+	while (s->p < s->end && *s->p != '"') {
+		if (*s->p < 0x20)
+			return -EINVAL;
+		if (*s->p == '\\') {
+			plain = false;
+			if (++s->p == s->end)
+				return -EINVAL;
+		} else if (*s->p >= 0x7f) {
+			plain = false;
+		}
+		s->p++;
+	}
+	if (s->p == s->end)
+		return -EINVAL;
+	*ret_start = start;
+	*ret_len = (size_t)(s->p - start);
+	*ret_plain = plain;
+	s->p++;
+	return 0;
+}
+
+/* A number or a literal (true, false, null), read loosely. */
+static int
+scan_scalar(struct scan *s)
+{
+	const unsigned char *start = s->p;
+
+	while (s->p < s->end && *s->p != '\0' &&
+	       (strchr("+-.", *s->p) != NULL || isalnum(*s->p)))
+		s->p++;
+	return s->p > start ? 0 : -EINVAL;
+}
+
+/* Skips one value of any depth without recursion: strings are skipped
+ * whole, brackets must match. */
+static int
+scan_value(struct scan *s)
+{
+	unsigned char *stack = NULL;
+	size_t depth = 0, cap = 0;
+	int r = 0;
+
+	do {
+		const unsigned char *str;
+		size_t n;
+		bool plain;
+
+		scan_ws(s);
+		if (s->p == s->end) {
+			r = -EINVAL;
+			break;
+		}
+		switch (*s->p) {
+		case '"':
+			r = scan_string(s, &str, &n, &plain);
+			break;
+		case '{':
+		case '[':
+			if (depth == cap) {
+				unsigned char *bigger = realloc(stack, cap ? cap * 2 : 64);
+
+				if (bigger == NULL) {
+					r = -ENOMEM;
+					break;
+				}
+				stack = bigger;
+				cap = cap ? cap * 2 : 64;
+			}
+			stack[depth++] = *s->p == '{' ? '}' : ']';
+			s->p++;
+			break;
+		case '}':
+		case ']':
+			if (depth == 0 || stack[depth - 1] != *s->p)
+				r = -EINVAL;
+			else
+				depth--;
+			s->p++;
+			break;
+		case ',':
+		case ':':
+			if (depth == 0)
+				r = -EINVAL;
+			s->p++;
+			break;
+		default:
+			r = scan_scalar(s);
+			break;
+		}
+	} while (r == 0 && depth > 0);
+	free(stack);
+	return r;
+}
+
+static char *
+plain_copy(const unsigned char *start, size_t len, bool plain)
+{
+	char *c;
+
+	if (!plain || len == 0 || len > 255)
+		return NULL;
+	c = malloc(len + 1);
+	if (c != NULL) {
+		memcpy(c, start, len);
+		c[len] = '\0';
+	}
+	return c;
+}
+
+/* Reads the top-level plain strings _msg_id, _reply_q, _context_request_id. */
+static int
+scan_top(const void *text, size_t len, char *found[3])
+{
+	static const char *const keys[3] = {"_msg_id", "_reply_q", "_context_request_id"};
+	struct scan s = {text, (const unsigned char *)text + len};
+	int r;
+
+	scan_ws(&s);
+	if (s.p == s.end || *s.p++ != '{')
+		return -EINVAL;
+	scan_ws(&s);
+	if (s.p < s.end && *s.p == '}') {
+		s.p++;
+		goto tail;
+	}
+	for (;;) {
+		const unsigned char *key, *val;
+		size_t klen, vlen;
+		bool kplain, vplain;
+
+		scan_ws(&s);
+		if (s.p == s.end || *s.p != '"')
+			return -EINVAL;
+		r = scan_string(&s, &key, &klen, &kplain);
+		if (r < 0)
+			return r;
+		scan_ws(&s);
+		if (s.p == s.end || *s.p++ != ':')
+			return -EINVAL;
+		scan_ws(&s);
+		if (s.p < s.end && *s.p == '"') {
+			r = scan_string(&s, &val, &vlen, &vplain);
+			if (r < 0)
+				return r;
+			for (size_t i = 0; i < 3; i++) {
+				if (!kplain || klen != strlen(keys[i]) ||
+				    memcmp(key, keys[i], klen) != 0)
+					continue;
+				free(found[i]);
+				found[i] = plain_copy(val, vlen, vplain);
+			}
+		} else {
+			r = scan_value(&s);
+			if (r < 0)
+				return r;
+		}
+		scan_ws(&s);
+		if (s.p == s.end)
+			return -EINVAL;
+		if (*s.p == '}') {
+			s.p++;
+			break;
+		}
+		if (*s.p++ != ',')
+			return -EINVAL;
+	}
+tail:
+	scan_ws(&s);
+	return s.p == s.end ? 0 : -EINVAL;
+}
+
+int
+rpc_reply_peek_target(const void *body, size_t len, char **ret_msg_id, char **ret_reply_q,
+    char **ret_request_id)
+{
+	json_t *outer = NULL;
+	json_t *jmsg;
+	const void *text = body;
+	size_t text_len = len;
+	char *found[3] = {NULL, NULL, NULL};
+	int r;
+
+	/* An envelope that parses: look inside its oslo.message text. */
+	if (rpc_json_parse(body, len, &outer, NULL) == 0) {
+		jmsg = json_object_get(outer, "oslo.message");
+		if (json_is_string(jmsg) && json_object_get(outer, "oslo.version") != NULL) {
+			text = json_string_value(jmsg);
+			text_len = json_string_length(jmsg);
+		}
+	}
+	r = scan_top(text, text_len, found);
+	json_decref(outer);
+	if (r < 0) {
+		for (size_t i = 0; i < 3; i++)
+			free(found[i]);
+		return r;
+	}
+	if (found[0] == NULL || found[1] == NULL) { /* a cast: nowhere to answer */
+		free(found[0]);
+		free(found[1]);
+		found[0] = found[1] = NULL;
+	}
+	*ret_msg_id = found[0];
+	*ret_reply_q = found[1];
+	if (ret_request_id != NULL)
+		*ret_request_id = found[2];
+	else
+		free(found[2]);
+	return 0;
 }

@@ -9,6 +9,7 @@
 #define RPC_REPLY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include <jansson.h>
 
@@ -78,5 +79,23 @@ char *rpc_failure_unsupported_version(const char *version, const char *method);
  */
 json_t *rpc_request_build(const char *method, json_t *args, const char *version, json_t *context,
     const char *msg_id, const char *reply_q, double timeout);
+
+/*
+ * Where to answer a call that rpc_envelope_decode() or rpc_msg_from_inner()
+ * refused (@len bytes at @body, the AMQP body).  The inner message is the
+ * "oslo.message" text of a 2.0 envelope that parses, else the body itself.
+ * Its top level is read by an iterative scanner that needs no nesting limit
+ * and skips string contents unread, so deep nesting, invalid UTF-8 or a
+ * lone surrogate inside the arguments do not hide the reply address.  The
+ * text must be one object with terminated strings and matching brackets.
+ * Only top-level "_msg_id", "_reply_q" and "_context_request_id" values that
+ * are plain printable ASCII (no escapes, 1..255 bytes) are taken.  Returns 0
+ * with malloc'd *ret_msg_id and *ret_reply_q for a call, both NULL when the
+ * pair is incomplete (a cast: nowhere to answer), and, when @ret_request_id
+ * is non-NULL, the request id or NULL; -EINVAL when the text cannot be
+ * scanned, -ENOMEM (outputs untouched on failure).
+ */
+int rpc_reply_peek_target(const void *body, size_t len, char **ret_msg_id, char **ret_reply_q,
+    char **ret_request_id);
 
 #endif /* RPC_REPLY_H */

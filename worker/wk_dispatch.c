@@ -4,7 +4,9 @@
  * Acknowledgement: a request is acked once its handler has run (the
  * handlers only record state and publish, they never block), so a crash
  * before that redelivers it and _unique_id de-duplication drops the copy.
- * Undecodable messages are rejected without requeue.
+ * Undecodable messages are rejected without requeue; a call among them is
+ * still answered with a failure when its top level says where to, and an
+ * invalid cast naming an instance gets a compute.exception notification.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -12,6 +14,7 @@
 
 #include "rpc_dispatch.h"
 #include "rpc_error.h"
+#include "rpc_nova.h"
 #include "rpc_reply.h"
 #include "wk_dispatch.h"
 #include "wk_log.h"
@@ -113,6 +116,73 @@ finish(wk_dispatch *d, const struct rpc_delivery *dl, bool ok)
 		    ok ? "ack" : "reject", (unsigned long long)dl->tag);
 }
 
+/*
+ * A body rpc_envelope_decode() refused: one log line (with the request id
+ * when its top level shows one), a failure reply when it shows where to
+ * answer, then rejected without requeue.
+ */
+static void
+undecodable(wk_dispatch *d, const struct rpc_delivery *dl, const char *why)
+{
+	char *msg_id = NULL, *reply_q = NULL, *rid = NULL;
+	char text[sizeof(((struct rpc_err *)0)->msg) + 32];
+	bool call;
+
+	if (rpc_reply_peek_target(dl->body, dl->len, &msg_id, &reply_q, &rid) < 0)
+		msg_id = reply_q = rid = NULL;
+	call = msg_id != NULL;
+
+	wk_log_set_request_id(rid);
+	log_error("Undecodable message on '%s' (%zu bytes): %s, rejected%s", dl->routing_key,
+	    dl->len, why, call ? "; failure sent to the caller" : "");
+	if (call) {
+		char *failure;
+		json_t *reply;
+
+		snprintf(text, sizeof(text), "undecodable message: %s", why);
+		failure = rpc_error_failure(-EINVAL, text);
+		reply = failure ? rpc_reply_build(msg_id, NULL, failure, true) : NULL;
+		if (reply != NULL)
+			rpc_amqp_publish(d->amqp, "", reply_q, reply, true, 0);
+		json_decref(reply);
+		free(failure);
+	}
+	free(msg_id);
+	free(reply_q);
+	free(rid);
+	finish(d, dl, false);
+	wk_log_set_request_id(NULL);
+}
+
+/*
+ * An invalid cast that still names an instance: tell whoever watches that
+ * instance, as nova's wrap_exception would (compute.exception, ERROR).
+ */
+static void
+notify_invalid_cast(wk_dispatch *d, json_t *inner, const char *why)
+{
+	json_t *args = json_object_get(inner, "args");
+	const char *method = json_string_value(json_object_get(inner, "method"));
+	json_t *context, *payload, *value;
+	const char *key;
+
+	if (json_is_string(json_object_get(inner, "_msg_id")) ||
+	    rpc_nova_instance_uuid(json_object_get(args, "instance")) == NULL)
+		return;
+	context = json_object();
+	if (context == NULL)
+		return;
+	json_object_foreach (inner, key, value)
+		if (strncmp(key, "_context_", 9) == 0)
+			json_object_set(context, key + 9, value);
+	payload = rpc_nova_exception_payload(
+	    "ferry.worker", method ? method : "unknown", rpc_error_class(-EINVAL), why);
+	if (payload == NULL ||
+	    wk_bus_notify(d->bus, "compute.exception", "ERROR", payload, context) < 0)
+		log_error("Cannot queue notification 'compute.exception'");
+	json_decref(context);
+}
+
 static void
 handle(wk_dispatch *d, const struct rpc_delivery *dl, rpc_msg *msg)
 {
@@ -146,7 +216,10 @@ handle(wk_dispatch *d, const struct rpc_delivery *dl, rpc_msg *msg)
 	if (r < 0) {
 		if (err.msg[0] == '\0')
 			snprintf(err.msg, sizeof(err.msg), "%s failed: %s", method, strerror(-r));
-		log_error("%s: %s", method, err.msg);
+		if (strncmp(err.msg, method, strlen(method)) == 0 && err.msg[strlen(method)] == ':')
+			log_error("%s", err.msg); /* the text names the method already */
+		else
+			log_error("%s: %s", method, err.msg);
 		if (rpc_msg_is_call(msg)) {
 			failure = rpc_error_failure(r, err.msg);
 			wk_bus_reply(d->bus, msg, NULL, failure);
@@ -191,9 +264,7 @@ wk_dispatch_delivery(void *userdata, const struct rpc_delivery *dl)
 	}
 	r = rpc_envelope_decode(dl->body, dl->len, &inner, &err);
 	if (r < 0) {
-		log_error("Undecodable message on '%s' (%zu bytes): %s, rejected", dl->routing_key,
-		    dl->len, err.msg);
-		finish(d, dl, false);
+		undecodable(d, dl, err.msg);
 		return;
 	}
 	rid = rpc_msg_peek_request_id(inner);
@@ -206,6 +277,7 @@ wk_dispatch_delivery(void *userdata, const struct rpc_delivery *dl)
 		log_error("Invalid RPC message on '%s': %s, rejected", dl->routing_key, err.msg);
 		reply_raw_failure(d, inner, failure);
 		free(failure);
+		notify_invalid_cast(d, inner, err.msg);
 		json_decref(inner);
 		finish(d, dl, false);
 		return;

@@ -460,3 +460,148 @@ Test(rpc_reply, request_build_timeouts_and_casts)
 
 	cr_assert_null(rpc_request_build(NULL, json_object(), "6.0", NULL, NULL, NULL, 0));
 }
+
+/* ---- rpc_reply_peek_target: where to answer an undecodable call ---- */
+
+/* "[[[...]]]" @depth deep, malloc'd. */
+static char *
+nested(size_t depth)
+{
+	char *s = malloc(2 * depth + 1);
+
+	cr_assert_not_null(s);
+	memset(s, '[', depth);
+	memset(s + depth, ']', depth);
+	s[2 * depth] = '\0';
+	return s;
+}
+
+/* A 2.0 envelope around @inner_text (escaped with jansson). */
+static char *
+wrap(const char *inner_text)
+{
+	json_t *env = json_pack("{s:s,s:s}", "oslo.version", "2.0", "oslo.message", inner_text);
+	char *s = json_dumps(env, JSON_COMPACT);
+
+	json_decref(env);
+	cr_assert_not_null(s);
+	return s;
+}
+
+static char untouched[] = "untouched";
+
+static int
+peek(const char *body, char **msg_id, char **reply_q, char **rid)
+{
+	*msg_id = *reply_q = *rid = untouched;
+	return rpc_reply_peek_target(body, strlen(body), msg_id, reply_q, rid);
+}
+
+Test(rpc_reply, peek_target_reads_calls_the_decoder_refuses)
+{
+	char *deep = nested(100000);
+	char *inner = NULL, *env, *id, *q, *rid;
+	json_t *j = NULL;
+	int n;
+
+	n = asprintf(&inner,
+	    "{\"method\": \"pre_live_migration\", \"args\": {\"instance\": %s, "
+	    "\"_msg_id\": \"inner\"}, \"version\": \"6.0\", \"_msg_id\": \"m1\", "
+	    "\"_reply_q\": \"reply_abc\", \"_timeout\": null, \"_unique_id\": \"u\", "
+	    "\"_context_request_id\": \"req-1\", \"_context_roles\": [\"admin\"]}",
+	    deep);
+	cr_assert_gt(n, 0);
+	env = wrap(inner);
+	/* the decoder refuses it ... */
+	cr_assert_eq(rpc_envelope_decode(env, strlen(env), &j, NULL), -EINVAL);
+	/* ... the scanner still finds where to answer, at any depth */
+	cr_assert_eq(peek(env, &id, &q, &rid), 0);
+	cr_assert_str_eq(id, "m1");
+	cr_assert_str_eq(q, "reply_abc");
+	cr_assert_str_eq(rid, "req-1");
+	free(id);
+	free(q);
+	free(rid);
+	/* a bare (1.0) message too */
+	cr_assert_eq(peek(inner, &id, &q, &rid), 0);
+	cr_assert_str_eq(id, "m1");
+	free(id);
+	free(q);
+	free(rid);
+	free(env);
+	free(inner);
+	free(deep);
+
+	/* a lone surrogate and raw invalid UTF-8 inside the args */
+	env = wrap("{\"args\": {\"x\": \"\\udc80\"}, \"_msg_id\": \"m2\", \"_reply_q\": \"r2\"}");
+	cr_assert_eq(rpc_envelope_decode(env, strlen(env), &j, NULL), -EINVAL);
+	cr_assert_eq(peek(env, &id, &q, &rid), 0);
+	cr_assert_str_eq(id, "m2");
+	cr_assert_str_eq(q, "r2");
+	cr_assert_null(rid);
+	free(id);
+	free(q);
+	free(env);
+	cr_assert_eq(peek("{\"args\": {\"x\": \"\xff\xfe\"}, \"_msg_id\": \"m3\", "
+			  "\"_reply_q\": \"r3\"}",
+			 &id, &q, &rid),
+	    0);
+	cr_assert_str_eq(id, "m3");
+	free(id);
+	free(q);
+}
+
+Test(rpc_reply, peek_target_casts_and_junk)
+{
+	static const char *const junk[] = {
+	    "",
+	    "[]",
+	    "\"s\"",
+	    "{",
+	    "{\"_msg_id\": \"m\", \"_reply_q\": \"r\"",
+	    "{\"_msg_id\": \"m\", \"_reply_q\": \"r\", \"a\": [}",
+	    "{\"_msg_id\": \"m\", \"_reply_q\": \"r\", \"a\": {]}",
+	    "{\"_msg_id\": \"m\", \"_reply_q\": \"r\", \"a\": \"open}",
+	    "{\"_msg_id\": \"m\", \"_reply_q\": \"r\"} trailing",
+	    "{\"_msg_id\" \"m\"}",
+	    "{\"_msg_id\": \"m\" \"_reply_q\": \"r\"}",
+	    "{\"a\": ]}",
+	};
+	char *id, *q, *rid;
+
+	for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++) {
+		cr_assert_eq(peek(junk[i], &id, &q, &rid), -EINVAL, "%s", junk[i]);
+		cr_assert_str_eq(id, "untouched");
+		cr_assert_str_eq(rid, "untouched");
+	}
+	/* a cast: nowhere to answer, the request id still read */
+	cr_assert_eq(peek("{\"method\": \"m\", \"_context_request_id\": \"req-9\", \"args\": {}}",
+			 &id, &q, &rid),
+	    0);
+	cr_assert_null(id);
+	cr_assert_null(q);
+	cr_assert_str_eq(rid, "req-9");
+	free(rid);
+	/* half a call, _msg_id only at a nested level, escaped or non-string values */
+	cr_assert_eq(peek("{\"_msg_id\": \"m\"}", &id, &q, &rid), 0);
+	cr_assert_null(id);
+	cr_assert_null(q);
+	cr_assert_eq(peek("{\"args\": {\"_msg_id\": \"m\", \"_reply_q\": \"r\"}}", &id, &q, &rid),
+	    0);
+	cr_assert_null(id);
+	cr_assert_eq(peek("{\"_msg_id\": \"m\\u0041\", \"_reply_q\": \"r\"}", &id, &q, &rid), 0);
+	cr_assert_null(id);
+	cr_assert_eq(peek("{\"_msg_id\": 7, \"_reply_q\": \"r\"}", &id, &q, &rid), 0);
+	cr_assert_null(id);
+	cr_assert_eq(peek("{}", &id, &q, &rid), 0);
+	cr_assert_null(id);
+	cr_assert_null(rid);
+	/* an envelope whose oslo.message is not a string is read as a bare body */
+	cr_assert_eq(peek("{\"oslo.version\": \"2.0\", \"oslo.message\": 5, \"_msg_id\": \"m\", "
+			  "\"_reply_q\": \"r\"}",
+			 &id, &q, &rid),
+	    0);
+	cr_assert_str_eq(id, "m");
+	free(id);
+	free(q);
+}
