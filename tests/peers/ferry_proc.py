@@ -19,7 +19,7 @@ transport_url = "{url}";
 host = "{host}";
 state_dir = "{state}";
 log_level = "{log_level}";
-rpc_response_timeout = 20;
+rpc_response_timeout = {rpc_timeout};
 notifications = {{ progress_interval = {interval}; }};
 libvirt = {{
 	connection_uri = "{uri}";
@@ -39,7 +39,7 @@ class Worker:
 
     def __init__(self, tmp, host, libvirt_host=None, inbound="127.0.0.1", libvirt="",
                  interval=0.25, log_level="debug", url=nova_peer.DEFAULT_URL, binary=None,
-                 conf_text=None, leak_check=False, env=None):
+                 conf_text=None, leak_check=False, env=None, rpc_timeout=20):
         self.host = host
         self.binary = binary or WORKER
         self.dir = os.path.join(tmp, host)
@@ -51,29 +51,33 @@ class Worker:
         with open(self.conf, "w") as f:
             f.write(conf_text if conf_text is not None else CONF_TEMPLATE.format(
                 url=url, host=host, state=self.dir, log_level=log_level, interval=interval,
+                rpc_timeout=rpc_timeout,
                 uri=rig.host_uri(libvirt_host) if libvirt_host else "test:///default",
                 inbound=inbound, libvirt=libvirt))
         self.proc = None
         self._log = None
 
     def start(self, wait=True):
+        # A restarted worker appends to the same log: wait for this run's line.
+        mark = len(self.log()) if os.path.exists(self.log_path) else 0
         self._log = open(self.log_path, "ab")
         env = dict(os.environ, ASAN_OPTIONS="detect_leaks=%d" % int(self.leak_check),
                    **self.env)
         self.proc = subprocess.Popen([self.binary, "--config", self.conf], stdout=self._log,
                                      stderr=subprocess.STDOUT, env=env)
         if wait:
-            self.wait_log("Connected to the broker", timeout=30)
+            self.wait_log("Connected to the broker", timeout=30, since=mark)
         return self
 
     def log(self):
         with open(self.log_path, errors="replace") as f:
             return f.read()
 
-    def wait_log(self, text, timeout=30):
+    def wait_log(self, text, timeout=30, since=0):
+        """Waits for text in the log, from character offset since on."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if text in self.log():
+            if text in self.log()[since:]:
                 return True
             if self.proc is not None and self.proc.poll() is not None:
                 raise AssertionError("worker %s exited (%s):\n%s" % (
