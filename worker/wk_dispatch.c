@@ -77,10 +77,13 @@ wk_dispatch_free(wk_dispatch *d)
 	return NULL;
 }
 
+/* Remembers unique_id; true when it was seen already.  An empty id (the
+ * value of every free slot) or one too long to keep is never a duplicate:
+ * oslo's are 32 hex digits. */
 static bool
 seen_before(wk_dispatch *d, const char *unique_id)
 {
-	if (unique_id == NULL)
+	if (unique_id == NULL || unique_id[0] == '\0' || strlen(unique_id) >= sizeof(d->seen[0]))
 		return false;
 	for (size_t i = 0; i < DEDUP_SLOTS; i++)
 		if (strcmp(d->seen[i], unique_id) == 0)

@@ -435,3 +435,21 @@ def test_duplicate_call_answered_once(bus):
     replies = [r for r in bus.raw.drain_replies(0.5) if r["_msg_id"] == m["_msg_id"]]
     assert len(replies) == 1, replies
     queue_settled(bus.vhost.name, "compute." + HOST)
+
+
+
+@pytest.mark.parametrize("unique_id", ["", "u" * 200], ids=["empty", "long"])
+def test_odd_unique_ids_are_not_duplicates(bus, unique_id):
+    """A _unique_id equal to a free slot of the de-dup table (empty) or too
+    long to keep never makes a message a duplicate: each call is answered."""
+    for _ in range(2):
+        m = inner_msg("list_migrations", {}, version="1.0", namespace="ferry", call=True,
+                      reply_q=bus.raw.reply_q)
+        m["_unique_id"] = unique_id
+        bus.raw.publish(envelope(m), "compute." + HOST)
+        deadline = time.monotonic() + 10
+        replies = []
+        while not replies and time.monotonic() < deadline:
+            replies = [r for r in bus.raw.drain_replies(0.2) if r["_msg_id"] == m["_msg_id"]]
+        assert len(replies) == 1, replies
+    assert "Duplicate message '%s'" % unique_id not in bus.worker.log()
