@@ -36,6 +36,7 @@ import time
 import uuid as uuidlib
 
 import pytest
+import schemas
 
 from conftest import Raw, Vhost, Worker, envelope, inner_msg, oslo_client, oslo_conf, queues, url
 
@@ -56,7 +57,8 @@ def nova_instance(uuid, host):
 
 class Notifications:
     """Reads the versioned notifications ferry publishes into the vhost's
-    versioned_notifications.<priority> queues (declared by ferry)."""
+    versioned_notifications.<priority> queues (declared by ferry), each
+    validated against schemas/."""
 
     PRIOS = ("info", "warn", "error")
 
@@ -71,7 +73,9 @@ class Notifications:
                 if m is None:
                     break
                 env = json.loads(m.body)
-                self.seen.append(json.loads(env["oslo.message"]))
+                inner = json.loads(env["oslo.message"])
+                schemas.validate_notification(inner)  # issue 3.8: every message seen
+                self.seen.append(inner)
         ch.close()
         return self.seen
 
@@ -190,6 +194,7 @@ def new_uuid():
 def test_list_migrations_returns_a_result(bus):
     got = bus.ferry().call({}, "list_migrations")
     assert got == []
+    schemas.validate_reply("list_migrations", got)
 
 
 def test_unknown_method_is_no_such_method(bus):
@@ -252,6 +257,7 @@ def test_inbound_slots_exhausted_is_migration_precheck_error(bus):
                 got = bus.nova(timeout=15).call(ctx, "pre_live_migration", instance=inst,
                                                 migrate_data=None)
                 uuids.append(u)
+                schemas.validate_reply("pre_live_migration", got)
                 data = got["nova_object.data"]
                 assert got["nova_object.name"] == "LibvirtLiveMigrateData"
                 assert "target_connect_addr" in data
@@ -339,6 +345,15 @@ def _unknown_guest_rolled_back(bus, u, rid):
     assert exc[0]["payload"]["nova_object.data"]["function_name"] == "live_migration"
     log = bus.worker.log()
     assert re.search(r"ERROR worker\.dispatch \[%s .*live_migration" % re.escape(rid), log)
+
+
+def test_call_on_the_shared_topic_queue(bus):
+    """A call to topic "compute" without a server lands on the shared queue
+    "compute", which ferry consumes too (the only consumer in this vhost)."""
+    assert bus.client.prepare(server=None, version="1.0", namespace="ferry").call(
+        {}, "list_migrations") == []
+    assert queues(bus.vhost.name)["compute"]["consumers"] == 1
+    queue_settled(bus.vhost.name, "compute")
 
 
 def test_cast_on_alt_topic_reaches_ferry(bus):
