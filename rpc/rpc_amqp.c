@@ -547,6 +547,19 @@ tls_reason(int status)
 	}
 }
 
+/* Why opening the TCP connection failed (rabbitmq-c keeps the errno). */
+static int
+socket_failed(rpc_amqp *a, int st, struct rpc_err *reterr)
+{
+	if (st == AMQP_STATUS_SOCKET_ERROR)
+		return rpc_err_set(
+		    reterr, -ECONNREFUSED, "cannot open a TCP connection (refused or unreachable)");
+	if (st == AMQP_STATUS_TIMEOUT)
+		return rpc_err_set(
+		    reterr, -ETIMEDOUT, "no answer within %d ms", a->connect_timeout_ms);
+	return rpc_err_set(reterr, status_to_errno(st), "%s", amqp_error_string2(st));
+}
+
 /* Opens the socket of one broker, TLS or not.  On failure conn is left for
  * the caller to destroy. */
 static int
@@ -563,10 +576,7 @@ open_socket(rpc_amqp *a, const struct rpc_url_host *h, struct rpc_err *reterr)
 		if (sock == NULL)
 			return rpc_err_set(reterr, -ENOMEM, "cannot create socket");
 		st = amqp_socket_open_noblock(sock, h->host, h->port, &tv);
-		if (st != AMQP_STATUS_OK)
-			return rpc_err_set(
-			    reterr, status_to_errno(st), "%s", amqp_error_string2(st));
-		return 0;
+		return st == AMQP_STATUS_OK ? 0 : socket_failed(a, st, reterr);
 	}
 	sock = amqp_ssl_socket_new(a->conn);
 	if (sock == NULL)
@@ -590,6 +600,8 @@ open_socket(rpc_amqp *a, const struct rpc_url_host *h, struct rpc_err *reterr)
 	st = amqp_socket_open_noblock(sock, h->host, h->port, &tv);
 	if (st == AMQP_STATUS_OK)
 		return 0;
+	if (st == AMQP_STATUS_SOCKET_ERROR || st == AMQP_STATUS_TIMEOUT)
+		return socket_failed(a, st, reterr);
 	if (a->url->ssl_ca_file != NULL)
 		return rpc_err_set(reterr, status_to_errno(st), "TLS: %s (CA file '%s')",
 		    tls_reason(st), a->url->ssl_ca_file);

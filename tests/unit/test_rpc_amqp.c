@@ -110,7 +110,7 @@ Test(rpc_amqp, default_outbox_bound)
 
 Test(rpc_amqp, connect_tries_every_broker_and_keeps_the_outbox)
 {
-	char url[160], b1[64], b2[64];
+	char url[160], b1[128], b2[128];
 	struct rpc_err err = {{0}};
 	struct rpc_amqp_stats st;
 	int p1 = dead_port(), p2 = dead_port();
@@ -125,8 +125,10 @@ Test(rpc_amqp, connect_tries_every_broker_and_keeps_the_outbox)
 	json_decref(m);
 	r = rpc_amqp_connect(a, &err);
 	cr_assert_lt(r, 0);
-	snprintf(b1, sizeof(b1), "broker 127.0.0.1:%d: ", p1);
-	snprintf(b2, sizeof(b2), "; broker 127.0.0.1:%d: ", p2);
+	snprintf(b1, sizeof(b1),
+	    "broker 127.0.0.1:%d: cannot open a TCP connection (refused or unreachable)", p1);
+	snprintf(b2, sizeof(b2),
+	    "; broker 127.0.0.1:%d: cannot open a TCP connection (refused or unreachable)", p2);
 	cr_assert_not_null(strstr(err.msg, b1), "%s", err.msg);
 	cr_assert_not_null(strstr(err.msg, b2), "%s", err.msg);
 	cr_assert_not(rpc_amqp_connected(a));
