@@ -2,6 +2,8 @@
 /* rpc_error: -errno -> nova exception class, the only such table. */
 #include <errno.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <jansson.h>
 
@@ -43,11 +45,27 @@ char *
 rpc_error_failure(int r, const char *message)
 {
 	size_t i = find(r);
-	json_t *kwargs = json_pack("{s:i,s:s}", "code", i != (size_t)-1 ? table[i].code : 500,
-	    "reason", message ? message : "");
+	int code = i != (size_t)-1 ? table[i].code : 500;
+	char *clean = NULL;
+	json_t *kwargs;
+	char *text;
 
-	if (kwargs == NULL)
-		return NULL;
-	return rpc_failure_build(rpc_error_class(r), "nova.exception", message ? message : "",
-	    kwargs);
+	if (message == NULL)
+		message = "";
+	kwargs = json_pack("{s:i,s:s}", "code", code, "reason", message);
+	if (kwargs == NULL) {
+		/* not UTF-8 (a text cut mid-sequence): non-ASCII bytes as '?' */
+		clean = strdup(message);
+		if (clean == NULL)
+			return NULL;
+		for (char *p = clean; *p != '\0'; p++)
+			if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+				*p = '?';
+		message = clean;
+		kwargs = json_pack("{s:i,s:s}", "code", code, "reason", message);
+	}
+	text = kwargs ? rpc_failure_build(rpc_error_class(r), "nova.exception", message, kwargs)
+		      : NULL;
+	free(clean);
+	return text;
 }

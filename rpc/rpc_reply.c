@@ -161,12 +161,27 @@ traceback_tail(const char *cls, const char *module, const char *message)
 	return n < 0 ? NULL : s;
 }
 
+/* A copy of @s with every byte outside printable ASCII as '?', for texts
+ * jansson refuses (a message cut in the middle of a UTF-8 sequence). */
+static char *
+ascii_copy(const char *s)
+{
+	char *c = strdup(s);
+
+	for (char *p = c; p != NULL && *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			*p = '?';
+	return c;
+}
+
 char *
 rpc_failure_build(const char *cls, const char *module, const char *message, json_t *kwargs)
 {
 	json_t *tb = NULL;
 	json_t *args = NULL;
 	json_t *o = NULL;
+	json_t *probe = NULL;
+	char *clean = NULL;
 	char *tail = NULL;
 	char *text = NULL;
 
@@ -174,6 +189,15 @@ rpc_failure_build(const char *cls, const char *module, const char *message, json
 		kwargs = json_object();
 	if (!json_is_object(kwargs) || cls == NULL || module == NULL || message == NULL)
 		goto out;
+	/* Never lose a failure to a message that is not valid UTF-8. */
+	probe = json_string(message);
+	if (probe == NULL) {
+		clean = ascii_copy(message);
+		if (clean == NULL)
+			goto out;
+		message = clean;
+	}
+	json_decref(probe);
 
 	tail = traceback_tail(cls, module, message);
 	tb = json_array();
@@ -212,6 +236,7 @@ out:
 	json_decref(args);
 	json_decref(o);
 	free(tail);
+	free(clean);
 	return text;
 }
 

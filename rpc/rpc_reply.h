@@ -55,8 +55,9 @@ json_t *rpc_reply_build(const char *msg_id, json_t *result, const char *failure,
  * module, message, tb, args, kwargs; ", "/": " separators; ASCII-only):
  * tb is a Python-style list of traceback lines ending in
  * "<module>.<class>: <message>\n", args is [message], kwargs is @kwargs
- * (STOLEN; must be an object, NULL -> {}).  Returns malloc'd text the caller
- * frees, NULL on ENOMEM or a non-object @kwargs.
+ * (STOLEN; must be an object, NULL -> {}).  A @message that is not valid
+ * UTF-8 goes out with its non-ASCII bytes as '?'.  Returns malloc'd text the
+ * caller frees, NULL on ENOMEM or a non-object @kwargs.
  */
 char *rpc_failure_build(const char *cls, const char *module, const char *message, json_t *kwargs);
 

@@ -186,6 +186,18 @@ notify_invalid_cast(wk_dispatch *d, json_t *inner, const char *why)
 	json_decref(context);
 }
 
+/* A failed call gets its failure; never a null result in its place. */
+static void
+reply_failure(wk_dispatch *d, const rpc_msg *msg, const char *failure)
+{
+	if (failure == NULL) {
+		log_error("Out of memory building the failure reply to '%s': not answered",
+		    rpc_msg_method(msg));
+		return;
+	}
+	wk_bus_reply(d->bus, msg, NULL, failure);
+}
+
 static void
 handle(wk_dispatch *d, const struct rpc_delivery *dl, rpc_msg *msg)
 {
@@ -207,7 +219,7 @@ handle(wk_dispatch *d, const struct rpc_delivery *dl, rpc_msg *msg)
 		else
 			failure = rpc_failure_unsupported_version(rpc_msg_version(msg), method);
 		if (rpc_msg_is_call(msg))
-			wk_bus_reply(d->bus, msg, NULL, failure);
+			reply_failure(d, msg, failure);
 		else
 			wk_flow_cast_failed(d->flow, msg, method, rerr.msg);
 		free(failure);
@@ -225,7 +237,7 @@ handle(wk_dispatch *d, const struct rpc_delivery *dl, rpc_msg *msg)
 			log_error("%s: %s", method, err.msg);
 		if (rpc_msg_is_call(msg)) {
 			failure = rpc_error_failure(r, err.msg);
-			wk_bus_reply(d->bus, msg, NULL, failure);
+			reply_failure(d, msg, failure);
 			free(failure);
 		} else {
 			wk_flow_cast_failed(d->flow, msg, method, err.msg);

@@ -10,6 +10,7 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 
+#include "rpc_error.h"
 #include "rpc_msg.h"
 #include "rpc_reply.h"
 
@@ -604,4 +605,34 @@ Test(rpc_reply, peek_target_casts_and_junk)
 	cr_assert_str_eq(id, "m");
 	free(id);
 	free(q);
+}
+
+Test(rpc_reply, failure_build_survives_a_message_cut_mid_utf8)
+{
+	/* "caf\xc3" is "café" cut after the first byte of the é */
+	char *text = rpc_failure_build("E", "m", "caf\xc3", NULL);
+	json_t *f;
+
+	cr_assert_not_null(text);
+	f = json_loads(text, 0, NULL);
+	cr_assert_str_eq(json_string_value(json_object_get(f, "message")), "caf?");
+	cr_assert_str_eq(json_string_value(json_array_get(json_object_get(f, "args"), 0)), "caf?");
+	json_decref(f);
+	free(text);
+}
+
+Test(rpc_reply, error_failure_survives_a_message_cut_mid_utf8)
+{
+	char *text = rpc_error_failure(-EINVAL, "instance 'caf\xc3' is busy");
+	json_t *f;
+
+	cr_assert_not_null(text);
+	f = json_loads(text, 0, NULL);
+	cr_assert_str_eq(json_string_value(json_object_get(f, "class")), "InvalidInput");
+	cr_assert_str_eq(
+	    json_string_value(json_object_get(json_object_get(f, "kwargs"), "reason")),
+	    "instance 'caf?' is busy");
+	cr_assert_eq(json_integer_value(json_object_get(json_object_get(f, "kwargs"), "code")), 400);
+	json_decref(f);
+	free(text);
 }
