@@ -659,6 +659,13 @@ connect_one(rpc_amqp *a, const struct rpc_url_host *h, struct rpc_err *reterr)
 		    "certificate? %s)",
 		    a->url->ssl_cert_file != NULL ? "ours was not accepted"
 		                                  : "ssl_cert_file is not set");
+	if (!a->url->ssl && lr.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+	    (lr.library_error == AMQP_STATUS_SOCKET_ERROR ||
+	        lr.library_error == AMQP_STATUS_CONNECTION_CLOSED ||
+	        lr.library_error == AMQP_STATUS_SOCKET_CLOSED))
+		return rpc_err_set(reterr, -ECONNRESET,
+		    "login: the broker closed the connection without an AMQP answer (a TLS port? "
+		    "then use amqps:// or ssl = true)");
 	r = reply_check(lr, "login", reterr);
 	if (r < 0)
 		return r;

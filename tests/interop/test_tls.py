@@ -108,7 +108,9 @@ def test_tls_port_without_tls_is_reported(node4, vhost4, tmp_root):
         w.start(wait=False)
         w.wait_log("retrying in 2s", timeout=30)
         assert w.alive()
-        assert "Cannot connect to the broker: broker 127.0.0.1:%d:" % TLS_PORT in w.log()
+        assert ("Cannot connect to the broker: broker 127.0.0.1:%d: login: the broker closed "
+                "the connection without an AMQP answer (a TLS port? then use amqps:// or "
+                "ssl = true)" % TLS_PORT) in w.log(), w.log()[-2000:]
     finally:
         code = w.stop()
     assert code == 0
