@@ -26,6 +26,9 @@ WK_LOG_NAME("worker.flow");
  * keeps the migration queued and asks again after INBOUND_RETRY_MS. */
 #define NO_INBOUND_SLOT "no free inbound migration slot"
 #define INBOUND_RETRY_MS 2000
+/* A reservation no migration arrived for is released after
+ * 2 * rpc_response_timeout, at least this long. */
+#define INBOUND_GRACE_MIN_MS 20000
 
 enum mig_role {
 	ROLE_SOURCE,
@@ -78,6 +81,7 @@ struct wk_flow {
 	uint64_t next_job_id;
 	uint64_t next_seq;
 	bool stopping; /* no queued migration starts any more */
+	uint64_t next_stale_check_ms;
 };
 
 int
@@ -850,11 +854,44 @@ start_queued(wk_flow *f)
 	}
 }
 
+/* A reservation is stale when no migration arrived for it (libvirt has no
+ * domain of that uuid here) long after the source's pre_live_migration:
+ * the source gave up or died without a rollback.  Released, so one lost
+ * rollback cannot close this host to inbound migrations for good. */
+static void
+release_stale_reservations(wk_flow *f, uint64_t now_ms)
+{
+	uint64_t grace_ms = 2ULL * (uint64_t)f->d.conf->rpc_response_timeout * 1000ULL;
+	struct mig *m, *next;
+
+	if (grace_ms < INBOUND_GRACE_MIN_MS)
+		grace_ms = INBOUND_GRACE_MIN_MS;
+	if (now_ms < f->next_stale_check_ms)
+		return;
+	f->next_stale_check_ms = now_ms + 5000;
+	for (m = f->migs; m != NULL; m = next) {
+		struct wk_hv_domain_info info;
+		struct wk_err err = {{0}};
+
+		next = m->next;
+		if (m->role != ROLE_DEST || now_ms < m->started_ms + grace_ms ||
+		    wk_hv_domain_info(f->d.hv, m->uuid, &info, &err) != -ENOENT)
+			continue;
+		wk_log_set_request_id(m->request_id);
+		log_warning("Released the inbound reservation of '%s': no migration arrived in %llu s "
+			    "and no rollback came",
+		    m->uuid, (unsigned long long)(grace_ms / 1000));
+		unlink_free(f, m);
+	}
+	wk_log_set_request_id(NULL);
+}
+
 int
 wk_flow_tick(wk_flow *f, uint64_t now_ms)
 {
 	uint64_t next = 0;
 
+	release_stale_reservations(f, now_ms);
 	start_queued(f);
 	for (const struct mig *m = f->migs; m != NULL; m = m->next)
 		if (m->role == ROLE_SOURCE && m->phase == PHASE_QUEUED && m->retry_at_ms > now_ms &&
@@ -876,6 +913,8 @@ recover_one(wk_flow *f, struct mig *m)
 		f->next_seq = m->seq + 1;
 	switch (m->phase) {
 	case PHASE_INBOUND:
+		if (m->started_ms > wk_now_ms())
+			m->started_ms = wk_now_ms(); /* recorded before a reboot */
 		log_info("Recovered the inbound reservation of '%s'", m->uuid);
 		return true;
 	case PHASE_QUEUED:

@@ -106,3 +106,35 @@ def test_inbound_slot_reserved_and_waited_for(limited, narrow_dest, workers, not
         rig.wait_heartbeat_advances("B", name, timeout=15)
     assert not [e for e in notifications.events(u1) + notifications.events(u2)
                 if e["event_type"].startswith("instance.live_migration_rollback")]
+
+
+def test_stale_inbound_reservation_is_released(workers):
+    """A destination whose one inbound slot was reserved by a source that
+    then vanished (no migration arrives, no rollback comes) refuses others
+    only until the reservation goes stale: then it is released."""
+    import ferry_proc
+    from nova import exception
+    tmp = tempfile.mkdtemp(prefix="ferry-e2e-limits-stale-")
+    w = ferry_proc.Worker(tmp, "host11", "B", "127.0.0.3", rpc_timeout=5,
+                          libvirt="\tmax_concurrent_inbound_migrations = 1;")
+    w.start()
+    try:
+        nova_peer.setup()
+        ctx = nova_peer.context()
+        api = nova_peer.compute_api()
+
+        def pre(uuid):
+            return api.pre_live_migration(ctx, nova_peer.instance(ctx, uuid, "host7"), False,
+                                          None, "host11", nova_peer.migrate_data())
+
+        ghost, other = str(uuidlib.uuid4()), str(uuidlib.uuid4())
+        assert pre(ghost).target_connect_addr == "127.0.0.3"
+        assert phases("host11") == {ghost: "inbound"}
+        with pytest.raises(exception.MigrationPreCheckError) as e:
+            pre(other)
+        assert "no free inbound migration slot" in str(e.value)
+        w.wait_log("Released the inbound reservation of '%s'" % ghost, timeout=60)
+        assert phases("host11") == {}
+        assert pre(other).target_connect_addr == "127.0.0.3"
+    finally:
+        w.stop()
