@@ -7,8 +7,8 @@
 set -euo pipefail
 
 PKGS=(
-	# build
-	gcc make binutils cmake pkg-config clang clang-format
+	# build (clang + libclang-rt: the libFuzzer target; openssl: the TLS tests make their CA)
+	gcc make binutils cmake pkg-config clang clang-format libclang-rt-14-dev openssl
 	librabbitmq-dev libjansson-dev libconfig-dev libcriterion-dev libvirt-dev
 	# the rig: broker, two libvirt hosts, TCG guests (deploy/rig, deploy/guest)
 	rabbitmq-server libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
