@@ -186,6 +186,33 @@ notify_invalid_cast(wk_dispatch *d, json_t *inner, const char *why)
 	json_decref(context);
 }
 
+/*
+ * Error texts are cut at a fixed size, which can split a UTF-8 sequence of
+ * a name the sender chose; JSON (failure replies, notifications) refuses
+ * such text.  Drops an incomplete sequence at the end of @s.
+ */
+static void
+trim_cut_utf8(char *s)
+{
+	size_t n = strlen(s), lead = n, need;
+
+	while (lead > 0 && n - lead < 3 && ((unsigned char)s[lead - 1] & 0xc0) == 0x80)
+		lead--;
+	if (lead == 0 || ((unsigned char)s[lead - 1] & 0x80) == 0)
+		return;
+	lead--; /* s[lead] is where the last multi-byte sequence starts */
+	if (((unsigned char)s[lead] & 0xe0) == 0xc0)
+		need = 2;
+	else if (((unsigned char)s[lead] & 0xf0) == 0xe0)
+		need = 3;
+	else if (((unsigned char)s[lead] & 0xf8) == 0xf0)
+		need = 4;
+	else
+		need = 0; /* not a lead byte: invalid anyway, leave it */
+	if (need != 0 && n - lead < need)
+		s[lead] = '\0';
+}
+
 /* A failed call gets its failure; never a null result in its place. */
 static void
 reply_failure(wk_dispatch *d, const rpc_msg *msg, const char *failure)
@@ -212,6 +239,7 @@ handle(wk_dispatch *d, const struct rpc_delivery *dl, rpc_msg *msg)
 	r = rpc_dispatch_lookup(methods, sizeof(methods) / sizeof(methods[0]), method,
 	    rpc_msg_version(msg), rpc_msg_namespace(msg), &m, &rerr);
 	if (r < 0) {
+		trim_cut_utf8(rerr.msg);
 		log_error("Cannot dispatch '%s' version '%s': %s", method, rpc_msg_version(msg),
 		    rerr.msg);
 		if (r == -ENOENT)
@@ -231,6 +259,7 @@ handle(wk_dispatch *d, const struct rpc_delivery *dl, rpc_msg *msg)
 	if (r < 0) {
 		if (err.msg[0] == '\0')
 			snprintf(err.msg, sizeof(err.msg), "%s failed: %s", method, strerror(-r));
+		trim_cut_utf8(err.msg);
 		if (strncmp(err.msg, method, strlen(method)) == 0 && err.msg[strlen(method)] == ':')
 			log_error("%s", err.msg); /* the text names the method already */
 		else
@@ -287,8 +316,10 @@ wk_dispatch_delivery(void *userdata, const struct rpc_delivery *dl)
 	json_incref(inner); /* kept for a failure reply if the message is invalid */
 	r = rpc_msg_from_inner(inner, &msg, &err);
 	if (r < 0) {
-		char *failure = rpc_error_failure(-EINVAL, err.msg);
+		char *failure;
 
+		trim_cut_utf8(err.msg);
+		failure = rpc_error_failure(-EINVAL, err.msg);
 		log_error("Invalid RPC message on '%s': %s, rejected", dl->routing_key, err.msg);
 		reply_raw_failure(d, inner, failure);
 		free(failure);

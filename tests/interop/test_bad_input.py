@@ -295,3 +295,17 @@ def test_many_bad_messages_in_a_row(bus):
             bus.raw.publish(b, RK)
 
     survives(bus, rx, publish, count=len(bodies))
+
+
+def test_unknown_non_ascii_method_cast_is_notified(bus):
+    """The error text names the method and is cut at a fixed size, possibly
+    inside a UTF-8 sequence: the ERROR notification still goes out."""
+    inst, ctx = instance()
+    for name in ("\u00e9" * 150, "x" + "\u00e9" * 150):  # cut at either byte of an é
+        m = inner_msg(name, {"instance": inst})
+        rid = m["_context_request_id"]
+        survives(bus, r"\[%s .*Cannot dispatch" % re.escape(rid),
+                 lambda: bus.raw.publish(envelope(m), RK))
+        data = exception_notified(bus, rid)
+        assert data["exception_message"].startswith(
+            "Endpoint does not support RPC method " + name[:20])
