@@ -50,7 +50,10 @@ int wk_bus_notify(wk_bus *bus, const char *event_type, const char *priority, jso
  * failure is oslo failure text or NULL.  A cast (no _msg_id) gets nothing. */
 int wk_bus_reply(wk_bus *bus, const rpc_msg *req, json_t *result, const char *failure);
 
-/* Sends a call-monitor heartbeat for a call that is still busy. */
+/* Sends a call-monitor heartbeat for a call that is still busy.  No caller
+ * today: every call ferry serves is answered within its dispatch, before
+ * the next delivery is read (see tests/interop/test_calls.py); a handler
+ * that ever defers its answer must send these every _timeout/2 s. */
 int wk_bus_reply_heartbeat(wk_bus *bus, const rpc_msg *req);
 
 /* Calls method on <topic>.<server>: args STOLEN, context borrowed.  cb runs
