@@ -309,3 +309,13 @@ def test_unknown_non_ascii_method_cast_is_notified(bus):
         data = exception_notified(bus, rid)
         assert data["exception_message"].startswith(
             "Endpoint does not support RPC method " + name[:20])
+
+
+def test_compressed_body_is_rejected(bus):
+    """kombu_compression set on the sender: the body is gzip, not JSON."""
+    import zlib
+    m = call(bus, "list_migrations", {}, version="1.0", namespace="ferry")
+    body = zlib.compress(envelope(m).encode())
+    survives(bus, r"Message on '%s' is compressed \(kombu_compression\), unsupported: rejected"
+             % re.escape(RK), lambda: bus.raw.publish(
+                 body, RK, headers={"compression": "application/x-gzip"}))
