@@ -567,6 +567,8 @@ force_complete(wk_flow *f, struct mig *m, const char *why, struct wk_err *reterr
 		if (r == 0) {
 			m->postcopy_active = true;
 			log_info("Switched the migration of '%s' to post-copy %s", m->uuid, why);
+			/* The phase changed: say so now; post-copy may end before the next sample. */
+			notify_progress(f, m);
 		}
 		return r;
 	}
@@ -574,6 +576,7 @@ force_complete(wk_flow *f, struct mig *m, const char *why, struct wk_err *reterr
 	if (r == 0) {
 		m->paused_by_us = true;
 		log_info("Paused '%s' so its migration completes (%s)", m->uuid, why);
+		notify_progress(f, m);
 	}
 	return r;
 }
@@ -653,6 +656,7 @@ apply_policy(wk_flow *f, struct mig *m, const struct wk_job_sample *s)
 				m->paused_by_us = true;
 				log_warning("Paused '%s' as the last resort for its migration",
 				    m->uuid);
+				notify_progress(f, m);
 			}
 		}
 		break;
