@@ -21,14 +21,14 @@ primitive ferry received, and compared field by field."""
 import json
 import os
 import subprocess
-import threading
 import uuid as uuidlib
 
 import pytest
 
 from conftest import REPO, Vhost, Worker, ctl, url, wait_until
 
-import schemas  # tests/peers, on sys.path through conftest
+import listener  # tests/peers, on sys.path through conftest
+import schemas
 
 PY = "/usr/bin/python3"
 PEER = os.path.join(REPO, "tests", "peers", "nova_peer.py")
@@ -130,22 +130,17 @@ class Nova:
             self.proc.wait()
 
 
-class Firehose:
+class Firehose(listener.RawTap):
     """Raw kombu tap on the vhost's firehose: (exchange, routing_key, inner)
     of every message published in the vhost, oslo envelope opened."""
 
     def __init__(self, vhost_name, transport_url):
         import kombu
         ctl("trace_on", "-p", vhost_name)
-        self.messages = []
+        super().__init__(transport_url,
+                         kombu.Exchange("amq.rabbitmq.trace", type="topic", passive=True),
+                         routing_key="publish.#")
         self.errors = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._conn = kombu.Connection(transport_url.replace("rabbit://", "amqp://", 1))
-        ex = kombu.Exchange("amq.rabbitmq.trace", type="topic", passive=True)
-        self._queue = kombu.Queue("hD-firehose-" + uuidlib.uuid4().hex[:8], ex,
-                                  routing_key="publish.#", exclusive=True, auto_delete=True)
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _on_message(self, body, message):
         h = message.headers or {}
@@ -161,25 +156,6 @@ class Firehose:
                 self.messages.append((h.get("exchange_name"), (h.get("routing_keys") or [""])[0],
                                       inner))
         message.ack()
-
-    def _run(self):
-        with self._conn.Consumer(self._queue, callbacks=[self._on_message], accept=None):
-            while not self._stop.is_set():
-                try:
-                    self._conn.drain_events(timeout=0.2)
-                except Exception:  # socket.timeout: nothing arrived
-                    pass
-
-    def start(self):
-        self._conn.connect()
-        self._queue(self._conn.default_channel).declare()
-        self._thread.start()
-        return self
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(5)
-        self._conn.release()
 
     def snapshot(self):
         with self._lock:

@@ -91,7 +91,9 @@ class RawTap:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._conn = kombu.Connection(url.replace("rabbit://", "amqp://", 1))
-        ex = kombu.Exchange(exchange, type="topic", durable=False, auto_delete=False)
+        # a name, or a kombu.Exchange for taps elsewhere (e.g. the firehose)
+        ex = exchange if isinstance(exchange, kombu.Exchange) else kombu.Exchange(
+            exchange, type="topic", durable=False, auto_delete=False)
         self._queue = kombu.Queue("ferry-tap-" + uuidlib.uuid4().hex, ex,
                                   routing_key=routing_key, exclusive=True, auto_delete=True)
         self._thread = threading.Thread(target=self._run, daemon=True)
