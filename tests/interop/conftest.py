@@ -2,16 +2,14 @@
 """Interop fixtures: ferry-worker next to oslo.messaging's and nova's own
 Python code on a real RabbitMQ.  Every test works in its own vhost of the
 shared broker (so the e2e workers on vhost "/" never take its messages), or
-on rabbit2, an extra broker node these fixtures start themselves (AMQP on
-127.0.0.1:5673, TLS on 127.0.0.1:5674 with a CA made here with openssl) for
-the tests that stop brokers or close connections.  The shared broker is
+on the extra broker nodes rabbit3 and rabbit4 these fixtures start themselves
+(see below) for the tests that stop brokers, close connections or speak TLS.  The shared broker is
 never restarted.  Workers use libvirt's test:///default driver: nothing here
 migrates, so no libvirt host is needed.  Every process started here is
 stopped here, by PID."""
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,10 +26,6 @@ sys.path.insert(0, os.path.join(REPO, "tests", "peers"))
 import ferry_proc  # noqa: E402
 
 SHARED_PORT = 5672
-NODE2 = {"RABBIT_NODE": "rabbit2", "RABBIT_PORT": "5673", "RABBIT_DIST_PORT": "25673",
-         "RABBIT_TLS_PORT": "5674"}
-NODE2_PORT = 5673
-NODE2_TLS_PORT = 5674
 
 CONF = """
 transport_url = "{url}";
@@ -320,65 +314,7 @@ def vhost(shared_broker, request):
     v.delete()
 
 
-def make_certs(d):
-    """A CA, a server certificate for localhost/127.0.0.1, and an unrelated CA."""
-    def run(*a):
-        subprocess.run(list(a), cwd=d, check=True, capture_output=True)
-    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
-        "-out", "ca.pem", "-days", "2", "-subj", "/CN=ferry-interop-ca")
-    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key", "-out",
-        "srv.csr", "-subj", "/CN=localhost")
-    with open(os.path.join(d, "ext.cnf"), "w") as f:
-        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
-                "extendedKeyUsage=serverAuth\n")
-    run("openssl", "x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile", "ext.cnf")
-    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "wrong.key",
-        "-out", "wrong-ca.pem", "-days", "2", "-subj", "/CN=not-the-ca")
-    return {k: os.path.join(d, v) for k, v in
-            (("ca", "ca.pem"), ("cert", "srv.pem"), ("key", "srv.key"),
-             ("wrong_ca", "wrong-ca.pem"))}
-
-
-class Node2:
-    """rabbit2@localhost, this suite's own broker node (deploy/rig/rabbit.sh)."""
-
-    def __init__(self, certs):
-        self.env = dict(NODE2, RABBIT_TLS_CA=certs["ca"], RABBIT_TLS_CERT=certs["cert"],
-                        RABBIT_TLS_KEY=certs["key"])
-        self.certs = certs
-
-    def _rabbit(self, action, **extra):
-        env = dict(os.environ, **self.env, **extra)
-        subprocess.run(["bash", "deploy/rig/rabbit.sh", action], cwd=REPO, env=env,
-                       check=True, timeout=200)
-
-    def start(self, keep_data=False):
-        self._rabbit("start", RABBIT_KEEP_DATA="1" if keep_data else "0")
-
-    def stop(self, wipe=False):
-        self._rabbit("stop", RABBIT_WIPE="1" if wipe else "0")
-
-    def ctl(self, *args, check=True):
-        return ctl(*args, node=self.env, check=check)
-
-    def connections(self):
-        return ctl_json("list_connections", "name", "pid", "client_properties", "state",
-                        node=self.env)
-
-
-@pytest.fixture(scope="session")
-def node2(tmp_root):
-    d = os.path.join(tmp_root, "tls")
-    os.makedirs(d)
-    n = Node2(make_certs(d))
-    n.start()
-    yield n
-    n.stop(wipe=True)
-    shutil.rmtree(d, ignore_errors=True)
-
-
-# --- Extra broker nodes of the connection and TLS tests (helper B) ----------
+# --- Extra broker nodes of the connection and TLS tests ----------------------
 # rabbit3: plain AMQP on 127.0.0.1:5674, stopped and started by the tests that
 # restart a broker.  rabbit4: AMQP on 127.0.0.1:5675 plus a TLS listener on
 # 127.0.0.1:5676 with a CA and certificates made here; it verifies client

@@ -30,7 +30,6 @@ De-dup: one message published twice with the same _unique_id is handled
 once ("Duplicate message") and both copies are acked.
 """
 import json
-import os
 import re
 import time
 import uuid as uuidlib
