@@ -29,6 +29,8 @@ WK_LOG_NAME("worker.flow");
 /* A reservation no migration arrived for is released after
  * 2 * rpc_response_timeout, at least this long. */
 #define INBOUND_GRACE_MIN_MS 20000
+/* Struggling verdict changes closer together than this are not repeated. */
+#define WARN_REPEAT_MS 10000
 
 enum mig_role {
 	ROLE_SOURCE,
@@ -65,6 +67,9 @@ struct mig {
 	struct wk_policy_config policy;     /* host tuning + this instance's overrides */
 	struct wk_policy_state policy_state;
 	unsigned long long max_downtime_ms; /* what the policy last set, 0 = libvirt's */
+	unsigned warned_reasons;            /* every reason reported so far */
+	char warned_none[160];              /* the last "nothing left to do" reason reported */
+	uint64_t last_warn_ms;
 	int policy_step;
 	json_t *instance;     /* the cast's Instance primitive */
 	json_t *context;      /* the cast's request context */
@@ -617,6 +622,30 @@ notify_struggling(wk_flow *f, struct mig *m, const struct wk_decision *d)
 		log_error("Cannot queue the struggling notification of '%s'", m->uuid);
 }
 
+/* Whether this decision is news for instance.live_migration_struggling.  A
+ * drastic action is always announced (before it is taken), and so is the
+ * first verdict.  Otherwise a change counts when it brings a reason not
+ * reported yet, and not within WARN_REPEAT_MS of the last warning: the
+ * reason set of a migration on the edge flaps with every iteration
+ * (measured: 78 warnings in 216 s before this rule). */
+static bool
+should_warn(const struct mig *m, const struct wk_decision *d, uint64_t now_ms)
+{
+	if (d->reasons != 0 && d->action != WK_ACTION_NONE && d->action != WK_ACTION_RAISE_DOWNTIME)
+		return true;
+	/* Nothing left on the ladder ("none: post-copy forbidden for this
+	 * instance ..."): said once per reason. */
+	if (d->reasons != 0 && d->action == WK_ACTION_NONE && d->planned == WK_ACTION_NONE &&
+	    d->action_reason != NULL &&
+	    strncmp(d->action_reason, m->warned_none, sizeof(m->warned_none) - 1) != 0)
+		return true;
+	if (!d->verdict_changed) /* set only when turning or changing to a non-empty set */
+		return false;
+	if (m->last_warn_ms == 0)
+		return true;
+	return (d->reasons & ~m->warned_reasons) != 0 && now_ms >= m->last_warn_ms + WARN_REPEAT_MS;
+}
+
 /* One policy decision per sample: warn first, then act. */
 static void
 apply_policy(wk_flow *f, struct mig *m, const struct wk_job_sample *s)
@@ -627,10 +656,13 @@ apply_policy(wk_flow *f, struct mig *m, const struct wk_job_sample *s)
 
 	wk_policy_step(&m->policy_state, &m->policy, s, &d);
 	m->policy_step = d.policy_step;
-	/* A drastic action is always announced, even when the verdict is unchanged. */
-	if (d.verdict_changed ||
-	    (d.reasons != 0 && d.action != WK_ACTION_NONE && d.action != WK_ACTION_RAISE_DOWNTIME))
+	if (should_warn(m, &d, s->t_ms)) {
 		notify_struggling(f, m, &d);
+		m->warned_reasons |= d.reasons;
+		if (d.action == WK_ACTION_NONE && d.action_reason != NULL)
+			snprintf(m->warned_none, sizeof(m->warned_none), "%s", d.action_reason);
+		m->last_warn_ms = s->t_ms;
+	}
 	switch (d.action) {
 	case WK_ACTION_NONE:
 	case WK_ACTION_THROTTLE: /* auto-converge was enabled at start; QEMU throttles */
