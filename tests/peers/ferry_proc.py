@@ -66,7 +66,11 @@ class Worker:
         self.proc = subprocess.Popen([self.binary, "--config", self.conf], stdout=self._log,
                                      stderr=subprocess.STDOUT, env=env)
         if wait:
-            self.wait_log("Connected to the broker", timeout=30, since=mark)
+            try:
+                self.wait_log("Connected to the broker", timeout=30, since=mark)
+            except AssertionError:
+                self.stop()  # the caller never gets a handle to stop it
+                raise
         return self
 
     def log(self):
