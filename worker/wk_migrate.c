@@ -274,38 +274,59 @@ dup_or_null(const char *s)
 	return s != NULL ? strdup(s) : NULL;
 }
 
+/* A job record with its owned copies, not yet running; NULL on ENOMEM. */
+static struct job *
+job_new(wk_migrate *m, uint64_t job_id, const char *uuid, unsigned interval_ms,
+    const char *request_id)
+{
+	struct job *j = calloc(1, sizeof(*j));
+	pthread_condattr_t ca;
+
+	if (j == NULL)
+		return NULL;
+	j->owner = m;
+	j->id = job_id;
+	j->uuid = dup_or_null(uuid);
+	j->request_id = dup_or_null(request_id);
+	j->interval_ms = interval_ms > 0 ? interval_ms : 1000;
+	pthread_mutex_init(&j->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&j->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (j->uuid == NULL || (request_id && !j->request_id)) {
+		job_free(j);
+		return NULL;
+	}
+	j->params.uuid = j->uuid;
+	return j;
+}
+
+static void
+job_link(wk_migrate *m, struct job *j)
+{
+	j->next = m->jobs;
+	m->jobs = j;
+	m->running++;
+}
+
 int
 wk_migrate_start(wk_migrate *m, uint64_t job_id, const struct wk_hv_migrate_params *p,
     unsigned interval_ms, const char *request_id)
 {
-	struct job *j = calloc(1, sizeof(*j));
+	struct job *j = job_new(m, job_id, p->uuid, interval_ms, request_id);
 	int r;
 
 	if (j == NULL)
 		return -ENOMEM;
-	j->owner = m;
-	j->id = job_id;
 	j->params = *p;
-	j->uuid = dup_or_null(p->uuid);
+	j->params.uuid = j->uuid;
 	j->dest_uri = dup_or_null(p->dest_uri);
 	j->migrate_uri = dup_or_null(p->migrate_uri);
-	j->request_id = dup_or_null(request_id);
-	j->interval_ms = interval_ms > 0 ? interval_ms : 1000;
-	pthread_mutex_init(&j->lock, NULL);
-	{
-		pthread_condattr_t ca;
-
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&j->cond, &ca);
-		pthread_condattr_destroy(&ca);
-	}
-	if (j->uuid == NULL || j->dest_uri == NULL || (p->migrate_uri && !j->migrate_uri) ||
-	    (request_id && !j->request_id)) {
+	if (j->dest_uri == NULL || (p->migrate_uri && !j->migrate_uri)) {
 		job_free(j);
 		return -ENOMEM;
 	}
-	j->params.uuid = j->uuid;
 	j->params.dest_uri = j->dest_uri;
 	j->params.migrate_uri = j->migrate_uri;
 	r = -pthread_create(&j->run_thread, NULL, run_thread, j);
@@ -318,9 +339,7 @@ wk_migrate_start(wk_migrate *m, uint64_t job_id, const struct wk_hv_migrate_para
 	if (!j->watch_started)
 		log_warning("Cannot start the statistics thread for '%s', no progress will be reported",
 		    j->uuid);
-	j->next = m->jobs;
-	m->jobs = j;
-	m->running++;
+	job_link(m, j);
 	return 0;
 }
 
@@ -372,35 +391,17 @@ int
 wk_migrate_adopt(wk_migrate *m, uint64_t job_id, const char *uuid, unsigned interval_ms,
     const char *request_id)
 {
-	struct job *j = calloc(1, sizeof(*j));
-	pthread_condattr_t ca;
+	struct job *j = job_new(m, job_id, uuid, interval_ms, request_id);
 
 	if (j == NULL)
 		return -ENOMEM;
-	j->owner = m;
-	j->id = job_id;
 	j->adopted = true;
-	j->uuid = strdup(uuid);
-	j->request_id = dup_or_null(request_id);
-	j->interval_ms = interval_ms > 0 ? interval_ms : 1000;
-	pthread_mutex_init(&j->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&j->cond, &ca);
-	pthread_condattr_destroy(&ca);
-	if (j->uuid == NULL || (request_id && !j->request_id)) {
-		job_free(j);
-		return -ENOMEM;
-	}
-	j->params.uuid = j->uuid;
 	/* Here the watcher is the only way to learn the end: no thread, no job. */
 	if (pthread_create(&j->watch_thread, NULL, watch_thread, j) != 0) {
 		job_free(j);
 		return -EAGAIN;
 	}
 	j->watch_started = true;
-	j->next = m->jobs;
-	m->jobs = j;
-	m->running++;
+	job_link(m, j);
 	return 0;
 }

@@ -362,10 +362,11 @@ def test_call_on_the_shared_topic_queue(bus):
     queue_settled(bus.vhost.name, "compute")
 
 
-def test_cast_on_alt_topic_reaches_ferry(bus):
+def _cast_live_migration_of_unknown_guest(bus, **target):
+    """A live_migration cast by oslo's client aimed by target; ferry rolls it back."""
     u = new_uuid()
     inst, ctx = nova_instance(u, HOST)
-    transport, client = oslo_client(bus.conf, bus.url, topic="compute-alt", server=HOST)
+    transport, client = oslo_client(bus.conf, bus.url, **target)
     try:
         client.prepare(version="6.0").cast(ctx, "live_migration", instance=inst,
                                            dest="hA-elsewhere", block_migration=False,
@@ -373,20 +374,15 @@ def test_cast_on_alt_topic_reaches_ferry(bus):
     finally:
         transport.cleanup()
     _unknown_guest_rolled_back(bus, u, ctx["request_id"])
+
+
+def test_cast_on_alt_topic_reaches_ferry(bus):
+    _cast_live_migration_of_unknown_guest(bus, topic="compute-alt", server=HOST)
     queue_settled(bus.vhost.name, "compute-alt." + HOST)
 
 
 def test_fanout_cast_reaches_ferry(bus):
-    u = new_uuid()
-    inst, ctx = nova_instance(u, HOST)
-    transport, client = oslo_client(bus.conf, bus.url, topic="compute", fanout=True)
-    try:
-        client.prepare(version="6.0").cast(ctx, "live_migration", instance=inst,
-                                           dest="hA-elsewhere", block_migration=False,
-                                           migration=None, migrate_data=None)
-    finally:
-        transport.cleanup()
-    _unknown_guest_rolled_back(bus, u, ctx["request_id"])
+    _cast_live_migration_of_unknown_guest(bus, topic="compute", fanout=True)
     fanout = [q for q in queues(bus.vhost.name) if q.startswith("compute_fanout_")]
     assert len(fanout) == 1, fanout
     queue_settled(bus.vhost.name, fanout[0])
