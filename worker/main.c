@@ -26,6 +26,7 @@
 #include "wk_dispatch.h"
 #include "wk_flow.h"
 #include "wk_hv.h"
+#include "wk_hv_backend.h"
 #include "wk_log.h"
 #include "wk_migrate.h"
 #include "wk_sdnotify.h"
@@ -148,7 +149,7 @@ setup(struct worker *w)
 	r = rpc_url_parse(c->transport_url, &url, &rerr);
 	if (r < 0)
 		return log_error_errno(r, "%s: transport_url: %s", c->path, rerr.msg);
-	r = wk_hv_open(c->libvirt.connection_uri, &w->hv, &err);
+	r = wk_hv_open(&wk_hv_libvirt_ops, c->libvirt.connection_uri, &w->hv, &err);
 	if (r < 0) {
 		rpc_url_free(url);
 		return log_error_errno(r, "Cannot open libvirt '%s': %s", c->libvirt.connection_uri,

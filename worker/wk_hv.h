@@ -1,15 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * wk_hv: the hypervisor facade, implemented over libvirt in wk_hv_libvirt.c
- * (the only file that includes <libvirt/libvirt.h>).
+ * wk_hv: the hypervisor facade.  A backend table (wk_hv_backend.h) does the
+ * work: libvirt in wk_hv_libvirt.c (the only file that includes
+ * <libvirt/libvirt.h>), a scripted fake in tests/support/fake_hv.c.
  *
- * One wk_hv wraps one libvirt connection, shared by the main thread and the
- * watch threads; every call here is safe from any thread.  wk_hv_migrate,
- * which blocks for a whole migration, opens a connection of its own.  Domains are named by UUID, because
- * Nova creates each domain with libvirt UUID = instance uuid.
+ * One wk_hv wraps one hypervisor connection, shared by the main thread and
+ * the watch threads; every call here is safe from any thread.
+ * wk_hv_migrate, which blocks for a whole migration, opens a connection of
+ * its own for each call.  Domains are named by UUID, because Nova creates
+ * each domain with libvirt UUID = instance uuid.
  * libvirt errors become -errno here: -ENOENT no such domain, -EBUSY another
  * job is running, -ECANCELED aborted, -EHOSTUNREACH cannot reach the
- * destination, -EOPNOTSUPP unsupported, -EIO anything else; the libvirt
+ * destination, -EOPNOTSUPP unsupported, -ENOTCONN the connection to the
+ * hypervisor is lost (libvirtd restarted), -EIO anything else; the libvirt
  * message goes into reterr.
  */
 #ifndef WK_HV_H
@@ -22,6 +25,7 @@
 #include "wk_util.h"
 
 typedef struct wk_hv wk_hv;
+struct wk_hv_ops;
 
 enum wk_hv_state {
 	WK_HV_STATE_OTHER,
@@ -30,8 +34,17 @@ enum wk_hv_state {
 	WK_HV_STATE_SHUTOFF,
 };
 
+/* Why the domain is in its state, where it matters to a migration. */
+enum wk_hv_reason {
+	WK_HV_REASON_OTHER,
+	WK_HV_REASON_MIGRATING,       /* paused or running for an ongoing migration */
+	WK_HV_REASON_POSTCOPY,        /* running or paused in the post-copy phase */
+	WK_HV_REASON_POSTCOPY_FAILED, /* post-copy stream broke: memory split over two hosts */
+};
+
 struct wk_hv_domain_info {
 	enum wk_hv_state state;
+	enum wk_hv_reason reason;
 	bool persistent;
 	unsigned long long memory_kib;
 };
@@ -51,8 +64,13 @@ struct wk_hv_migrate_params {
 	bool postcopy_resume;      /* recover a broken post-copy migration */
 };
 
-/* Opens uri (e.g. qemu:///system).  Returns 0 or -errno with reterr. */
-int wk_hv_open(const char *uri, wk_hv **ret_hv, struct wk_err *reterr);
+/* Opens uri (e.g. qemu:///system) with backend ops (borrowed, static).
+ * Returns 0 or -errno with reterr. */
+int wk_hv_open(const struct wk_hv_ops *ops, const char *uri, wk_hv **ret_hv,
+    struct wk_err *reterr);
+
+/* "libvirt", "fake". */
+const char *wk_hv_backend_name(const wk_hv *hv);
 
 /* Closes; NULL-safe, returns NULL.  No call may be in flight. */
 wk_hv *wk_hv_close(wk_hv *hv);
@@ -60,6 +78,17 @@ wk_hv *wk_hv_close(wk_hv *hv);
 /* Looks up the domain; -ENOENT when it does not exist on this host. */
 int wk_hv_domain_info(wk_hv *hv, const char *uuid, struct wk_hv_domain_info *ret_info,
     struct wk_err *reterr);
+
+/* Looks the domain up on another host's hypervisor (remote_uri, the
+ * destination URI the migration uses), on a connection opened for the
+ * call: how an outcome is read from both hosts.  -ENOENT: not there. */
+int wk_hv_remote_domain_info(wk_hv *hv, const char *remote_uri, const char *uuid,
+    struct wk_hv_domain_info *ret_info, struct wk_err *reterr);
+
+/* Checks the connection and reopens it when it was lost (libvirtd
+ * restarted).  Returns 0 when it works, 1 when it was reopened, -errno
+ * when it cannot be reopened now. */
+int wk_hv_ensure_connected(wk_hv *hv, struct wk_err *reterr);
 
 /* Runs the whole migration (virDomainMigrateToURI3, peer-to-peer) and
  * blocks until it ends.  Call it on a migration's own thread. */

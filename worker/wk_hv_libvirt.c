@@ -13,8 +13,13 @@
 #include <libvirt/virterror.h>
 
 #include "wk_hv.h"
+#include "wk_hv_backend.h"
 
-struct wk_hv {
+/* One priv per wk_hv.  conn is replaced when libvirtd restarted: every
+ * call holds lock for reading while it uses conn, the reconnect holds it
+ * for writing. */
+struct lv {
+	pthread_rwlock_t lock;
 	virConnectPtr conn;
 	char *uri;
 };
@@ -75,42 +80,81 @@ last_error(const char *what, struct wk_err *reterr)
 	return r;
 }
 
-int
-wk_hv_open(const char *uri, wk_hv **ret_hv, struct wk_err *reterr)
+static int
+lv_open(const char *uri, void **ret_priv, struct wk_err *reterr)
 {
-	wk_hv *hv;
+	struct lv *lv;
 
 	pthread_once(&init_once, init_libvirt);
-	hv = calloc(1, sizeof(*hv));
-	if (hv == NULL)
-		return -ENOMEM;
-	hv->uri = strdup(uri);
-	if (hv->uri == NULL) {
-		free(hv);
-		return -ENOMEM;
+	lv = calloc(1, sizeof(*lv));
+	if (lv == NULL)
+		return wk_err_set(reterr, -ENOMEM, "out of memory");
+	lv->uri = strdup(uri);
+	if (lv->uri == NULL) {
+		free(lv);
+		return wk_err_set(reterr, -ENOMEM, "out of memory");
 	}
-	hv->conn = virConnectOpen(uri);
-	if (hv->conn == NULL) {
+	lv->conn = virConnectOpen(uri);
+	if (lv->conn == NULL) {
 		int r = last_error("connect to libvirt", reterr);
 
-		free(hv->uri);
-		free(hv);
+		free(lv->uri);
+		free(lv);
 		return r;
 	}
-	*ret_hv = hv;
+	pthread_rwlock_init(&lv->lock, NULL);
+	*ret_priv = lv;
 	return 0;
 }
 
-wk_hv *
-wk_hv_close(wk_hv *hv)
+static void
+lv_close(void *priv)
 {
-	if (hv == NULL)
-		return NULL;
-	if (hv->conn != NULL)
-		virConnectClose(hv->conn);
-	free(hv->uri);
-	free(hv);
-	return NULL;
+	struct lv *lv = priv;
+
+	if (lv->conn != NULL)
+		virConnectClose(lv->conn);
+	pthread_rwlock_destroy(&lv->lock);
+	free(lv->uri);
+	free(lv);
+}
+
+/* libvirt 9.0 reports a dead daemon as "End of file while reading data" or
+ * "client socket is closed", with several error codes: the connection's
+ * liveness is the reliable sign. */
+static int
+conn_error(virConnectPtr conn, const char *what, struct wk_err *reterr)
+{
+	int r = last_error(what, reterr);
+
+	if (virConnectIsAlive(conn) == 0)
+		r = -ENOTCONN;
+	return r;
+}
+
+static int
+lv_ensure_connected(void *priv, struct wk_err *reterr)
+{
+	struct lv *lv = priv;
+	virConnectPtr fresh;
+
+	pthread_rwlock_rdlock(&lv->lock);
+	if (virConnectIsAlive(lv->conn) == 1) {
+		pthread_rwlock_unlock(&lv->lock);
+		return 0;
+	}
+	pthread_rwlock_unlock(&lv->lock);
+	fresh = virConnectOpen(lv->uri);
+	if (fresh == NULL) {
+		int r = last_error("reconnect to libvirt", reterr);
+
+		return r == -EIO ? -ENOTCONN : r;
+	}
+	pthread_rwlock_wrlock(&lv->lock);
+	virConnectClose(lv->conn);
+	lv->conn = fresh;
+	pthread_rwlock_unlock(&lv->lock);
+	return 1;
 }
 
 static int
@@ -119,39 +163,62 @@ lookup_on(virConnectPtr conn, const char *uuid, virDomainPtr *ret_dom, struct wk
 	virDomainPtr dom = virDomainLookupByUUIDString(conn, uuid);
 
 	if (dom == NULL)
-		return last_error("find domain", reterr);
+		return conn_error(conn, "find domain", reterr);
 	*ret_dom = dom;
 	return 0;
 }
 
-static int
-lookup(wk_hv *hv, const char *uuid, virDomainPtr *ret_dom, struct wk_err *reterr)
+static enum wk_hv_reason
+reason_of(int state, int reason)
 {
-	return lookup_on(hv->conn, uuid, ret_dom, reterr);
+	switch (state) {
+	case VIR_DOMAIN_RUNNING:
+		switch (reason) {
+		case VIR_DOMAIN_RUNNING_MIGRATION_CANCELED:
+		case VIR_DOMAIN_RUNNING_MIGRATED:
+			return WK_HV_REASON_OTHER;
+		case VIR_DOMAIN_RUNNING_POSTCOPY:
+			return WK_HV_REASON_POSTCOPY;
+		case VIR_DOMAIN_RUNNING_POSTCOPY_FAILED:
+			return WK_HV_REASON_POSTCOPY_FAILED;
+		}
+		return WK_HV_REASON_OTHER;
+	case VIR_DOMAIN_PAUSED:
+		switch (reason) {
+		case VIR_DOMAIN_PAUSED_MIGRATION:
+			return WK_HV_REASON_MIGRATING;
+		case VIR_DOMAIN_PAUSED_POSTCOPY:
+			return WK_HV_REASON_POSTCOPY;
+		case VIR_DOMAIN_PAUSED_POSTCOPY_FAILED:
+			return WK_HV_REASON_POSTCOPY_FAILED;
+		}
+		return WK_HV_REASON_OTHER;
+	}
+	return WK_HV_REASON_OTHER;
 }
 
-int
-wk_hv_domain_info(wk_hv *hv, const char *uuid, struct wk_hv_domain_info *ret_info,
+static int
+info_on(virConnectPtr conn, const char *uuid, struct wk_hv_domain_info *ret_info,
     struct wk_err *reterr)
 {
 	virDomainPtr dom = NULL;
 	virDomainInfo info;
-	int persistent;
+	int persistent, state = 0, reason = 0;
 	int r;
 
-	r = lookup(hv, uuid, &dom, reterr);
+	r = lookup_on(conn, uuid, &dom, reterr);
 	if (r < 0)
 		return r;
-	if (virDomainGetInfo(dom, &info) < 0) {
-		r = last_error("get domain info", reterr);
+	if (virDomainGetInfo(dom, &info) < 0 || virDomainGetState(dom, &state, &reason, 0) < 0) {
+		r = conn_error(conn, "get domain info", reterr);
 		goto out;
 	}
 	persistent = virDomainIsPersistent(dom);
 	if (persistent < 0) {
-		r = last_error("get domain persistence", reterr);
+		r = conn_error(conn, "get domain persistence", reterr);
 		goto out;
 	}
-	switch (info.state) {
+	switch (state) {
 	case VIR_DOMAIN_RUNNING:
 		ret_info->state = WK_HV_STATE_RUNNING;
 		break;
@@ -165,6 +232,7 @@ wk_hv_domain_info(wk_hv *hv, const char *uuid, struct wk_hv_domain_info *ret_inf
 		ret_info->state = WK_HV_STATE_OTHER;
 		break;
 	}
+	ret_info->reason = reason_of(state, reason);
 	ret_info->persistent = persistent == 1;
 	ret_info->memory_kib = info.memory;
 out:
@@ -172,13 +240,44 @@ out:
 	return r;
 }
 
+static int
+lv_domain_info(void *priv, const char *uuid, struct wk_hv_domain_info *ret_info,
+    struct wk_err *reterr)
+{
+	struct lv *lv = priv;
+	int r;
+
+	pthread_rwlock_rdlock(&lv->lock);
+	r = info_on(lv->conn, uuid, ret_info, reterr);
+	pthread_rwlock_unlock(&lv->lock);
+	return r;
+}
+
+static int
+lv_remote_domain_info(void *priv, const char *remote_uri, const char *uuid,
+    struct wk_hv_domain_info *ret_info, struct wk_err *reterr)
+{
+	virConnectPtr conn = virConnectOpen(remote_uri);
+	int r;
+
+	(void)priv;
+	if (conn == NULL)
+		return last_error("connect to the other host's libvirt", reterr);
+	r = info_on(conn, uuid, ret_info, reterr);
+	virConnectClose(conn);
+	return r;
+}
+
 /* The migrate call blocks for the whole migration, so it gets a connection
  * of its own: libvirt 9.0's client, with no event loop registered, can leave
  * another thread's call on a shared connection unsent until the blocking
- * call returns (measured: job stats stalled for minutes). */
-int
-wk_hv_migrate(wk_hv *hv, const struct wk_hv_migrate_params *p, struct wk_err *reterr)
+ * call returns (measured: job stats stalled for minutes).  A fresh one per
+ * call also means a post-copy recovery never reuses a connection the
+ * broken stream took down. */
+static int
+lv_migrate(void *priv, const struct wk_hv_migrate_params *p, struct wk_err *reterr)
 {
+	struct lv *lv = priv;
 	virTypedParameterPtr params = NULL;
 	virConnectPtr conn;
 	virDomainPtr dom = NULL;
@@ -186,7 +285,7 @@ wk_hv_migrate(wk_hv *hv, const struct wk_hv_migrate_params *p, struct wk_err *re
 	unsigned int flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER;
 	int r;
 
-	conn = virConnectOpen(hv->uri);
+	conn = virConnectOpen(lv->uri);
 	if (conn == NULL)
 		return last_error("connect to libvirt for the migration", reterr);
 	r = lookup_on(conn, p->uuid, &dom, reterr);
@@ -241,8 +340,8 @@ param_ull(virTypedParameterPtr params, int n, const char *name)
 	return -1;
 }
 
-int
-wk_hv_job_stats(wk_hv *hv, const char *uuid, struct wk_job_sample *ret_sample,
+static int
+stats_on(virConnectPtr conn, const char *uuid, struct wk_job_sample *ret_sample,
     struct wk_err *reterr)
 {
 	virTypedParameterPtr params = NULL;
@@ -251,11 +350,11 @@ wk_hv_job_stats(wk_hv *hv, const char *uuid, struct wk_job_sample *ret_sample,
 	int n = 0, type = 0, iv;
 	int r;
 
-	r = lookup(hv, uuid, &dom, reterr);
+	r = lookup_on(conn, uuid, &dom, reterr);
 	if (r < 0)
 		return r;
 	if (virDomainGetJobStats(dom, &type, &params, &n, 0) < 0) {
-		r = last_error("get job stats", reterr);
+		r = conn_error(conn, "get job stats", reterr);
 		goto out;
 	}
 	memset(&s, 0, sizeof(s));
@@ -288,51 +387,86 @@ out:
 	return r;
 }
 
-/* One domain operation with the lookup and error mapping around it. */
+static int
+lv_job_stats(void *priv, const char *uuid, struct wk_job_sample *ret_sample,
+    struct wk_err *reterr)
+{
+	struct lv *lv = priv;
+	int r;
+
+	pthread_rwlock_rdlock(&lv->lock);
+	r = stats_on(lv->conn, uuid, ret_sample, reterr);
+	pthread_rwlock_unlock(&lv->lock);
+	return r;
+}
+
+/* One domain operation on the shared connection, with the lookup and the
+ * error mapping around it. */
 #define DOMAIN_OP(what, call)                                                                      \
 	do {                                                                                       \
+		struct lv *lv = priv;                                                              \
 		virDomainPtr dom = NULL;                                                           \
-		int r = lookup(hv, uuid, &dom, reterr);                                            \
-		if (r < 0)                                                                         \
-			return r;                                                                  \
-		if ((call) < 0)                                                                    \
-			r = last_error(what, reterr);                                              \
-		virDomainFree(dom);                                                                \
+		int r;                                                                             \
+		pthread_rwlock_rdlock(&lv->lock);                                                  \
+		r = lookup_on(lv->conn, uuid, &dom, reterr);                                       \
+		if (r == 0) {                                                                      \
+			if ((call) < 0)                                                            \
+				r = conn_error(lv->conn, what, reterr);                            \
+			virDomainFree(dom);                                                        \
+		}                                                                                  \
+		pthread_rwlock_unlock(&lv->lock);                                                  \
 		return r;                                                                          \
 	} while (0)
 
-int
-wk_hv_abort(wk_hv *hv, const char *uuid, struct wk_err *reterr)
+static int
+lv_abort(void *priv, const char *uuid, struct wk_err *reterr)
 {
 	DOMAIN_OP("abort migration", virDomainAbortJob(dom));
 }
 
-int
-wk_hv_start_postcopy(wk_hv *hv, const char *uuid, struct wk_err *reterr)
+static int
+lv_start_postcopy(void *priv, const char *uuid, struct wk_err *reterr)
 {
 	DOMAIN_OP("switch to post-copy", virDomainMigrateStartPostCopy(dom, 0));
 }
 
-int
-wk_hv_suspend(wk_hv *hv, const char *uuid, struct wk_err *reterr)
+static int
+lv_suspend(void *priv, const char *uuid, struct wk_err *reterr)
 {
 	DOMAIN_OP("pause domain", virDomainSuspend(dom));
 }
 
-int
-wk_hv_resume(wk_hv *hv, const char *uuid, struct wk_err *reterr)
+static int
+lv_resume(void *priv, const char *uuid, struct wk_err *reterr)
 {
 	DOMAIN_OP("resume domain", virDomainResume(dom));
 }
 
-int
-wk_hv_set_max_downtime(wk_hv *hv, const char *uuid, unsigned long long ms, struct wk_err *reterr)
+static int
+lv_set_max_downtime(void *priv, const char *uuid, unsigned long long ms, struct wk_err *reterr)
 {
 	DOMAIN_OP("set max downtime", virDomainMigrateSetMaxDowntime(dom, ms, 0));
 }
 
-int
-wk_hv_set_max_speed(wk_hv *hv, const char *uuid, unsigned long long mib_s, struct wk_err *reterr)
+static int
+lv_set_max_speed(void *priv, const char *uuid, unsigned long long mib_s, struct wk_err *reterr)
 {
 	DOMAIN_OP("set max speed", virDomainMigrateSetMaxSpeed(dom, mib_s, 0));
 }
+
+const struct wk_hv_ops wk_hv_libvirt_ops = {
+	.name = "libvirt",
+	.open = lv_open,
+	.close = lv_close,
+	.domain_info = lv_domain_info,
+	.migrate = lv_migrate,
+	.job_stats = lv_job_stats,
+	.abort = lv_abort,
+	.start_postcopy = lv_start_postcopy,
+	.suspend = lv_suspend,
+	.resume = lv_resume,
+	.set_max_downtime = lv_set_max_downtime,
+	.set_max_speed = lv_set_max_speed,
+	.remote_domain_info = lv_remote_domain_info,
+	.ensure_connected = lv_ensure_connected,
+};
