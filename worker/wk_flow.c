@@ -755,32 +755,49 @@ resolve_policy(wk_flow *f, struct mig *m, json_t *instance, unsigned long long m
 	return 0;
 }
 
+struct job_uris {
+	char dest[512], migrate[300];
+};
+
+/* The migration's libvirt parameters, from the record and the host's
+ * tuning: the same for the first call, an adoption and a recovery.
+ * Returns the address the stream goes to. */
+static const char *
+job_params(wk_flow *f, const struct mig *m, struct wk_hv_migrate_params *p,
+    struct job_uris *uris)
+{
+	const struct wk_conf *c = f->d.conf;
+	const char *addr = obj_str(m->migrate_data, "target_connect_addr");
+
+	if (addr == NULL)
+		addr = m->dest_host;
+	snprintf(uris->dest, sizeof(uris->dest), "qemu+%s://%s/system",
+	    c->libvirt.live_migration_scheme, addr);
+	snprintf(uris->migrate, sizeof(uris->migrate), "tcp://%s", addr);
+	memset(p, 0, sizeof(*p));
+	p->uuid = m->uuid;
+	p->dest_uri = uris->dest;
+	p->migrate_uri = uris->migrate;
+	p->bandwidth_mib_s = f->d.tuning->bandwidth_mib_s;
+	p->compressed = f->d.tuning->compressed;
+	p->parallel_connections = f->d.tuning->parallel_connections;
+	p->block_migration = m->block_migration;
+	p->persistent = m->persistent;
+	p->postcopy = m->policy.permit_post_copy;
+	/* Nova: auto-converge only where post-copy is not available. */
+	p->auto_converge = m->policy.permit_auto_converge && !p->postcopy;
+	return addr;
+}
+
 static int
 start_job(wk_flow *f, struct mig *m, struct wk_err *reterr)
 {
 	const struct wk_conf *c = f->d.conf;
-	const char *addr = obj_str(m->migrate_data, "target_connect_addr");
 	struct wk_hv_migrate_params p;
-	char dest_uri[512], migrate_uri[300];
+	struct job_uris uris;
+	const char *addr = job_params(f, m, &p, &uris);
 	unsigned interval_ms;
 
-	if (addr == NULL)
-		addr = m->dest_host;
-	snprintf(dest_uri, sizeof(dest_uri), "qemu+%s://%s/system", c->libvirt.live_migration_scheme,
-	    addr);
-	snprintf(migrate_uri, sizeof(migrate_uri), "tcp://%s", addr);
-	memset(&p, 0, sizeof(p));
-	p.uuid = m->uuid;
-	p.dest_uri = dest_uri;
-	p.migrate_uri = migrate_uri;
-	p.bandwidth_mib_s = f->d.tuning->bandwidth_mib_s;
-	p.compressed = f->d.tuning->compressed;
-	p.parallel_connections = f->d.tuning->parallel_connections;
-	p.block_migration = m->block_migration;
-	p.persistent = m->persistent;
-	p.postcopy = m->policy.permit_post_copy;
-	/* Nova: auto-converge only where post-copy is not available. */
-	p.auto_converge = m->policy.permit_auto_converge && !p.postcopy;
 	interval_ms = (unsigned)(c->notifications.progress_interval * 1000.0);
 	/* The policy decides per memory iteration, and iterations take well
 	 * under a second on a fast link: sample at 4 Hz (one cheap libvirtd
@@ -797,6 +814,17 @@ start_job(wk_flow *f, struct mig *m, struct wk_err *reterr)
 	return wk_migrate_start(f->d.migrate, m->job_id, &p, interval_ms, m->request_id) < 0
 		   ? wk_err_set(reterr, -ENOMEM, "cannot start the migration thread")
 		   : 0;
+}
+
+/* A restarted worker takes over the migration libvirtd kept running. */
+static int
+adopt_job(wk_flow *f, struct mig *m, unsigned interval_ms)
+{
+	struct wk_hv_migrate_params p;
+	struct job_uris uris;
+
+	job_params(f, m, &p, &uris);
+	return wk_migrate_adopt(f->d.migrate, m->job_id, &p, interval_ms, m->request_id);
 }
 
 static void
@@ -963,8 +991,7 @@ recover_one(wk_flow *f, struct mig *m)
 	case PHASE_RUNNING:
 		interval_ms = (unsigned)(f->d.conf->notifications.progress_interval * 1000.0);
 		m->job_id = f->next_job_id++;
-		if (wk_migrate_adopt(f->d.migrate, m->job_id, m->uuid,
-			interval_ms > 250 ? 250 : interval_ms, m->request_id) < 0)
+		if (adopt_job(f, m, interval_ms > 250 ? 250 : interval_ms) < 0)
 			return false;
 		log_info("Re-adopted the running migration of '%s' to '%s' (step %d)", m->uuid,
 		    m->dest_host, m->policy_step);
@@ -1262,7 +1289,7 @@ wk_flow_on_job_event(wk_flow *f, const struct wk_mig_event *ev)
 			notify_progress(f, m);
 		return;
 	}
-	if (ev->r == 0) {
+	if (ev->outcome == WK_MIG_MIGRATED) {
 		finish_post(f, m);
 		return;
 	}

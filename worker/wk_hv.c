@@ -3,10 +3,11 @@
  * wk_hv: the facade over a backend table (wk_hv_backend.h).  It only
  * forwards; every backend keeps its own state in priv.
  */
+#include "wk_hv.h"
+
 #include <errno.h>
 #include <stdlib.h>
 
-#include "wk_hv.h"
 #include "wk_hv_backend.h"
 
 struct wk_hv {
@@ -49,8 +50,8 @@ wk_hv_backend_name(const wk_hv *hv)
 }
 
 int
-wk_hv_domain_info(wk_hv *hv, const char *uuid, struct wk_hv_domain_info *ret_info,
-    struct wk_err *reterr)
+wk_hv_domain_info(
+    wk_hv *hv, const char *uuid, struct wk_hv_domain_info *ret_info, struct wk_err *reterr)
 {
 	return hv->ops->domain_info(hv->priv, uuid, ret_info, reterr);
 }
@@ -60,8 +61,8 @@ wk_hv_remote_domain_info(wk_hv *hv, const char *remote_uri, const char *uuid,
     struct wk_hv_domain_info *ret_info, struct wk_err *reterr)
 {
 	if (hv->ops->remote_domain_info == NULL)
-		return wk_err_set(reterr, -EOPNOTSUPP, "%s: no remote domain lookup",
-		    hv->ops->name);
+		return wk_err_set(
+		    reterr, -EOPNOTSUPP, "%s: no remote domain lookup", hv->ops->name);
 	return hv->ops->remote_domain_info(hv->priv, remote_uri, uuid, ret_info, reterr);
 }
 
@@ -80,8 +81,8 @@ wk_hv_migrate(wk_hv *hv, const struct wk_hv_migrate_params *p, struct wk_err *re
 }
 
 int
-wk_hv_job_stats(wk_hv *hv, const char *uuid, struct wk_job_sample *ret_sample,
-    struct wk_err *reterr)
+wk_hv_job_stats(
+    wk_hv *hv, const char *uuid, struct wk_job_sample *ret_sample, struct wk_err *reterr)
 {
 	return hv->ops->job_stats(hv->priv, uuid, ret_sample, reterr);
 }

@@ -52,22 +52,21 @@ struct wk_hv_domain_info {
 /* Everything one migration needs; strings borrowed for the call. */
 struct wk_hv_migrate_params {
 	const char *uuid;
-	const char *dest_uri;      /* libvirt URI of the destination, qemu+tcp://addr/system */
-	const char *migrate_uri;   /* QEMU stream target, tcp://addr; NULL = libvirt picks */
+	const char *dest_uri;    /* libvirt URI of the destination, qemu+tcp://addr/system */
+	const char *migrate_uri; /* QEMU stream target, tcp://addr; NULL = libvirt picks */
 	unsigned long long bandwidth_mib_s; /* 0 = unlimited */
-	bool block_migration;      /* copy non-shared disks */
-	bool persistent;           /* define on destination, undefine on source (Nova) */
-	bool postcopy;             /* allow a later switch to post-copy */
+	bool block_migration;               /* copy non-shared disks */
+	bool persistent;                    /* define on destination, undefine on source (Nova) */
+	bool postcopy;                      /* allow a later switch to post-copy */
 	bool auto_converge;
 	bool compressed;
-	int parallel_connections;  /* 0 = off */
-	bool postcopy_resume;      /* recover a broken post-copy migration */
+	int parallel_connections; /* 0 = off */
+	bool postcopy_resume;     /* recover a broken post-copy migration */
 };
 
 /* Opens uri (e.g. qemu:///system) with backend ops (borrowed, static).
  * Returns 0 or -errno with reterr. */
-int wk_hv_open(const struct wk_hv_ops *ops, const char *uri, wk_hv **ret_hv,
-    struct wk_err *reterr);
+int wk_hv_open(const struct wk_hv_ops *ops, const char *uri, wk_hv **ret_hv, struct wk_err *reterr);
 
 /* "libvirt", "fake". */
 const char *wk_hv_backend_name(const wk_hv *hv);
@@ -76,8 +75,8 @@ const char *wk_hv_backend_name(const wk_hv *hv);
 wk_hv *wk_hv_close(wk_hv *hv);
 
 /* Looks up the domain; -ENOENT when it does not exist on this host. */
-int wk_hv_domain_info(wk_hv *hv, const char *uuid, struct wk_hv_domain_info *ret_info,
-    struct wk_err *reterr);
+int wk_hv_domain_info(
+    wk_hv *hv, const char *uuid, struct wk_hv_domain_info *ret_info, struct wk_err *reterr);
 
 /* Looks the domain up on another host's hypervisor (remote_uri, the
  * destination URI the migration uses), on a connection opened for the
@@ -95,16 +94,16 @@ int wk_hv_ensure_connected(wk_hv *hv, struct wk_err *reterr);
 int wk_hv_migrate(wk_hv *hv, const struct wk_hv_migrate_params *p, struct wk_err *reterr);
 
 /* Current job statistics of the domain's outgoing migration. */
-int wk_hv_job_stats(wk_hv *hv, const char *uuid, struct wk_job_sample *ret_sample,
-    struct wk_err *reterr);
+int wk_hv_job_stats(
+    wk_hv *hv, const char *uuid, struct wk_job_sample *ret_sample, struct wk_err *reterr);
 
 int wk_hv_abort(wk_hv *hv, const char *uuid, struct wk_err *reterr);
 int wk_hv_start_postcopy(wk_hv *hv, const char *uuid, struct wk_err *reterr);
 int wk_hv_suspend(wk_hv *hv, const char *uuid, struct wk_err *reterr);
 int wk_hv_resume(wk_hv *hv, const char *uuid, struct wk_err *reterr);
-int wk_hv_set_max_downtime(wk_hv *hv, const char *uuid, unsigned long long ms,
-    struct wk_err *reterr);
-int wk_hv_set_max_speed(wk_hv *hv, const char *uuid, unsigned long long mib_s,
-    struct wk_err *reterr);
+int wk_hv_set_max_downtime(
+    wk_hv *hv, const char *uuid, unsigned long long ms, struct wk_err *reterr);
+int wk_hv_set_max_speed(
+    wk_hv *hv, const char *uuid, unsigned long long mib_s, struct wk_err *reterr);
 
 #endif

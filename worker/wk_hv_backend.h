@@ -24,16 +24,16 @@ struct wk_hv_ops {
 	    struct wk_err *reterr);
 	/* Blocks for the whole migration; called on a migration's own thread. */
 	int (*migrate)(void *priv, const struct wk_hv_migrate_params *p, struct wk_err *reterr);
-	int (*job_stats)(void *priv, const char *uuid, struct wk_job_sample *ret_sample,
-	    struct wk_err *reterr);
+	int (*job_stats)(
+	    void *priv, const char *uuid, struct wk_job_sample *ret_sample, struct wk_err *reterr);
 	int (*abort)(void *priv, const char *uuid, struct wk_err *reterr);
 	int (*start_postcopy)(void *priv, const char *uuid, struct wk_err *reterr);
 	int (*suspend)(void *priv, const char *uuid, struct wk_err *reterr);
 	int (*resume)(void *priv, const char *uuid, struct wk_err *reterr);
-	int (*set_max_downtime)(void *priv, const char *uuid, unsigned long long ms,
-	    struct wk_err *reterr);
-	int (*set_max_speed)(void *priv, const char *uuid, unsigned long long mib_s,
-	    struct wk_err *reterr);
+	int (*set_max_downtime)(
+	    void *priv, const char *uuid, unsigned long long ms, struct wk_err *reterr);
+	int (*set_max_speed)(
+	    void *priv, const char *uuid, unsigned long long mib_s, struct wk_err *reterr);
 
 	/* Optional: NULL makes the wk_hv_* wrapper return -EOPNOTSUPP. */
 	int (*remote_domain_info)(void *priv, const char *remote_uri, const char *uuid,

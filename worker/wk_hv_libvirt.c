@@ -198,8 +198,8 @@ reason_of(int state, int reason)
 }
 
 static int
-info_on(virConnectPtr conn, const char *uuid, struct wk_hv_domain_info *ret_info,
-    struct wk_err *reterr)
+info_on(
+    virConnectPtr conn, const char *uuid, struct wk_hv_domain_info *ret_info, struct wk_err *reterr)
 {
 	virDomainPtr dom = NULL;
 	virDomainInfo info;
@@ -241,8 +241,8 @@ out:
 }
 
 static int
-lv_domain_info(void *priv, const char *uuid, struct wk_hv_domain_info *ret_info,
-    struct wk_err *reterr)
+lv_domain_info(
+    void *priv, const char *uuid, struct wk_hv_domain_info *ret_info, struct wk_err *reterr)
 {
 	struct lv *lv = priv;
 	int r;
@@ -309,15 +309,13 @@ lv_migrate(void *priv, const struct wk_hv_migrate_params *p, struct wk_err *rete
 	if (p->postcopy_resume)
 		flags |= VIR_MIGRATE_POSTCOPY_RESUME;
 
-	if ((p->migrate_uri != NULL &&
-		virTypedParamsAddString(&params, &nparams, &maxparams, VIR_MIGRATE_PARAM_URI,
-		    p->migrate_uri) < 0) ||
-	    (p->bandwidth_mib_s > 0 &&
-		virTypedParamsAddULLong(&params, &nparams, &maxparams, VIR_MIGRATE_PARAM_BANDWIDTH,
-		    p->bandwidth_mib_s) < 0) ||
+	if ((p->migrate_uri != NULL && virTypedParamsAddString(&params, &nparams, &maxparams,
+	                                   VIR_MIGRATE_PARAM_URI, p->migrate_uri) < 0) ||
+	    (p->bandwidth_mib_s > 0 && virTypedParamsAddULLong(&params, &nparams, &maxparams,
+	                                   VIR_MIGRATE_PARAM_BANDWIDTH, p->bandwidth_mib_s) < 0) ||
 	    (p->parallel_connections > 0 &&
-		virTypedParamsAddInt(&params, &nparams, &maxparams,
-		    VIR_MIGRATE_PARAM_PARALLEL_CONNECTIONS, p->parallel_connections) < 0)) {
+	        virTypedParamsAddInt(&params, &nparams, &maxparams,
+	            VIR_MIGRATE_PARAM_PARALLEL_CONNECTIONS, p->parallel_connections) < 0)) {
 		r = last_error("build migration parameters", reterr);
 		goto out;
 	}
@@ -341,8 +339,8 @@ param_ull(virTypedParameterPtr params, int n, const char *name)
 }
 
 static int
-stats_on(virConnectPtr conn, const char *uuid, struct wk_job_sample *ret_sample,
-    struct wk_err *reterr)
+stats_on(
+    virConnectPtr conn, const char *uuid, struct wk_job_sample *ret_sample, struct wk_err *reterr)
 {
 	virTypedParameterPtr params = NULL;
 	virDomainPtr dom = NULL;
@@ -388,8 +386,7 @@ out:
 }
 
 static int
-lv_job_stats(void *priv, const char *uuid, struct wk_job_sample *ret_sample,
-    struct wk_err *reterr)
+lv_job_stats(void *priv, const char *uuid, struct wk_job_sample *ret_sample, struct wk_err *reterr)
 {
 	struct lv *lv = priv;
 	int r;
@@ -402,20 +399,20 @@ lv_job_stats(void *priv, const char *uuid, struct wk_job_sample *ret_sample,
 
 /* One domain operation on the shared connection, with the lookup and the
  * error mapping around it. */
-#define DOMAIN_OP(what, call)                                                                      \
-	do {                                                                                       \
-		struct lv *lv = priv;                                                              \
-		virDomainPtr dom = NULL;                                                           \
-		int r;                                                                             \
-		pthread_rwlock_rdlock(&lv->lock);                                                  \
-		r = lookup_on(lv->conn, uuid, &dom, reterr);                                       \
-		if (r == 0) {                                                                      \
-			if ((call) < 0)                                                            \
-				r = conn_error(lv->conn, what, reterr);                            \
-			virDomainFree(dom);                                                        \
-		}                                                                                  \
-		pthread_rwlock_unlock(&lv->lock);                                                  \
-		return r;                                                                          \
+#define DOMAIN_OP(what, call)                                           \
+	do {                                                            \
+		struct lv *lv = priv;                                   \
+		virDomainPtr dom = NULL;                                \
+		int r;                                                  \
+		pthread_rwlock_rdlock(&lv->lock);                       \
+		r = lookup_on(lv->conn, uuid, &dom, reterr);            \
+		if (r == 0) {                                           \
+			if ((call) < 0)                                 \
+				r = conn_error(lv->conn, what, reterr); \
+			virDomainFree(dom);                             \
+		}                                                       \
+		pthread_rwlock_unlock(&lv->lock);                       \
+		return r;                                               \
 	} while (0)
 
 static int
@@ -455,18 +452,18 @@ lv_set_max_speed(void *priv, const char *uuid, unsigned long long mib_s, struct 
 }
 
 const struct wk_hv_ops wk_hv_libvirt_ops = {
-	.name = "libvirt",
-	.open = lv_open,
-	.close = lv_close,
-	.domain_info = lv_domain_info,
-	.migrate = lv_migrate,
-	.job_stats = lv_job_stats,
-	.abort = lv_abort,
-	.start_postcopy = lv_start_postcopy,
-	.suspend = lv_suspend,
-	.resume = lv_resume,
-	.set_max_downtime = lv_set_max_downtime,
-	.set_max_speed = lv_set_max_speed,
-	.remote_domain_info = lv_remote_domain_info,
-	.ensure_connected = lv_ensure_connected,
+    .name = "libvirt",
+    .open = lv_open,
+    .close = lv_close,
+    .domain_info = lv_domain_info,
+    .migrate = lv_migrate,
+    .job_stats = lv_job_stats,
+    .abort = lv_abort,
+    .start_postcopy = lv_start_postcopy,
+    .suspend = lv_suspend,
+    .resume = lv_resume,
+    .set_max_downtime = lv_set_max_downtime,
+    .set_max_speed = lv_set_max_speed,
+    .remote_domain_info = lv_remote_domain_info,
+    .ensure_connected = lv_ensure_connected,
 };

@@ -4,6 +4,8 @@
  * Invariant: a job stays in the table until its WK_MIG_DONE event has been
  * drained; then both of its threads have ended and are joined.
  */
+#include "wk_migrate.h"
+
 #include <sys/eventfd.h>
 
 #include <errno.h>
@@ -15,7 +17,6 @@
 #include <unistd.h>
 
 #include "wk_log.h"
-#include "wk_migrate.h"
 
 WK_LOG_NAME("worker.migrate");
 
@@ -33,7 +34,7 @@ struct job {
 	struct wk_hv_migrate_params params;
 	unsigned interval_ms;
 	pthread_t run_thread, watch_thread;
-	bool adopted; /* no run thread: the watcher also notices the end */
+	bool adopted; /* no migrate call of ours: the run thread waits for libvirt's job */
 	bool watch_started;
 	pthread_mutex_t lock; /* guards done, with cond: wakes the watcher early */
 	pthread_cond_t cond;
@@ -42,9 +43,10 @@ struct job {
 
 struct wk_migrate {
 	wk_hv *hv;
+	unsigned recovery_timeout_s, recovery_backoff_ms; /* set before any job starts */
 	int efd;
-	struct job *jobs; /* main thread only */
-	size_t running;   /* main thread only */
+	struct job *jobs;     /* main thread only */
+	size_t running;       /* main thread only */
 	pthread_mutex_t lock; /* guards head and tail */
 	struct event_node *head, *tail;
 };
@@ -72,71 +74,246 @@ push_event(wk_migrate *m, const struct wk_mig_event *ev)
 	(void)!write(m->efd, &one, sizeof(one));
 }
 
+static void
+sleep_ms(unsigned ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+const char *
+wk_migrate_state_text(int r, const struct wk_hv_domain_info *info, char *buf, size_t size)
+{
+	static const char *const states[] = {"other", "running", "paused", "shut off"};
+	static const char *const reasons[] = {
+	    "", " (migrating)", " (postcopy)", " (postcopy_failed)"};
+
+	if (r == -ENOENT)
+		snprintf(buf, size, "absent");
+	else if (r < 0)
+		snprintf(buf, size, "unknown (%s)", strerror(-r));
+	else
+		snprintf(buf, size, "%s%s", states[info->state], reasons[info->reason]);
+	return buf;
+}
+
+/* What both hosts run for this job's domain, as read now. */
+struct both_hosts {
+	int src_r, dst_r; /* 0, -ENOENT (not there) or another -errno (cannot tell) */
+	struct wk_hv_domain_info src, dst;
+	bool src_job_active; /* libvirt still runs a migration job for it here */
+};
+
+static bool
+present(int r, const struct wk_hv_domain_info *info)
+{
+	return r == 0 && info->state != WK_HV_STATE_SHUTOFF;
+}
+
+/* The guest's memory is split over both hosts and no job moves it: the
+ * post-copy stream broke (libvirt marks it failed; a post-copy state with
+ * no job left is the same thing seen a moment earlier). */
+static bool
+postcopy_broken(const struct both_hosts *h)
+{
+	return (h->src_r == 0 && h->src.reason == WK_HV_REASON_POSTCOPY_FAILED) ||
+	       (h->dst_r == 0 && h->dst.reason == WK_HV_REASON_POSTCOPY_FAILED) ||
+	       (h->src_r == 0 && h->src.reason == WK_HV_REASON_POSTCOPY && !h->src_job_active);
+}
+
+/* Reads both hosts.  The local connection is reopened when libvirtd went
+ * away (a restart): the truth is only ever read, never assumed. */
+static void
+read_both_hosts(struct job *j, struct both_hosts *h)
+{
+	wk_hv *hv = j->owner->hv;
+	struct wk_job_sample s;
+	struct wk_err err = {{0}};
+	unsigned wait_ms = 500;
+
+	memset(h, 0, sizeof(*h));
+	for (;;) {
+		h->src_r = wk_hv_domain_info(hv, j->uuid, &h->src, &err);
+		if (h->src_r != -ENOTCONN)
+			break;
+		if (wk_hv_ensure_connected(hv, &err) == 1) {
+			log_warning("Reconnected to libvirt, which had gone away, to read the end "
+			            "of the migration of '%s'",
+			    j->uuid);
+			continue;
+		}
+		log_warning("libvirt is not reachable (%s); asking again in %u ms for '%s'",
+		    err.msg, wait_ms, j->uuid);
+		sleep_ms(wait_ms);
+		if (wait_ms < 5000)
+			wait_ms *= 2;
+	}
+	h->dst_r = wk_hv_remote_domain_info(hv, j->dest_uri, j->uuid, &h->dst, &err);
+	if (h->dst_r < 0 && h->dst_r != -ENOENT)
+		log_warning("Cannot read '%s' on the destination: %s", j->uuid, err.msg);
+	h->src_job_active = h->src_r == 0 && wk_hv_job_stats(hv, j->uuid, &s, &err) == 0 &&
+	                    (s.type == WK_JOB_BOUNDED || s.type == WK_JOB_UNBOUNDED);
+}
+
+static void
+fill_states(struct wk_mig_event *ev, const struct both_hosts *h)
+{
+	wk_migrate_state_text(h->src_r, &h->src, ev->source_state, sizeof(ev->source_state));
+	wk_migrate_state_text(h->dst_r, &h->dst, ev->dest_state, sizeof(ev->dest_state));
+}
+
+/* Waits while libvirt still runs a migration job for the domain here (an
+ * adopted job, or a migrate call that returned because its connection
+ * died while libvirtd kept migrating). */
+static void
+wait_job_end(struct job *j)
+{
+	wk_hv *hv = j->owner->hv;
+
+	for (;;) {
+		struct wk_job_sample s;
+		struct wk_err err = {{0}};
+		int r = wk_hv_job_stats(hv, j->uuid, &s, &err);
+
+		if (r == -ENOTCONN) {
+			if (wk_hv_ensure_connected(hv, &err) < 0)
+				sleep_ms(1000);
+			continue;
+		}
+		if (r < 0 || (s.type != WK_JOB_BOUNDED && s.type != WK_JOB_UNBOUNDED))
+			return;
+		sleep_ms(j->interval_ms);
+	}
+}
+
+/* How the job ended, from both hosts; recovers a broken post-copy on the
+ * way.  r and msg are the migrate call's result.  Fills the DONE event. */
+static void
+settle(struct job *j, int r, const char *msg, struct wk_mig_event *ev)
+{
+	wk_migrate *owner = j->owner;
+	struct both_hosts h;
+	uint64_t deadline_ms = 0, unsure_until_ms = wk_now_ms() + 30000;
+	unsigned backoff_ms = owner->recovery_backoff_ms;
+	char first_error[128] = "";
+
+	ev->r = r;
+	snprintf(ev->msg, sizeof(ev->msg), "%s", msg);
+	for (;;) {
+		read_both_hosts(j, &h);
+		fill_states(ev, &h);
+		if (h.src_job_active) {
+			wait_job_end(j);
+			continue;
+		}
+		if (postcopy_broken(&h)) {
+			struct wk_hv_migrate_params rp = j->params;
+			struct wk_err err = {{0}};
+
+			if (ev->broke_at_ms == 0) {
+				struct wk_mig_event rec = *ev;
+
+				ev->broke_at_ms = wk_now_ms();
+				deadline_ms = ev->broke_at_ms + owner->recovery_timeout_s * 1000ULL;
+				snprintf(first_error, sizeof(first_error), "%.120s", msg);
+				rec.kind = WK_MIG_RECOVERING;
+				rec.broke_at_ms = ev->broke_at_ms;
+				log_warning("Post-copy migration of '%s' broke (%s; source %s, "
+				            "destination %s): recovering",
+				    j->uuid, msg[0] ? msg : "no error returned", ev->source_state,
+				    ev->dest_state);
+				push_event(owner, &rec);
+			}
+			/* Without the guest's QEMU on the destination its newest pages
+			 * are gone: nothing can resume it. */
+			if (h.dst_r == -ENOENT ||
+			    (h.dst_r == 0 && h.dst.state == WK_HV_STATE_SHUTOFF) ||
+			    wk_now_ms() >= deadline_ms) {
+				ev->outcome = WK_MIG_POSTCOPY_FAILED;
+				if (first_error[0] != '\0' && strcmp(first_error, ev->msg) != 0) {
+					char last[112];
+
+					snprintf(last, sizeof(last), "%.110s", ev->msg);
+					snprintf(ev->msg, sizeof(ev->msg), "%.120s; then: %.110s",
+					    first_error, last);
+				}
+				return;
+			}
+			sleep_ms(backoff_ms);
+			if (backoff_ms < 4000)
+				backoff_ms *= 2;
+			rp.postcopy_resume = true;
+			ev->recovery_attempts++;
+			log_info("Resuming the broken post-copy migration of '%s' (attempt %d)",
+			    j->uuid, ev->recovery_attempts);
+			ev->r = wk_hv_migrate(owner->hv, &rp, &err);
+			if (ev->r < 0) {
+				snprintf(ev->msg, sizeof(ev->msg), "%s", err.msg);
+				log_warning(
+				    "Resuming the migration of '%s' failed: %s", j->uuid, err.msg);
+			} else {
+				log_info("Resumed post-copy migration of '%s' completed", j->uuid);
+			}
+			continue;
+		}
+		if (present(h.dst_r, &h.dst) && !present(h.src_r, &h.src)) {
+			ev->outcome = WK_MIG_MIGRATED;
+			return;
+		}
+		if (present(h.src_r, &h.src) && (h.dst_r == -ENOENT || !present(h.dst_r, &h.dst))) {
+			ev->outcome = WK_MIG_ON_SOURCE;
+			return;
+		}
+		/* In between (libvirt finishing on both sides) or the destination
+		 * cannot be read: ask again; past that, only this host can tell,
+		 * and libvirt undefines the source only after the destination
+		 * confirmed. */
+		if (wk_now_ms() >= unsure_until_ms) {
+			ev->outcome = present(h.src_r, &h.src) ? WK_MIG_ON_SOURCE : WK_MIG_MIGRATED;
+			log_warning("Outcome of '%s' read from this host only (source %s, "
+			            "destination %s)",
+			    j->uuid, ev->source_state, ev->dest_state);
+			return;
+		}
+		sleep_ms(500);
+	}
+}
+
 static void *
 run_thread(void *arg)
 {
 	struct job *j = arg;
 	struct wk_mig_event ev;
 	struct wk_err err = {{0}};
+	int r = 0;
 
 	wk_log_set_request_id(j->request_id);
-	log_info("Migration of '%s' started", j->uuid);
 	memset(&ev, 0, sizeof(ev));
 	ev.job_id = j->id;
 	ev.kind = WK_MIG_DONE;
-	ev.r = wk_hv_migrate(j->owner->hv, &j->params, &err);
-	if (ev.r < 0) {
-		snprintf(ev.msg, sizeof(ev.msg), "%s", err.msg);
-		log_error("Migration of '%s' failed: %s", j->uuid, err.msg);
+	if (j->adopted) {
+		wait_job_end(j);
 	} else {
-		log_info("Migration of '%s' completed", j->uuid);
+		log_info("Migration of '%s' started", j->uuid);
+		r = wk_hv_migrate(j->owner->hv, &j->params, &err);
+		if (r < 0)
+			log_error("Migration of '%s' failed: %s", j->uuid, err.msg);
 	}
+	settle(j, r, r < 0 ? err.msg : "", &ev);
+	log_info("Migration of '%s' ended: %s (source %s, destination %s)", j->uuid,
+	    ev.outcome == WK_MIG_MIGRATED ? "the guest runs on the destination"
+	    : ev.outcome == WK_MIG_ON_SOURCE
+	        ? "the guest is on the source"
+	        : "post-copy failed, the guest is split over both hosts",
+	    ev.source_state, ev.dest_state);
 	pthread_mutex_lock(&j->lock);
 	j->done = true;
 	pthread_cond_signal(&j->cond);
 	pthread_mutex_unlock(&j->lock);
 	push_event(j->owner, &ev);
 	return NULL;
-}
-
-/* An adopted job (started by an earlier worker process) has no migrate call
- * to return: it has ended when libvirt no longer reports an active job.  The
- * outcome follows from where the domain is: gone from this host means it
- * migrated (Nova's flags undefine the source), still here means it failed.
- * Fills *done_ev and pushes it when the job ended. */
-static bool
-adopted_job_ended(struct job *j, int stats_r, const struct wk_job_sample *s,
-    struct wk_mig_event *done_ev)
-{
-	struct wk_hv_domain_info info;
-	struct wk_err err = {{0}};
-	int r;
-
-	if (stats_r == 0 && (s->type == WK_JOB_BOUNDED || s->type == WK_JOB_UNBOUNDED))
-		return false;
-	if (stats_r < 0 && stats_r != -ENOENT && stats_r != -EBUSY)
-		return false; /* a passing libvirt error: ask again */
-	r = wk_hv_domain_info(j->owner->hv, j->uuid, &info, &err);
-	if (r < 0 && r != -ENOENT)
-		return false;
-	memset(done_ev, 0, sizeof(*done_ev));
-	done_ev->job_id = j->id;
-	done_ev->kind = WK_MIG_DONE;
-	if (r == -ENOENT) {
-		log_info("Adopted migration of '%s' completed", j->uuid);
-	} else {
-		done_ev->r = -EIO;
-		snprintf(done_ev->msg, sizeof(done_ev->msg),
-		    "the migration ended while no worker watched it and '%s' is still on this "
-		    "host",
-		    j->uuid);
-		log_error("Adopted migration of '%s' failed: %s", j->uuid, done_ev->msg);
-	}
-	pthread_mutex_lock(&j->lock);
-	j->done = true;
-	pthread_mutex_unlock(&j->lock);
-	push_event(j->owner, done_ev);
-	return true;
 }
 
 static void *
@@ -171,8 +348,6 @@ watch_thread(void *arg)
 		ev.kind = WK_MIG_SAMPLE;
 		/* Stats fail once the source domain is gone at the very end: not news. */
 		r = wk_hv_job_stats(j->owner->hv, j->uuid, &ev.sample, &err);
-		if (j->adopted && adopted_job_ended(j, r, &ev.sample, &ev))
-			break;
 		if (r == 0)
 			push_event(j->owner, &ev);
 		else
@@ -210,9 +385,18 @@ wk_migrate_new(wk_hv *hv, wk_migrate **ret_migrate)
 		return r;
 	}
 	m->hv = hv;
+	m->recovery_timeout_s = 600;
+	m->recovery_backoff_ms = 500;
 	pthread_mutex_init(&m->lock, NULL);
 	*ret_migrate = m;
 	return 0;
+}
+
+void
+wk_migrate_set_recovery(wk_migrate *m, unsigned timeout_s, unsigned backoff_ms)
+{
+	m->recovery_timeout_s = timeout_s;
+	m->recovery_backoff_ms = backoff_ms > 0 ? backoff_ms : 1;
 }
 
 wk_migrate *
@@ -228,15 +412,14 @@ wk_migrate_free(wk_migrate *m)
 		bool done = j->done;
 		pthread_mutex_unlock(&j->lock);
 		if (done) {
-			if (!j->adopted)
-				pthread_join(j->run_thread, NULL);
+			pthread_join(j->run_thread, NULL);
 			if (j->watch_started)
 				pthread_join(j->watch_thread, NULL);
 			job_free(j);
 		} else {
-			/* Still inside libvirt: the threads own j now and the process is exiting. */
-			if (!j->adopted)
-				pthread_detach(j->run_thread);
+			/* Still inside libvirt: the threads own j now and the process is exiting.
+			 */
+			pthread_detach(j->run_thread);
 			if (j->watch_started)
 				pthread_detach(j->watch_thread);
 		}
@@ -276,8 +459,8 @@ dup_or_null(const char *s)
 
 /* A job record with its owned copies, not yet running; NULL on ENOMEM. */
 static struct job *
-job_new(wk_migrate *m, uint64_t job_id, const char *uuid, unsigned interval_ms,
-    const char *request_id)
+job_new(
+    wk_migrate *m, uint64_t job_id, const char *uuid, unsigned interval_ms, const char *request_id)
 {
 	struct job *j = calloc(1, sizeof(*j));
 	pthread_condattr_t ca;
@@ -310,15 +493,12 @@ job_link(wk_migrate *m, struct job *j)
 	m->running++;
 }
 
-int
-wk_migrate_start(wk_migrate *m, uint64_t job_id, const struct wk_hv_migrate_params *p,
-    unsigned interval_ms, const char *request_id)
+/* Copies p into the job and starts both threads. */
+static int
+job_launch(wk_migrate *m, struct job *j, const struct wk_hv_migrate_params *p)
 {
-	struct job *j = job_new(m, job_id, p->uuid, interval_ms, request_id);
 	int r;
 
-	if (j == NULL)
-		return -ENOMEM;
 	j->params = *p;
 	j->params.uuid = j->uuid;
 	j->dest_uri = dup_or_null(p->dest_uri);
@@ -337,10 +517,34 @@ wk_migrate_start(wk_migrate *m, uint64_t job_id, const struct wk_hv_migrate_para
 	/* Without a watcher the migration still runs; only progress is lost. */
 	j->watch_started = pthread_create(&j->watch_thread, NULL, watch_thread, j) == 0;
 	if (!j->watch_started)
-		log_warning("Cannot start the statistics thread for '%s', no progress will be reported",
+		log_warning(
+		    "Cannot start the statistics thread for '%s', no progress will be reported",
 		    j->uuid);
 	job_link(m, j);
 	return 0;
+}
+
+int
+wk_migrate_start(wk_migrate *m, uint64_t job_id, const struct wk_hv_migrate_params *p,
+    unsigned interval_ms, const char *request_id)
+{
+	struct job *j = job_new(m, job_id, p->uuid, interval_ms, request_id);
+
+	if (j == NULL)
+		return -ENOMEM;
+	return job_launch(m, j, p);
+}
+
+int
+wk_migrate_adopt(wk_migrate *m, uint64_t job_id, const struct wk_hv_migrate_params *p,
+    unsigned interval_ms, const char *request_id)
+{
+	struct job *j = job_new(m, job_id, p->uuid, interval_ms, request_id);
+
+	if (j == NULL)
+		return -ENOMEM;
+	j->adopted = true;
+	return job_launch(m, j, p);
 }
 
 static void
@@ -352,8 +556,7 @@ reap(wk_migrate *m, uint64_t job_id)
 		if (j->id != job_id)
 			continue;
 		*pp = j->next;
-		if (!j->adopted)
-			pthread_join(j->run_thread, NULL);
+		pthread_join(j->run_thread, NULL);
 		if (j->watch_started)
 			pthread_join(j->watch_thread, NULL);
 		job_free(j);
@@ -385,23 +588,4 @@ wk_migrate_drain(wk_migrate *m, wk_migrate_on_event on_event, void *userdata)
 		n++;
 	}
 	return n;
-}
-
-int
-wk_migrate_adopt(wk_migrate *m, uint64_t job_id, const char *uuid, unsigned interval_ms,
-    const char *request_id)
-{
-	struct job *j = job_new(m, job_id, uuid, interval_ms, request_id);
-
-	if (j == NULL)
-		return -ENOMEM;
-	j->adopted = true;
-	/* Here the watcher is the only way to learn the end: no thread, no job. */
-	if (pthread_create(&j->watch_thread, NULL, watch_thread, j) != 0) {
-		job_free(j);
-		return -EAGAIN;
-	}
-	j->watch_started = true;
-	job_link(m, j);
-	return 0;
 }
