@@ -561,13 +561,14 @@ finish_post(wk_flow *f, struct mig *m)
 /* Post-copy where this migration may use it, else pause the guest so the
  * remaining pages stop changing.  why is for the log. */
 static int
-force_complete(wk_flow *f, struct mig *m, const char *why, struct wk_err *reterr)
+force_complete(wk_flow *f, struct mig *m, const char *why, bool by_postcopy,
+    struct wk_err *reterr)
 {
 	int r;
 
 	if (m->postcopy_active || m->paused_by_us)
 		return 0;
-	if (m->policy.permit_post_copy) {
+	if (by_postcopy) {
 		r = wk_hv_start_postcopy(f->d.hv, m->uuid, reterr);
 		if (r == 0) {
 			m->postcopy_active = true;
@@ -666,6 +667,7 @@ apply_policy(wk_flow *f, struct mig *m, const struct wk_job_sample *s)
 	switch (d.action) {
 	case WK_ACTION_NONE:
 	case WK_ACTION_THROTTLE: /* auto-converge was enabled at start; QEMU throttles */
+	case _WK_ACTION_MAX:
 		return;
 	case WK_ACTION_RAISE_DOWNTIME:
 		r = wk_hv_set_max_downtime(f->d.hv, m->uuid, d.downtime_ms, &err);
@@ -677,9 +679,10 @@ apply_policy(wk_flow *f, struct mig *m, const struct wk_job_sample *s)
 		break;
 	case WK_ACTION_POST_COPY:
 	case WK_ACTION_FORCE_COMPLETE:
-		r = force_complete(f, m, d.action == WK_ACTION_POST_COPY ? "as it was struggling"
-									 : "at the completion timeout",
-		    &err);
+		r = force_complete(f, m,
+		    d.action == WK_ACTION_POST_COPY ? "as it was struggling"
+						    : "at the completion timeout",
+		    d.action == WK_ACTION_POST_COPY || d.force_by == WK_ACTION_POST_COPY, &err);
 		break;
 	case WK_ACTION_PAUSE:
 		if (!m->paused_by_us) {
@@ -704,11 +707,13 @@ apply_policy(wk_flow *f, struct mig *m, const struct wk_job_sample *s)
 		}
 		break;
 	}
+	/* The policy learns the outcome: a refused action is retried once,
+	 * then the ladder or the deadline moves on. */
+	wk_policy_action_result(&m->policy_state, &d, r);
 	if (r < 0)
 		log_error("Policy action '%s' on '%s' failed: %s", wk_action_name(d.action), m->uuid,
 		    err.msg);
-	else
-		journal_save(f, m); /* keeps the step and the deadline across a restart */
+	journal_save(f, m); /* keeps the step, the deadline and refusals across a restart */
 }
 
 /* This migration's policy: the host's tuning, then the instance's overrides. */
@@ -1216,7 +1221,7 @@ wk_flow_force_complete(wk_flow *f, const rpc_msg *msg, json_t **ret_result,
 		    m->uuid, phase_name(m));
 	notify_action(f, action_instance(instance, m), rpc_msg_context(msg),
 	    "live_migration_force_complete", "start");
-	r = force_complete(f, m, "on request", reterr);
+	r = force_complete(f, m, "on request", m->policy.permit_post_copy, reterr);
 	if (r == 0)
 		journal_save(f, m);
 	notify_action(f, action_instance(instance, m), rpc_msg_context(msg),

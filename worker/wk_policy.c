@@ -281,6 +281,12 @@ verdict(const struct wk_policy_state *st, const struct wk_policy_config *cfg, lo
 	return r;
 }
 
+static bool
+refused(const struct wk_policy_state *st, enum wk_action a)
+{
+	return (st->refused & (1u << a)) != 0;
+}
+
 /* The rung the ladder takes next, and why (static text). */
 static enum wk_action
 next_rung(const struct wk_policy_state *st, const struct wk_policy_config *cfg, const char **why)
@@ -293,11 +299,11 @@ next_rung(const struct wk_policy_state *st, const struct wk_policy_config *cfg, 
 		*why = "struggling at max downtime: auto-converge throttling the guest";
 		return WK_ACTION_THROTTLE;
 	}
-	if (cfg->permit_post_copy && !st->post_copy) {
+	if (cfg->permit_post_copy && !st->post_copy && !refused(st, WK_ACTION_POST_COPY)) {
 		*why = "struggling at max downtime: switching to post-copy";
 		return WK_ACTION_POST_COPY;
 	}
-	if (cfg->permit_pause && !st->paused) {
+	if (cfg->permit_pause && !st->paused && !refused(st, WK_ACTION_PAUSE)) {
 		*why = cfg->permit_post_copy
 		           ? "struggling after post-copy: pausing the guest"
 		           : "post-copy forbidden for this instance: pausing the guest instead";
@@ -418,6 +424,78 @@ job_running(const struct wk_job_sample *s)
 	return s->type == WK_JOB_BOUNDED || s->type == WK_JOB_UNBOUNDED;
 }
 
+/* The completion deadline acts whatever state the ladder is in: the
+ * configured action first, then whatever the hypervisor has not refused. */
+static void
+deadline_action(
+    struct wk_policy_state *st, const struct wk_policy_config *cfg, struct wk_decision *d)
+{
+	bool abort_first = cfg->timeout_action == WK_TIMEOUT_ABORT;
+
+	st->finished = true;
+	if (abort_first && !refused(st, WK_ACTION_ABORT)) {
+		d->action = WK_ACTION_ABORT;
+		d->action_reason = "completion timeout reached: aborting";
+	} else if (cfg->permit_post_copy && !refused(st, WK_ACTION_POST_COPY)) {
+		d->action = WK_ACTION_FORCE_COMPLETE;
+		d->force_by = WK_ACTION_POST_COPY;
+		d->action_reason = abort_first ? "completion timeout reached, abort refused: "
+		                                 "force-complete by post-copy"
+		                               : "completion timeout reached: force-complete by "
+		                                 "post-copy";
+		st->post_copy = true;
+	} else if (!st->paused && !refused(st, WK_ACTION_PAUSE)) {
+		d->action = WK_ACTION_FORCE_COMPLETE;
+		d->force_by = WK_ACTION_PAUSE;
+		d->action_reason =
+		    abort_first ? "completion timeout reached, abort refused: force-complete by "
+		                  "pausing the guest"
+		    : cfg->permit_post_copy
+		        ? "completion timeout reached, post-copy refused: force-complete by "
+		          "pausing the guest"
+		        : "completion timeout reached: force-complete by pausing the guest "
+		          "(post-copy forbidden for this instance)";
+		st->paused = true;
+	} else if (!refused(st, WK_ACTION_ABORT)) {
+		d->action = WK_ACTION_ABORT;
+		d->action_reason = st->paused
+		                       ? "completion timeout reached with the guest paused: "
+		                         "aborting (the guest is resumed on the source)"
+		                       : "completion timeout reached, force-complete refused: "
+		                         "aborting";
+	} else {
+		st->finished = false; /* nothing requested: say so at every sample */
+		d->action_reason = "completion timeout reached: every action was refused by the "
+		                   "hypervisor";
+	}
+}
+
+void
+wk_policy_action_result(struct wk_policy_state *st, const struct wk_decision *d, int r)
+{
+	enum wk_action a = d->action == WK_ACTION_FORCE_COMPLETE ? d->force_by : d->action;
+
+	if (r >= 0 || a <= WK_ACTION_NONE || a >= _WK_ACTION_MAX)
+		return;
+	if (++st->failures[a] >= 2)
+		st->refused |= 1u << a;
+	/* Undo what deciding it assumed, so the next sample retries it or,
+	 * once refused, moves on. */
+	switch (a) {
+	case WK_ACTION_POST_COPY:
+		st->post_copy = false;
+		break;
+	case WK_ACTION_PAUSE:
+		st->paused = false;
+		break;
+	default:
+		break;
+	}
+	if (d->action == WK_ACTION_ABORT || d->action == WK_ACTION_FORCE_COMPLETE)
+		st->finished = false;
+	st->ladder_acted = false;
+}
+
 void
 wk_policy_step(struct wk_policy_state *st, const struct wk_policy_config *cfg,
     const struct wk_job_sample *s, struct wk_decision *ret)
@@ -468,26 +546,7 @@ wk_policy_step(struct wk_policy_state *st, const struct wk_policy_config *cfg,
 		    "link)";
 		st->finished = true;
 	} else if (st->deadline_ms >= 0 && elapsed >= st->deadline_ms) {
-		if (cfg->timeout_action == WK_TIMEOUT_ABORT) {
-			d.action = WK_ACTION_ABORT;
-			d.action_reason = "completion timeout reached: aborting";
-			st->finished = true;
-		} else if (cfg->permit_post_copy) {
-			d.action = WK_ACTION_FORCE_COMPLETE;
-			d.action_reason = "completion timeout reached: force-complete by post-copy";
-			st->post_copy = true;
-			st->finished = true;
-		} else if (!st->paused) {
-			d.action = WK_ACTION_FORCE_COMPLETE;
-			d.action_reason =
-			    "completion timeout reached: force-complete by pausing the "
-			    "guest (post-copy forbidden for this instance)";
-			st->paused = true;
-			st->finished = true;
-		} else {
-			d.action_reason = "completion timeout reached: guest already paused";
-			st->finished = true;
-		}
+		deadline_action(st, cfg, &d);
 	} else if (d.reasons & WK_REASON_TRANSFER_STALLED) {
 		d.action_reason = "transfer stalled: waiting for the link (abort after 30 s)";
 	} else if (d.reasons != 0 && !ladder_ready(st, s)) {

@@ -50,8 +50,9 @@
  *   3. elapsed >= deadline: timeout_action: ABORT, or FORCE_COMPLETE, which
  *      the caller performs as Nova does: post-copy when permit_post_copy,
  *      else pause (an explicit operator setting, so it does not need
- *      permit_pause); action_reason says which.  Not when the guest is
- *      already paused and post-copy is not permitted (never pause twice);
+ *      permit_pause); action_reason says which.  A guest already paused
+ *      and still not done, or a refused action, falls through to the
+ *      next one (see wk_policy_action_result below);
  *   4. struggling (and not stalled, where nothing but waiting or aborting
  *      helps): the next rung of the ladder, once the previous rung had one
  *      memory iteration or the downtime delay (downtime_delay_s * data GiB)
@@ -69,6 +70,12 @@
  *      step i at elapsed > i * delay, downtime base + i * (max - base) /
  *      steps with base = max / steps (nova.virt.libvirt.migration.
  *      downtime_steps); the first sample applies step 0.
+ * An action the hypervisor refused is reported back with
+ * wk_policy_action_result(): it is retried once (at the next sample), then
+ * given up, and the ladder or the deadline moves on to what is left: at the
+ * deadline the configured action first, then post-copy, pause, abort, in
+ * that order, whatever state the ladder is in (a migration never runs on
+ * for want of an action that worked).
  * Any call returning POST_COPY, PAUSE, ABORT or FORCE_COMPLETE has a
  * non-zero verdict, and verdict_changed is set no later than that call, so
  * the caller can send the struggling notification before acting.
@@ -124,6 +131,7 @@ enum wk_action {
 	WK_ACTION_PAUSE,
 	WK_ACTION_ABORT,
 	WK_ACTION_FORCE_COMPLETE,
+	_WK_ACTION_MAX,
 };
 
 /* Wire name of an action: "none", "raise_downtime", "throttle", "post_copy",
@@ -160,6 +168,8 @@ struct wk_policy_state {
 	long long ladder_iter;                         /* memory_iteration at the last rung */
 	uint64_t ladder_t_ms;                          /* sample time of the last rung */
 	bool throttled, post_copy, paused, finished;
+	unsigned char failures[_WK_ACTION_MAX]; /* refusals seen per action */
+	unsigned refused;                       /* 1u << action: given up after two refusals */
 };
 
 /* Prepares @st for a migration that started at @start_ms (sample time base,
@@ -171,6 +181,7 @@ struct wk_decision {
 	unsigned reasons;               /* current verdict (WK_REASON_* bits), 0 = not struggling */
 	bool verdict_changed;           /* turned struggling or the reason set changed: notify */
 	enum wk_action action;          /* what to do NOW (at most one per call) */
+	enum wk_action force_by;        /* FORCE_COMPLETE: WK_ACTION_POST_COPY or _PAUSE */
 	unsigned long long downtime_ms; /* RAISE_DOWNTIME: the new max downtime; otherwise
 	                                   the one last set by the policy (0 = none yet) */
 	const char *action_reason;      /* static text: why this action, or why none */
@@ -191,5 +202,12 @@ struct wk_decision {
  */
 void wk_policy_step(struct wk_policy_state *st, const struct wk_policy_config *cfg,
     const struct wk_job_sample *s, struct wk_decision *ret);
+
+/*
+ * Tells the policy how the action of decision @d went: r == 0 done, r < 0
+ * refused by the hypervisor.  A refused action is retried once, then never
+ * again for this migration.  No-op for r == 0 or WK_ACTION_NONE.
+ */
+void wk_policy_action_result(struct wk_policy_state *st, const struct wk_decision *d, int r);
 
 #endif /* WK_POLICY_H */

@@ -5,6 +5,7 @@
  * recorded by tests/traces/record.py) and over synthetic sample streams for
  * the edge cases and the escalation ladder.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -710,4 +711,163 @@ Test(wk_policy, names)
 	cr_assert_str_eq(wk_action_name(WK_ACTION_ABORT), "abort");
 	cr_assert_str_eq(wk_action_name(WK_ACTION_FORCE_COMPLETE), "force_complete");
 	cr_assert_null(wk_action_name((enum wk_action)99));
+}
+
+/* ---- actions the hypervisor refuses (issue: a refused action must never
+ * leave a migration without an end) ---- */
+
+/* Plays @g's stream for @n samples against a hypervisor that refuses every
+ * action whose bit is in @refuse (1u << action; FORCE_COMPLETE counts as
+ * the method used).  Records every drastic action taken, in order. */
+static size_t
+play_refusing(struct wk_policy_state *st, const struct wk_policy_config *cfg,
+    struct wk_job_sample (*next)(void *), void *gen, size_t n, unsigned refuse, enum wk_action *out,
+    size_t out_size, struct wk_decision *last)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct wk_job_sample s = next(gen);
+		struct wk_decision d;
+		enum wk_action how;
+
+		wk_policy_step(st, cfg, &s, &d);
+		*last = d;
+		how = d.action == WK_ACTION_FORCE_COMPLETE ? d.force_by : d.action;
+		if (d.action == WK_ACTION_FORCE_COMPLETE)
+			cr_assert(how == WK_ACTION_POST_COPY || how == WK_ACTION_PAUSE);
+		if (drastic(d.action) && k < out_size)
+			out[k++] = how;
+		wk_policy_action_result(st, &d, (refuse & (1u << how)) ? -EBUSY : 0);
+	}
+	return k;
+}
+
+static struct wk_job_sample
+gen_next_cb(void *g)
+{
+	return gen_next(g);
+}
+
+static uint64_t slow_t;
+
+/* A healthy but slow migration (iteration 1 of a big guest at 1 MiB/s). */
+static struct wk_job_sample
+slow_next(void *unused)
+{
+	(void)unused;
+	slow_t += 250;
+	return sample(slow_t, 1, 64LL * 1024 * MIB - (long long)slow_t * 1024,
+	    (long long)slow_t * 1024, 0, MIB);
+}
+
+Test(wk_policy, refused_post_copy_is_retried_once_then_the_ladder_pauses)
+{
+	struct wk_policy_config cfg = nova_defaults();
+	struct wk_policy_state st;
+	struct wk_decision last;
+	enum wk_action acts[16];
+	struct gen g;
+	size_t k;
+
+	cfg.downtime_delay_s = 1000;
+	cfg.permit_auto_converge = false;
+	cfg.permit_post_copy = true;
+	cfg.permit_pause = true;
+	wk_policy_init(&st, &cfg, 0);
+	gen_init(&g, 64 * MIB, 16 * MIB, 101);
+	k = play_refusing(
+	    &st, &cfg, gen_next_cb, &g, 400, 1u << WK_ACTION_POST_COPY, acts, 16, &last);
+	cr_assert_geq(k, 3, "got %zu drastic actions", k);
+	cr_assert_eq(acts[0], WK_ACTION_POST_COPY);
+	cr_assert_eq(acts[1], WK_ACTION_POST_COPY, "retried once");
+	cr_assert_eq(acts[2], WK_ACTION_PAUSE, "then the next rung");
+}
+
+Test(wk_policy, refused_abort_at_the_deadline_falls_through_to_force_complete)
+{
+	struct wk_policy_config cfg = nova_defaults();
+	struct wk_policy_state st;
+	struct wk_decision last;
+	enum wk_action acts[16];
+	size_t k;
+
+	cfg.completion_timeout_s = 10;
+	cfg.data_bytes = GIB_BYTES;
+	cfg.permit_post_copy = false;
+	cfg.permit_pause = false;
+	cfg.permit_auto_converge = false;
+	cfg.timeout_action = WK_TIMEOUT_ABORT;
+	wk_policy_init(&st, &cfg, 0);
+	slow_t = 0;
+	k = play_refusing(&st, &cfg, slow_next, NULL, 60, 1u << WK_ACTION_ABORT, acts, 16, &last);
+	cr_assert_eq(k, 3, "got %zu drastic actions", k);
+	cr_assert_eq(acts[0], WK_ACTION_ABORT);
+	cr_assert_eq(acts[1], WK_ACTION_ABORT);
+	cr_assert_eq(acts[2], WK_ACTION_PAUSE, "force-complete by pause once abort is refused");
+}
+
+Test(wk_policy, refused_force_complete_by_post_copy_pauses_then_aborts)
+{
+	struct wk_policy_config cfg = nova_defaults();
+	struct wk_policy_state st;
+	struct wk_decision last;
+	enum wk_action acts[16];
+	size_t k;
+
+	cfg.completion_timeout_s = 10;
+	cfg.data_bytes = GIB_BYTES;
+	cfg.permit_post_copy = true; /* but libvirt started it without the flag */
+	cfg.timeout_action = WK_TIMEOUT_FORCE_COMPLETE;
+	cfg.downtime_delay_s = 1000;
+	wk_policy_init(&st, &cfg, 0);
+	slow_t = 0;
+	k = play_refusing(&st, &cfg, slow_next, NULL, 80,
+	    1u << WK_ACTION_POST_COPY | 1u << WK_ACTION_PAUSE, acts, 16, &last);
+	cr_assert_eq(k, 5, "got %zu drastic actions", k);
+	cr_assert_eq(acts[0], WK_ACTION_POST_COPY);
+	cr_assert_eq(acts[1], WK_ACTION_POST_COPY);
+	cr_assert_eq(acts[2], WK_ACTION_PAUSE);
+	cr_assert_eq(acts[3], WK_ACTION_PAUSE);
+	cr_assert_eq(acts[4], WK_ACTION_ABORT, "nothing else left: abort, never run forever");
+}
+
+Test(wk_policy, every_action_refused_says_so_and_stops_trying)
+{
+	struct wk_policy_config cfg = nova_defaults();
+	struct wk_policy_state st;
+	struct wk_decision last;
+	enum wk_action acts[16];
+	size_t k;
+
+	cfg.completion_timeout_s = 10;
+	cfg.data_bytes = GIB_BYTES;
+	cfg.permit_post_copy = false;
+	cfg.permit_pause = false;
+	cfg.permit_auto_converge = false;
+	wk_policy_init(&st, &cfg, 0);
+	slow_t = 0;
+	k = play_refusing(&st, &cfg, slow_next, NULL, 100, ~0u, acts, 16, &last);
+	cr_assert_eq(k, 4, "abort twice, pause twice; got %zu", k);
+	cr_assert_eq(last.action, WK_ACTION_NONE);
+	cr_assert_not_null(
+	    strstr(last.action_reason, "every action was refused"), "%s", last.action_reason);
+}
+
+Test(wk_policy, an_accepted_action_is_not_repeated)
+{
+	struct wk_policy_config cfg = nova_defaults();
+	struct wk_policy_state st;
+	struct wk_decision last;
+	enum wk_action acts[16];
+	size_t k;
+
+	cfg.completion_timeout_s = 10;
+	cfg.data_bytes = GIB_BYTES;
+	cfg.timeout_action = WK_TIMEOUT_ABORT;
+	wk_policy_init(&st, &cfg, 0);
+	slow_t = 0;
+	k = play_refusing(&st, &cfg, slow_next, NULL, 100, 0, acts, 16, &last);
+	cr_assert_eq(k, 1);
+	cr_assert_eq(acts[0], WK_ACTION_ABORT);
 }
