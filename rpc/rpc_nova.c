@@ -748,7 +748,7 @@ rpc_nova_progress_payload(const struct rpc_progress *p)
 		json_decref(d);
 		return NULL;
 	}
-	return rpc_nova_object("LiveMigrationProgressPayload", "ferry", "1.0", d);
+	return rpc_nova_object("LiveMigrationProgressPayload", "ferry", "1.1", d);
 }
 
 json_t *
@@ -786,5 +786,48 @@ rpc_nova_struggling_payload(const struct rpc_struggling *s)
 		json_decref(d);
 		return NULL;
 	}
-	return rpc_nova_object("LiveMigrationStrugglingPayload", "ferry", "1.0", d);
+	return rpc_nova_object("LiveMigrationStrugglingPayload", "ferry", "1.1", d);
+}
+
+static json_t *
+str_array(const char *const *items, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a != NULL && i < n; i++)
+		if (items[i] != NULL && json_array_append_new(a, opt_str(items[i])) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	return a;
+}
+
+json_t *
+rpc_nova_postcopy_failed_payload(const struct rpc_postcopy_failed *p)
+{
+	json_t *d;
+	int r = 0;
+
+	if (p == NULL)
+		return NULL;
+	d = json_object();
+	if (d == NULL)
+		return NULL;
+	r |= put(d, "instance_uuid", opt_str(p->instance_uuid));
+	r |= put(d, "migration_uuid", opt_str(p->migration_uuid));
+	r |= put(d, "migration_id", figure(p->migration_id));
+	r |= put(d, "source_host", opt_str(p->source_host));
+	r |= put(d, "dest_host", opt_str(p->dest_host));
+	r |= put(d, "source_state", opt_str(p->source_state));
+	r |= put(d, "dest_state", opt_str(p->dest_state));
+	r |= put(d, "errors", str_array(p->errors, 4));
+	r |= put(d, "tried", str_array(p->tried, 4));
+	r |= put(d, "recovery_attempts", json_integer(p->recovery_attempts));
+	r |= put(d, "recovery_timeout_s", json_integer(p->recovery_timeout_s));
+	r |= put(d, "broke_at", opt_str(p->broke_at));
+	if (r != 0) {
+		json_decref(d);
+		return NULL;
+	}
+	return rpc_nova_object("LiveMigrationPostcopyFailedPayload", "ferry", "1.0", d);
 }

@@ -92,7 +92,8 @@ struct rpc_progress {
 };
 
 /*
- * LiveMigrationProgressPayload 1.0, namespace "ferry".  Data keys:
+ * LiveMigrationProgressPayload 1.1, namespace "ferry" (1.1: phases
+ * postcopy_recovering and postcopy_failed).  Data keys:
  * instance_uuid, migration_uuid, migration_id, source_host, dest_host,
  * phase, percent, memory_{total,processed,remaining}_bytes,
  * data_{total,processed,remaining}_bytes, disk_{total,processed,remaining}_bytes,
@@ -118,10 +119,29 @@ struct rpc_struggling {
 };
 
 /*
- * nova_object LiveMigrationStrugglingPayload 1.0, namespace "ferry": the
+ * nova_object LiveMigrationStrugglingPayload 1.1 (1.1: reason
+ * postcopy_stream_broken, action recover_postcopy), namespace "ferry": the
  * keys of schemas/payloads/LiveMigrationStrugglingPayload.json (negative
  * figures become null).  @s BORROWED.  New reference, NULL on ENOMEM.
  */
 json_t *rpc_nova_struggling_payload(const struct rpc_struggling *s);
+
+/* A post-copy migration that could not be recovered; strings borrowed,
+ * NULL entries of errors/tried are skipped. */
+struct rpc_postcopy_failed {
+	const char *instance_uuid, *migration_uuid, *source_host, *dest_host;
+	long long migration_id; /* -1 unknown */
+	const char *source_state, *dest_state;
+	const char *errors[4], *tried[4];
+	int recovery_attempts, recovery_timeout_s;
+	const char *broke_at; /* ISO 8601 UTC, may be NULL */
+};
+
+/*
+ * nova_object LiveMigrationPostcopyFailedPayload 1.0, namespace "ferry":
+ * the keys of schemas/payloads/LiveMigrationPostcopyFailedPayload.json.
+ * @p BORROWED.  New reference, NULL on ENOMEM or a NULL @p.
+ */
+json_t *rpc_nova_postcopy_failed_payload(const struct rpc_postcopy_failed *p);
 
 #endif

@@ -542,7 +542,7 @@ Test(rpc_nova, progress_payload)
 	cr_assert_str_eq(json_string_value(json_object_get(p, "nova_object.name")),
 	    "LiveMigrationProgressPayload");
 	cr_assert_str_eq(json_string_value(json_object_get(p, "nova_object.namespace")), "ferry");
-	cr_assert_str_eq(json_string_value(json_object_get(p, "nova_object.version")), "1.0");
+	cr_assert_str_eq(json_string_value(json_object_get(p, "nova_object.version")), "1.1");
 	cr_assert_eq(json_object_size(d), 25);
 	cr_assert(json_is_null(json_object_get(d, "migration_uuid")));
 	cr_assert(json_is_null(json_object_get(d, "migration_id")));
@@ -597,4 +597,34 @@ Test(rpc_nova, struggling_payload_has_the_schema_keys)
 	cr_assert(json_is_null(json_object_get(d, "migration_uuid")));
 	cr_assert_eq(json_integer_value(json_object_get(d, "policy_step")), 3);
 	json_decref(p);
+}
+
+Test(rpc_nova, postcopy_failed_payload_has_the_schema_keys)
+{
+	struct rpc_postcopy_failed f = {
+	    .instance_uuid = "07b1dc07-8dc0-409c-981a-ffd8ff1fe5af",
+	    .source_host = "host1",
+	    .dest_host = "host2",
+	    .migration_id = -1,
+	    .source_state = "paused (postcopy_failed)",
+	    .dest_state = "absent",
+	    .errors = {"job 'migration in' failed in post-copy phase", NULL},
+	    .tried = {"resume with VIR_MIGRATE_POSTCOPY_RESUME: 2 attempts over 3 s"},
+	    .recovery_attempts = 2,
+	    .recovery_timeout_s = 600,
+	};
+	json_t *p = rpc_nova_postcopy_failed_payload(&f), *d;
+
+	cr_assert_not_null(p);
+	cr_assert_str_eq(json_string_value(json_object_get(p, "nova_object.name")),
+	    "LiveMigrationPostcopyFailedPayload");
+	d = rpc_nova_object_data(p);
+	cr_assert_eq(json_object_size(d), 12);
+	cr_assert_eq(json_array_size(json_object_get(d, "errors")), 1);
+	cr_assert_eq(json_array_size(json_object_get(d, "tried")), 1);
+	cr_assert(json_is_null(json_object_get(d, "migration_id")));
+	cr_assert(json_is_null(json_object_get(d, "broke_at")));
+	cr_assert_str_eq(json_string_value(json_object_get(d, "dest_state")), "absent");
+	json_decref(p);
+	cr_assert_null(rpc_nova_postcopy_failed_payload(NULL));
 }
