@@ -195,6 +195,8 @@ setup(struct worker *w)
 	r = wk_migrate_new(w->hv, &w->migrate);
 	if (r < 0)
 		return log_error_errno(r, "Cannot set up migration jobs: %s", strerror(-r));
+	wk_migrate_set_recovery(w->migrate,
+	    (unsigned)c->libvirt.live_migration_postcopy_recovery_timeout, 500);
 	r = wk_journal_open(c->state_dir, &w->journal, &err);
 	if (r < 0)
 		return log_error_errno(r, "%s: state_dir: %s", c->path, err.msg);

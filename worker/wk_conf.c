@@ -107,6 +107,7 @@ static const struct opt opts[] = {
     LIBVIRT(live_migration_permit_pause, OPT_BOOL, 0, NULL),
     LIBVIRT(live_migration_compression, OPT_BOOL, 0, NULL),
     LIBVIRT(live_migration_parallel_connections, OPT_INT, 0, NULL),
+    LIBVIRT(live_migration_postcopy_recovery_timeout, OPT_INT, 1, "s"),
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -205,6 +206,7 @@ conf_defaults(struct wk_conf *c)
 	c->libvirt.live_migration_completion_timeout = 800;
 	c->libvirt.max_concurrent_live_migrations = 1;
 	c->libvirt.max_concurrent_inbound_migrations = 1;
+	c->libvirt.live_migration_postcopy_recovery_timeout = 600;
 	return 0;
 }
 

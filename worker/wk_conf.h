@@ -68,6 +68,8 @@ struct wk_conf {
 		bool live_migration_permit_pause; /* ferry: pause as the last resort; default false */
 		bool live_migration_compression;  /* ferry: XBZRLE; default false (or derived) */
 		int live_migration_parallel_connections; /* ferry: multifd streams, 0 = one */
+		/* ferry: s to retry resuming a broken post-copy migration, default 600 */
+		int live_migration_postcopy_recovery_timeout;
 	} libvirt;
 
 	/* Internal: offsets of the options the file set explicitly (wk_conf_explicit). */
