@@ -121,6 +121,9 @@ try_connect(struct worker *w)
 	    (w->backoff_ms + 999) / 1000);
 }
 
+/* Bound on one libvirt call from the main thread, well under WatchdogSec. */
+#define HV_CALL_TIMEOUT_MS 2000
+
 static int
 setup(struct worker *w)
 {
@@ -155,6 +158,11 @@ setup(struct worker *w)
 		return log_error_errno(r, "Cannot open libvirt '%s': %s", c->libvirt.connection_uri,
 		    err.msg);
 	}
+	/* No libvirt call may hold the event loop: a stopped libvirtd costs the
+	 * main thread at most this long, once (wk_hv.h). */
+	r = wk_hv_bound_calls(w->hv, HV_CALL_TIMEOUT_MS);
+	if (r < 0)
+		return log_error_errno(r, "Cannot start the libvirt call thread: %s", strerror(-r));
 	memset(&o, 0, sizeof(o));
 	snprintf(conn_name, sizeof(conn_name), "ferry-worker:%d:%s", (int)getpid(), c->host);
 	o.url = url;

@@ -1,18 +1,59 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * wk_hv: the facade over a backend table (wk_hv_backend.h).  It only
- * forwards; every backend keeps its own state in priv.
+ * wk_hv: the facade over a backend table (wk_hv_backend.h).  It forwards
+ * every call, and bounds the calls of one thread (the main thread, see
+ * wk_hv_bound_calls): those run on an executor thread and are given up
+ * after a timeout, so a libvirtd that stopped answering (SIGSTOP, a hung
+ * QEMU monitor) cannot stop the event loop.  While a given-up call is
+ * still stuck in the backend, the next bounded calls fail at once.
  */
 #include "wk_hv.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "wk_hv_backend.h"
+
+enum verb {
+	V_DOMAIN_INFO,
+	V_REMOTE_INFO,
+	V_JOB_STATS,
+	V_ABORT,
+	V_START_POSTCOPY,
+	V_SUSPEND,
+	V_RESUME,
+	V_MAX_DOWNTIME,
+	V_MAX_SPEED,
+	V_ENSURE,
+};
+
+/* One call handed to the executor.  Owned by the caller until it gives up
+ * (abandoned), then by the executor, which frees it. */
+struct call {
+	enum verb verb;
+	char uuid[80], uri[512];
+	unsigned long long value;
+	int r;
+	struct wk_err err;
+	struct wk_hv_domain_info info;
+	struct wk_job_sample sample;
+	bool done, abandoned;
+};
 
 struct wk_hv {
 	const struct wk_hv_ops *ops;
 	void *priv;
+	/* bounded calls; lock guards pending, busy, quit and each call's done/abandoned */
+	bool bounded;
+	pthread_t owner, executor;
+	unsigned timeout_ms;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct call *pending;
+	bool busy, quit;
 };
 
 int
@@ -29,6 +70,8 @@ wk_hv_open(const struct wk_hv_ops *ops, const char *uri, wk_hv **ret_hv, struct 
 		free(hv);
 		return r;
 	}
+	pthread_mutex_init(&hv->lock, NULL);
+	pthread_cond_init(&hv->cond, NULL);
 	*ret_hv = hv;
 	return 0;
 }
@@ -36,9 +79,26 @@ wk_hv_open(const struct wk_hv_ops *ops, const char *uri, wk_hv **ret_hv, struct 
 wk_hv *
 wk_hv_close(wk_hv *hv)
 {
+	bool stuck;
+
 	if (hv == NULL)
 		return NULL;
+	if (hv->bounded) {
+		pthread_mutex_lock(&hv->lock);
+		hv->quit = true;
+		stuck = hv->busy;
+		pthread_cond_broadcast(&hv->cond);
+		pthread_mutex_unlock(&hv->lock);
+		if (stuck) {
+			/* Still inside the backend: the process is exiting; leave it. */
+			pthread_detach(hv->executor);
+			return NULL;
+		}
+		pthread_join(hv->executor, NULL);
+	}
 	hv->ops->close(hv->priv);
+	pthread_mutex_destroy(&hv->lock);
+	pthread_cond_destroy(&hv->cond);
 	free(hv);
 	return NULL;
 }
@@ -49,34 +109,202 @@ wk_hv_backend_name(const wk_hv *hv)
 	return hv->ops->name;
 }
 
+/* Runs c against the backend, on whichever thread calls it. */
+static void
+run_call(wk_hv *hv, struct call *c)
+{
+	const struct wk_hv_ops *o = hv->ops;
+	void *p = hv->priv;
+
+	switch (c->verb) {
+	case V_DOMAIN_INFO:
+		c->r = o->domain_info(p, c->uuid, &c->info, &c->err);
+		break;
+	case V_REMOTE_INFO:
+		c->r =
+		    o->remote_domain_info == NULL
+		        ? wk_err_set(&c->err, -EOPNOTSUPP, "%s: no remote domain lookup", o->name)
+		        : o->remote_domain_info(p, c->uri, c->uuid, &c->info, &c->err);
+		break;
+	case V_JOB_STATS:
+		c->r = o->job_stats(p, c->uuid, &c->sample, &c->err);
+		break;
+	case V_ABORT:
+		c->r = o->abort(p, c->uuid, &c->err);
+		break;
+	case V_START_POSTCOPY:
+		c->r = o->start_postcopy(p, c->uuid, &c->err);
+		break;
+	case V_SUSPEND:
+		c->r = o->suspend(p, c->uuid, &c->err);
+		break;
+	case V_RESUME:
+		c->r = o->resume(p, c->uuid, &c->err);
+		break;
+	case V_MAX_DOWNTIME:
+		c->r = o->set_max_downtime(p, c->uuid, c->value, &c->err);
+		break;
+	case V_MAX_SPEED:
+		c->r = o->set_max_speed(p, c->uuid, c->value, &c->err);
+		break;
+	case V_ENSURE:
+		c->r = o->ensure_connected == NULL ? 0 : o->ensure_connected(p, &c->err);
+		break;
+	}
+}
+
+static void *
+executor_main(void *arg)
+{
+	wk_hv *hv = arg;
+
+	pthread_mutex_lock(&hv->lock);
+	for (;;) {
+		struct call *c;
+
+		while (hv->pending == NULL && !hv->quit)
+			pthread_cond_wait(&hv->cond, &hv->lock);
+		if (hv->pending == NULL)
+			break;
+		c = hv->pending;
+		hv->pending = NULL;
+		pthread_mutex_unlock(&hv->lock);
+		run_call(hv, c);
+		pthread_mutex_lock(&hv->lock);
+		c->done = true;
+		hv->busy = false;
+		if (c->abandoned)
+			free(c);
+		pthread_cond_broadcast(&hv->cond);
+	}
+	pthread_mutex_unlock(&hv->lock);
+	return NULL;
+}
+
+int
+wk_hv_bound_calls(wk_hv *hv, unsigned timeout_ms)
+{
+	if (hv->bounded)
+		return 0;
+	hv->owner = pthread_self();
+	hv->timeout_ms = timeout_ms;
+	if (pthread_create(&hv->executor, NULL, executor_main, hv) != 0)
+		return -EAGAIN;
+	hv->bounded = true;
+	return 0;
+}
+
+/* Runs c directly, or, from the bounded thread, on the executor within the
+ * timeout.  The results are in c unless -ETIMEDOUT. */
+static int
+dispatch(wk_hv *hv, struct call *c)
+{
+	struct call *h;
+	struct timespec ts;
+	int r;
+
+	if (!hv->bounded || !pthread_equal(hv->owner, pthread_self())) {
+		run_call(hv, c);
+		return c->r;
+	}
+	pthread_mutex_lock(&hv->lock);
+	if (hv->busy) {
+		pthread_mutex_unlock(&hv->lock);
+		return wk_err_set(&c->err, -ETIMEDOUT,
+		    "libvirt has not answered an earlier call in %u ms (is libvirtd stopped?)",
+		    hv->timeout_ms);
+	}
+	h = malloc(sizeof(*h));
+	if (h == NULL) {
+		pthread_mutex_unlock(&hv->lock);
+		return wk_err_set(&c->err, -ENOMEM, "out of memory");
+	}
+	*h = *c;
+	hv->pending = h;
+	hv->busy = true;
+	pthread_cond_broadcast(&hv->cond);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += hv->timeout_ms / 1000;
+	ts.tv_nsec += (long)(hv->timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	while (!h->done && pthread_cond_timedwait(&hv->cond, &hv->lock, &ts) != ETIMEDOUT)
+		;
+	if (!h->done) {
+		h->abandoned = true; /* the executor frees it when the backend returns */
+		pthread_mutex_unlock(&hv->lock);
+		return wk_err_set(&c->err, -ETIMEDOUT,
+		    "libvirt did not answer within %u ms (is libvirtd stopped?)", hv->timeout_ms);
+	}
+	*c = *h;
+	free(h);
+	r = c->r;
+	pthread_mutex_unlock(&hv->lock);
+	return r;
+}
+
+/* Prepares a call on uuid; NULL uuid for connection-wide verbs. */
+static struct call
+call_of(enum verb v, const char *uuid)
+{
+	struct call c;
+
+	memset(&c, 0, sizeof(c));
+	c.verb = v;
+	if (uuid != NULL)
+		snprintf(c.uuid, sizeof(c.uuid), "%s", uuid);
+	return c;
+}
+
+/* Copies the failure text out; the result is the call's. */
+static int
+finish(const struct call *c, int r, struct wk_err *reterr)
+{
+	if (r < 0 && reterr != NULL)
+		*reterr = c->err;
+	return r;
+}
+
 int
 wk_hv_domain_info(
     wk_hv *hv, const char *uuid, struct wk_hv_domain_info *ret_info, struct wk_err *reterr)
 {
-	return hv->ops->domain_info(hv->priv, uuid, ret_info, reterr);
+	struct call c = call_of(V_DOMAIN_INFO, uuid);
+	int r = dispatch(hv, &c);
+
+	if (r == 0)
+		*ret_info = c.info;
+	return finish(&c, r, reterr);
 }
 
 int
 wk_hv_remote_domain_info(wk_hv *hv, const char *remote_uri, const char *uuid,
     struct wk_hv_domain_info *ret_info, struct wk_err *reterr)
 {
-	if (hv->ops->remote_domain_info == NULL)
-		return wk_err_set(
-		    reterr, -EOPNOTSUPP, "%s: no remote domain lookup", hv->ops->name);
-	return hv->ops->remote_domain_info(hv->priv, remote_uri, uuid, ret_info, reterr);
+	struct call c = call_of(V_REMOTE_INFO, uuid);
+	int r;
+
+	snprintf(c.uri, sizeof(c.uri), "%s", remote_uri);
+	r = dispatch(hv, &c);
+	if (r == 0)
+		*ret_info = c.info;
+	return finish(&c, r, reterr);
 }
 
 int
 wk_hv_ensure_connected(wk_hv *hv, struct wk_err *reterr)
 {
-	if (hv->ops->ensure_connected == NULL)
-		return 0;
-	return hv->ops->ensure_connected(hv->priv, reterr);
+	struct call c = call_of(V_ENSURE, NULL);
+
+	return finish(&c, dispatch(hv, &c), reterr);
 }
 
 int
 wk_hv_migrate(wk_hv *hv, const struct wk_hv_migrate_params *p, struct wk_err *reterr)
 {
+	/* Only ever on a migration's own thread: it blocks by design. */
 	return hv->ops->migrate(hv->priv, p, reterr);
 }
 
@@ -84,41 +312,55 @@ int
 wk_hv_job_stats(
     wk_hv *hv, const char *uuid, struct wk_job_sample *ret_sample, struct wk_err *reterr)
 {
-	return hv->ops->job_stats(hv->priv, uuid, ret_sample, reterr);
+	struct call c = call_of(V_JOB_STATS, uuid);
+	int r = dispatch(hv, &c);
+
+	if (r == 0)
+		*ret_sample = c.sample;
+	return finish(&c, r, reterr);
+}
+
+static int
+simple(wk_hv *hv, enum verb v, const char *uuid, unsigned long long value, struct wk_err *reterr)
+{
+	struct call c = call_of(v, uuid);
+
+	c.value = value;
+	return finish(&c, dispatch(hv, &c), reterr);
 }
 
 int
 wk_hv_abort(wk_hv *hv, const char *uuid, struct wk_err *reterr)
 {
-	return hv->ops->abort(hv->priv, uuid, reterr);
+	return simple(hv, V_ABORT, uuid, 0, reterr);
 }
 
 int
 wk_hv_start_postcopy(wk_hv *hv, const char *uuid, struct wk_err *reterr)
 {
-	return hv->ops->start_postcopy(hv->priv, uuid, reterr);
+	return simple(hv, V_START_POSTCOPY, uuid, 0, reterr);
 }
 
 int
 wk_hv_suspend(wk_hv *hv, const char *uuid, struct wk_err *reterr)
 {
-	return hv->ops->suspend(hv->priv, uuid, reterr);
+	return simple(hv, V_SUSPEND, uuid, 0, reterr);
 }
 
 int
 wk_hv_resume(wk_hv *hv, const char *uuid, struct wk_err *reterr)
 {
-	return hv->ops->resume(hv->priv, uuid, reterr);
+	return simple(hv, V_RESUME, uuid, 0, reterr);
 }
 
 int
 wk_hv_set_max_downtime(wk_hv *hv, const char *uuid, unsigned long long ms, struct wk_err *reterr)
 {
-	return hv->ops->set_max_downtime(hv->priv, uuid, ms, reterr);
+	return simple(hv, V_MAX_DOWNTIME, uuid, ms, reterr);
 }
 
 int
 wk_hv_set_max_speed(wk_hv *hv, const char *uuid, unsigned long long mib_s, struct wk_err *reterr)
 {
-	return hv->ops->set_max_speed(hv->priv, uuid, mib_s, reterr);
+	return simple(hv, V_MAX_SPEED, uuid, mib_s, reterr);
 }

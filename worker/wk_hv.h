@@ -11,7 +11,8 @@
  * each domain with libvirt UUID = instance uuid.
  * libvirt errors become -errno here: -ENOENT no such domain, -EBUSY another
  * job is running, -ECANCELED aborted, -EHOSTUNREACH cannot reach the
- * destination, -EOPNOTSUPP unsupported, -ENOTCONN the connection to the
+ * destination, -EOPNOTSUPP unsupported, -ETIMEDOUT no answer in time (a
+ * bounded call, see wk_hv_bound_calls), -ENOTCONN the connection to the
  * hypervisor is lost (libvirtd restarted), -EIO anything else; the libvirt
  * message goes into reterr.
  */
@@ -67,6 +68,12 @@ struct wk_hv_migrate_params {
 /* Opens uri (e.g. qemu:///system) with backend ops (borrowed, static).
  * Returns 0 or -errno with reterr. */
 int wk_hv_open(const struct wk_hv_ops *ops, const char *uri, wk_hv **ret_hv, struct wk_err *reterr);
+
+/* From now on, calls made by the calling thread (the main thread) run on
+ * an executor thread and fail with -ETIMEDOUT when the backend has not
+ * answered within timeout_ms; while such a call is still stuck, the next
+ * ones fail at once.  Other threads' calls are not bounded.  0 or -errno. */
+int wk_hv_bound_calls(wk_hv *hv, unsigned timeout_ms);
 
 /* "libvirt", "fake". */
 const char *wk_hv_backend_name(const wk_hv *hv);

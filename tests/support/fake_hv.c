@@ -70,6 +70,7 @@ static struct {
 		char uuid[64];
 		struct wk_hv_migrate_params p;
 	} last[MAX_DOMS];
+	char blocked_op[32]; /* calls of this op hang until fake_hv_unblock() */
 	unsigned gen;        /* bumped when libvirtd "restarts" */
 	bool down;           /* libvirtd is not answering */
 	uint64_t back_at_ms; /* when it comes back; 0 = not by itself */
@@ -160,6 +161,8 @@ static int
 enter(struct fconn *c, const char *op, const char *uuid, struct wk_err *reterr)
 {
 	note_call(op, uuid);
+	while (strcmp(w.blocked_op, op) == 0) /* libvirtd stopped (SIGSTOP) */
+		pthread_cond_wait(&w.cond, &w.lock);
 	daemon_tick();
 	if (w.down || c->gen != w.gen)
 		return wk_err_set(reterr, -ENOTCONN, "%s: End of file while reading data", op);
@@ -176,6 +179,7 @@ fake_hv_reset(void)
 	memset(w.active, 0, sizeof(w.active));
 	memset(w.last, 0, sizeof(w.last));
 	w.ncalls = 0;
+	w.blocked_op[0] = '\0';
 	w.down = false;
 	w.back_at_ms = 0;
 	pthread_mutex_unlock(&w.lock);
@@ -338,6 +342,23 @@ fake_hv_calls(const char *op, const char *uuid)
 			n++;
 	pthread_mutex_unlock(&w.lock);
 	return n;
+}
+
+void
+fake_hv_block(const char *op)
+{
+	pthread_mutex_lock(&w.lock);
+	copy(w.blocked_op, sizeof(w.blocked_op), op);
+	pthread_mutex_unlock(&w.lock);
+}
+
+void
+fake_hv_unblock(void)
+{
+	pthread_mutex_lock(&w.lock);
+	w.blocked_op[0] = '\0';
+	pthread_cond_broadcast(&w.cond);
+	pthread_mutex_unlock(&w.lock);
 }
 
 void

@@ -75,6 +75,11 @@ void fake_hv_fail_always(const char *op, int r, const char *msg);
  * flag, "abort" ...), for uuid or for any when uuid is NULL. */
 int fake_hv_calls(const char *op, const char *uuid);
 
+/* Calls of op ("suspend", "domain_info" ...) hang until fake_hv_unblock(),
+ * as with a libvirtd stopped by SIGSTOP. */
+void fake_hv_block(const char *op);
+void fake_hv_unblock(void);
+
 /* libvirtd went away: every call fails -ENOTCONN.  With restart_after_ms,
  * it comes back that long later (ensure_connected then reopens). */
 void fake_hv_lose_connection(unsigned restart_after_ms);
