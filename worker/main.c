@@ -7,13 +7,14 @@
  * The loop wakes at least every heartbeat/4 to service AMQP heartbeats.
  */
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 
 #include <errno.h>
-#include <stddef.h>
 #include <getopt.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,12 +60,12 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "Usage: ferry-worker [--config PATH] [--check-config] [--show-tuning]\n"
-		   "  -c, --config PATH    configuration file (default " DEFAULT_CONFIG ")\n"
-		   "  -n, --check-config   load and validate the configuration, then exit\n"
-		   "  -t, --show-tuning    print the migration tuning derived from the\n"
-		   "                       configuration (link_speed) and where each value\n"
-		   "                       comes from, then exit\n"
-		   "  -h, --help           this text\n");
+	           "  -c, --config PATH    configuration file (default " DEFAULT_CONFIG ")\n"
+	           "  -n, --check-config   load and validate the configuration, then exit\n"
+	           "  -t, --show-tuning    print the migration tuning derived from the\n"
+	           "                       configuration (link_speed) and where each value\n"
+	           "                       comes from, then exit\n"
+	           "  -h, --help           this text\n");
 }
 
 /* Which tuning knobs the operator set explicitly: those win over link_speed. */
@@ -120,6 +121,13 @@ try_connect(struct worker *w)
 	    (w->backoff_ms + 999) / 1000);
 }
 
+static void
+on_journal_skip(void *userdata, const char *dir, const char *name, const char *kind)
+{
+	(void)userdata;
+	log_warning("Journal entry '%s/%s' is %s, not a record, ignoring", dir, name, kind);
+}
+
 static int
 setup(struct worker *w)
 {
@@ -151,8 +159,8 @@ setup(struct worker *w)
 	r = wk_hv_open(c->libvirt.connection_uri, &w->hv, &err);
 	if (r < 0) {
 		rpc_url_free(url);
-		return log_error_errno(r, "Cannot open libvirt '%s': %s", c->libvirt.connection_uri,
-		    err.msg);
+		return log_error_errno(
+		    r, "Cannot open libvirt '%s': %s", c->libvirt.connection_uri, err.msg);
 	}
 	memset(&o, 0, sizeof(o));
 	snprintf(conn_name, sizeof(conn_name), "ferry-worker:%d:%s", (int)getpid(), c->host);
@@ -197,6 +205,7 @@ setup(struct worker *w)
 	r = wk_journal_open(c->state_dir, &w->journal, &err);
 	if (r < 0)
 		return log_error_errno(r, "%s: state_dir: %s", c->path, err.msg);
+	wk_journal_set_skip_fn(w->journal, on_journal_skip, NULL);
 	fd.conf = c;
 	fd.journal = w->journal;
 	fd.tuning = &w->tuning;
@@ -240,11 +249,13 @@ handle_signal(struct worker *w)
 
 	while (read(w->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
-			log_info("SIGHUP received; the configuration is read at start only, ignoring");
+			log_info(
+			    "SIGHUP received; the configuration is read at start only, ignoring");
 			continue;
 		}
 		if (!w->stopping) {
-			log_info("Signal %u received, stopping once %zu migration(s) end (at most %ds)",
+			log_info(
+			    "Signal %u received, stopping once %zu migration(s) end (at most %ds)",
 			    si.ssi_signo, wk_migrate_running(w->migrate), SHUTDOWN_WAIT_MS / 1000);
 			w->stopping = true;
 			w->stop_deadline_ms = wk_now_ms() + SHUTDOWN_WAIT_MS;
@@ -291,7 +302,8 @@ run(struct worker *w)
 		int n, r;
 
 		wk_log_set_request_id(NULL);
-		if (w->stopping && (wk_migrate_running(w->migrate) == 0 || now >= w->stop_deadline_ms))
+		if (w->stopping &&
+		    (wk_migrate_running(w->migrate) == 0 || now >= w->stop_deadline_ms))
 			break;
 		if (!rpc_amqp_connected(w->amqp) && now >= w->reconnect_at_ms)
 			try_connect(w);
@@ -342,6 +354,9 @@ main(int argc, char **argv)
 	bool check_only = false, show_tuning = false;
 	int c, r;
 
+	/* Journal records and the lock file are ours alone (the modes given at
+	 * creation are narrowed by this, never widened). */
+	umask(077);
 	while ((c = getopt_long(argc, argv, "c:nth", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
