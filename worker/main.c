@@ -30,6 +30,7 @@
 #include "wk_log.h"
 #include "wk_migrate.h"
 #include "wk_sdnotify.h"
+#include "wk_statelock.h"
 #include "wk_tuning.h"
 
 WK_LOG_NAME("worker.main");
@@ -46,6 +47,7 @@ struct worker {
 	wk_migrate *migrate;
 	wk_bus *bus;
 	wk_flow *flow;
+	wk_statelock *lock;
 	wk_journal *journal;
 	wk_dispatch *dispatch;
 	int sfd;
@@ -153,6 +155,14 @@ setup(struct worker *w)
 	if (w->sfd < 0)
 		return log_error_errno(-errno, "Cannot create signalfd: %s", strerror(errno));
 
+	/* Before the journal is read: a second worker on this state_dir would
+	 * recover and drive the same migrations. */
+	r = wk_statelock_take(c->state_dir, &w->lock, &err);
+	if (r == -EBUSY)
+		return log_error_errno(r, "Another ferry-worker uses state_dir: %s", err.msg);
+	if (r < 0)
+		return log_error_errno(r, "%s: state_dir: %s", c->path, err.msg);
+
 	r = rpc_url_parse(c->transport_url, &url, &rerr);
 	if (r < 0)
 		return log_error_errno(r, "%s: transport_url: %s", c->path, rerr.msg);
@@ -238,6 +248,7 @@ teardown(struct worker *w)
 	if (w->migrate == NULL || wk_migrate_running(w->migrate) == 0)
 		w->hv = wk_hv_close(w->hv);
 	w->migrate = wk_migrate_free(w->migrate);
+	w->lock = wk_statelock_free(w->lock);
 	if (w->sfd >= 0)
 		close(w->sfd);
 }
