@@ -363,6 +363,7 @@ main(int argc, char **argv)
 	struct worker w;
 	struct wk_err err = {{0}};
 	bool check_only = false, show_tuning = false;
+	unsigned mode = 0;
 	int c, r;
 
 	/* Journal records and the lock file are ours alone (the modes given at
@@ -399,6 +400,18 @@ main(int argc, char **argv)
 		fprintf(stderr, "ferry-worker: %s\n", err.msg);
 		wk_conf_free(w.conf);
 		return 1;
+	}
+	if (wk_conf_world_readable(config, &mode) > 0) {
+		/* Not fatal (an upgrade must not stop the worker), but said at every start. */
+		if (check_only || show_tuning)
+			fprintf(stderr,
+			    "ferry-worker: warning: %s: readable by all users (mode %04o) but "
+			    "holds the broker password; chmod o-r it\n",
+			    config, mode);
+		else
+			log_warning("Configuration file '%s' is readable by all users (mode %04o) "
+			            "but holds the broker password; chmod o-r it",
+			    config, mode);
 	}
 	if (check_only || show_tuning) {
 		if (show_tuning)
