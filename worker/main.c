@@ -7,13 +7,14 @@
  * The loop wakes at least every heartbeat/4 to service AMQP heartbeats.
  */
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 
 #include <errno.h>
-#include <stddef.h>
 #include <getopt.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@
 #include "wk_log.h"
 #include "wk_migrate.h"
 #include "wk_sdnotify.h"
+#include "wk_statelock.h"
 #include "wk_tuning.h"
 
 WK_LOG_NAME("worker.main");
@@ -46,6 +48,7 @@ struct worker {
 	wk_migrate *migrate;
 	wk_bus *bus;
 	wk_flow *flow;
+	wk_statelock *lock;
 	wk_journal *journal;
 	wk_dispatch *dispatch;
 	int sfd;
@@ -60,12 +63,12 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "Usage: ferry-worker [--config PATH] [--check-config] [--show-tuning]\n"
-		   "  -c, --config PATH    configuration file (default " DEFAULT_CONFIG ")\n"
-		   "  -n, --check-config   load and validate the configuration, then exit\n"
-		   "  -t, --show-tuning    print the migration tuning derived from the\n"
-		   "                       configuration (link_speed) and where each value\n"
-		   "                       comes from, then exit\n"
-		   "  -h, --help           this text\n");
+	           "  -c, --config PATH    configuration file (default " DEFAULT_CONFIG ")\n"
+	           "  -n, --check-config   load and validate the configuration, then exit\n"
+	           "  -t, --show-tuning    print the migration tuning derived from the\n"
+	           "                       configuration (link_speed) and where each value\n"
+	           "                       comes from, then exit\n"
+	           "  -h, --help           this text\n");
 }
 
 /* Which tuning knobs the operator set explicitly: those win over link_speed. */
@@ -124,6 +127,13 @@ try_connect(struct worker *w)
 /* Bound on one libvirt call from the main thread, well under WatchdogSec. */
 #define HV_CALL_TIMEOUT_MS 2000
 
+static void
+on_journal_skip(void *userdata, const char *dir, const char *name, const char *kind)
+{
+	(void)userdata;
+	log_warning("Journal entry '%s/%s' is %s, not a record, ignoring", dir, name, kind);
+}
+
 static int
 setup(struct worker *w)
 {
@@ -149,14 +159,22 @@ setup(struct worker *w)
 	if (w->sfd < 0)
 		return log_error_errno(-errno, "Cannot create signalfd: %s", strerror(errno));
 
+	/* Before the journal is read: a second worker on this state_dir would
+	 * recover and drive the same migrations. */
+	r = wk_statelock_take(c->state_dir, &w->lock, &err);
+	if (r == -EBUSY)
+		return log_error_errno(r, "Another ferry-worker uses state_dir: %s", err.msg);
+	if (r < 0)
+		return log_error_errno(r, "%s: state_dir: %s", c->path, err.msg);
+
 	r = rpc_url_parse(c->transport_url, &url, &rerr);
 	if (r < 0)
 		return log_error_errno(r, "%s: transport_url: %s", c->path, rerr.msg);
 	r = wk_hv_open(&wk_hv_libvirt_ops, c->libvirt.connection_uri, &w->hv, &err);
 	if (r < 0) {
 		rpc_url_free(url);
-		return log_error_errno(r, "Cannot open libvirt '%s': %s", c->libvirt.connection_uri,
-		    err.msg);
+		return log_error_errno(
+		    r, "Cannot open libvirt '%s': %s", c->libvirt.connection_uri, err.msg);
 	}
 	/* No libvirt call may hold the event loop: a stopped libvirtd costs the
 	 * main thread at most this long, once (wk_hv.h). */
@@ -208,6 +226,7 @@ setup(struct worker *w)
 	r = wk_journal_open(c->state_dir, &w->journal, &err);
 	if (r < 0)
 		return log_error_errno(r, "%s: state_dir: %s", c->path, err.msg);
+	wk_journal_set_skip_fn(w->journal, on_journal_skip, NULL);
 	fd.conf = c;
 	fd.journal = w->journal;
 	fd.tuning = &w->tuning;
@@ -240,6 +259,7 @@ teardown(struct worker *w)
 	if (w->migrate == NULL || wk_migrate_running(w->migrate) == 0)
 		w->hv = wk_hv_close(w->hv);
 	w->migrate = wk_migrate_free(w->migrate);
+	w->lock = wk_statelock_free(w->lock);
 	if (w->sfd >= 0)
 		close(w->sfd);
 }
@@ -251,11 +271,13 @@ handle_signal(struct worker *w)
 
 	while (read(w->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
-			log_info("SIGHUP received; the configuration is read at start only, ignoring");
+			log_info(
+			    "SIGHUP received; the configuration is read at start only, ignoring");
 			continue;
 		}
 		if (!w->stopping) {
-			log_info("Signal %u received, stopping once %zu migration(s) end (at most %ds)",
+			log_info(
+			    "Signal %u received, stopping once %zu migration(s) end (at most %ds)",
 			    si.ssi_signo, wk_migrate_running(w->migrate), SHUTDOWN_WAIT_MS / 1000);
 			w->stopping = true;
 			w->stop_deadline_ms = wk_now_ms() + SHUTDOWN_WAIT_MS;
@@ -302,7 +324,8 @@ run(struct worker *w)
 		int n, r;
 
 		wk_log_set_request_id(NULL);
-		if (w->stopping && (wk_migrate_running(w->migrate) == 0 || now >= w->stop_deadline_ms))
+		if (w->stopping &&
+		    (wk_migrate_running(w->migrate) == 0 || now >= w->stop_deadline_ms))
 			break;
 		if (!rpc_amqp_connected(w->amqp) && now >= w->reconnect_at_ms)
 			try_connect(w);
@@ -351,8 +374,12 @@ main(int argc, char **argv)
 	struct worker w;
 	struct wk_err err = {{0}};
 	bool check_only = false, show_tuning = false;
+	unsigned mode = 0;
 	int c, r;
 
+	/* Journal records and the lock file are ours alone (the modes given at
+	 * creation are narrowed by this, never widened). */
+	umask(077);
 	while ((c = getopt_long(argc, argv, "c:nth", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
@@ -384,6 +411,18 @@ main(int argc, char **argv)
 		fprintf(stderr, "ferry-worker: %s\n", err.msg);
 		wk_conf_free(w.conf);
 		return 1;
+	}
+	if (wk_conf_world_readable(config, &mode) > 0) {
+		/* Not fatal (an upgrade must not stop the worker), but said at every start. */
+		if (check_only || show_tuning)
+			fprintf(stderr,
+			    "ferry-worker: warning: %s: readable by all users (mode %04o) but "
+			    "holds the broker password; chmod o-r it\n",
+			    config, mode);
+		else
+			log_warning("Configuration file '%s' is readable by all users (mode %04o) "
+			            "but holds the broker password; chmod o-r it",
+			    config, mode);
 	}
 	if (check_only || show_tuning) {
 		if (show_tuning)

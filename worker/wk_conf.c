@@ -7,6 +7,8 @@
  */
 #include "wk_conf.h"
 
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -22,6 +24,7 @@
 
 #include <libconfig.h>
 
+#include "rpc_url.h"
 #include "wk_log.h"
 #include "wk_util.h"
 
@@ -377,6 +380,8 @@ static int
 conf_finish(struct wk_conf *c, struct wk_err *reterr)
 {
 	static const char *const actions[] = {"abort", "force_complete"};
+	struct rpc_url *url = NULL;
+	struct rpc_err uerr = {{0}};
 	char hostname[256];
 	uint64_t bps;
 	const char *p;
@@ -394,6 +399,13 @@ conf_finish(struct wk_conf *c, struct wk_err *reterr)
 	    strncasecmp(c->transport_url, "amqps://", 8) != 0)
 		return opt_err(reterr, c->path, "transport_url",
 		    "unsupported scheme, expected rabbit://, amqp:// or amqps://");
+	/* The parser the transport uses, so --check-config refuses what start would. */
+	r = rpc_url_parse(c->transport_url, &url, &uerr);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0)
+		return opt_err(reterr, c->path, "transport_url", "%s", uerr.msg);
+	url = rpc_url_free(url);
 
 	if (wk_log_parse_level(c->log_level) < 0)
 		return opt_err(reterr, c->path, "log_level",
@@ -566,4 +578,15 @@ wk_conf_parse_link_speed(const char *s, uint64_t *ret_bits_per_s)
 		return -EINVAL;
 	*ret_bits_per_s = (uint64_t)(v + 0.5);
 	return 0;
+}
+
+int
+wk_conf_world_readable(const char *path, unsigned *ret_mode)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return -errno;
+	*ret_mode = (unsigned)(st.st_mode & 07777);
+	return (st.st_mode & S_IROTH) != 0;
 }

@@ -21,7 +21,8 @@
  */
 struct wk_conf {
 	char *path;             /* the file this was loaded from */
-	char *transport_url;    /* required, oslo syntax: rabbit://user:pass@h:5672,.../vhost */
+	char *transport_url;    /* required, oslo syntax: rabbit://user:pass@h:5672,.../vhost
+	                         * (checked with rpc_url_parse, as the transport parses it) */
 	char *host;             /* default: gethostname() */
 	char *state_dir;        /* default "/var/lib/ferry" */
 	char *log_level;        /* default "info"; one of debug|info|warning|error|critical */
@@ -65,7 +66,8 @@ struct wk_conf {
 		char *link_speed; /* e.g. "10G", "1G", "100M"; default NULL (not set) */
 		int max_concurrent_live_migrations; /* outbound, default 1 (nova), 0 = unlimited */
 		int max_concurrent_inbound_migrations; /* default 1, 0 = unlimited */
-		bool live_migration_permit_pause; /* ferry: pause as the last resort; default false */
+		bool live_migration_permit_pause; /* ferry: pause as the last resort; default false
+		                                   */
 		bool live_migration_compression;  /* ferry: XBZRLE; default false (or derived) */
 		int live_migration_parallel_connections; /* ferry: multifd streams, 0 = one */
 		/* ferry: s to retry resuming a broken post-copy migration, default 600 */
@@ -105,5 +107,10 @@ WK_DEFINE_CLEANUP(struct wk_conf *, wk_conf_free)
 bool wk_conf_explicit(const struct wk_conf *conf, size_t off);
 
 int wk_conf_parse_link_speed(const char *s, uint64_t *ret_bits_per_s);
+
+/* The file holds the broker password: returns 1 when @path is readable by
+ * every user (mode o+r), 0 when not, with *ret_mode its permission bits
+ * (e.g. 0644) either way; -errno when it cannot be stat'ed.  The caller warns. */
+int wk_conf_world_readable(const char *path, unsigned *ret_mode);
 
 #endif /* WK_CONF_H */

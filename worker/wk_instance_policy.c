@@ -12,6 +12,10 @@
 #include <strings.h>
 
 #include "rpc_nova.h"
+#include "wk_utf8.h"
+
+/* Longest part of a bad value quoted back in an error, in bytes. */
+#define QUOTE_MAX 48
 
 enum field { F_POST_COPY, F_AUTO_CONVERGE, F_TIMEOUT_ACTION, F_MAX };
 
@@ -90,7 +94,7 @@ read_origin(
 	char key[96];
 	const char *s;
 	json_t *v;
-	int i, r;
+	int i, q, r;
 
 	for (i = 0; i < F_MAX; i++) {
 		o->v[i] = -1;
@@ -103,20 +107,23 @@ read_origin(
 		if (!json_is_string(v))
 			return wk_err_set(reterr, -EINVAL, "%s %s: expected a string", where, key);
 		s = json_string_value(v);
+		/* Quoted at most QUOTE_MAX bytes, cut between characters: the text
+		 * may reach a compute.exception notification, which must stay UTF-8. */
+		q = (int)wk_utf8_prefix(s, QUOTE_MAX);
 		if (i == F_TIMEOUT_ACTION) {
 			r = parse_action(s);
 			if (r < 0)
 				return wk_err_set(reterr, -EINVAL,
-				    "%s %s: invalid value \"%.48s\" (expected \"abort\" or "
+				    "%s %s: invalid value \"%.*s\" (expected \"abort\" or "
 				    "\"force_complete\")",
-				    where, key, s);
+				    where, key, q, s);
 		} else {
 			r = parse_bool(s);
 			if (r < 0)
 				return wk_err_set(reterr, -EINVAL,
-				    "%s %s: invalid value \"%.48s\" (expected true/false, yes/no, "
+				    "%s %s: invalid value \"%.*s\" (expected true/false, yes/no, "
 				    "on/off or 1/0)",
-				    where, key, s);
+				    where, key, q, s);
 		}
 		o->v[i] = r;
 	}

@@ -136,9 +136,11 @@ wk_log_set_request_id(const char *id)
 		return;
 	}
 	for (i = 0; i < WK_LOG_REQUEST_ID_MAX && id[i] != '\0'; i++) {
-		unsigned char c = (unsigned char)id[i];
+		char c = id[i];
+		bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		            (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':' || c == '-';
 
-		log_request_id[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+		log_request_id[i] = keep ? c : '?';
 	}
 	log_request_id[i] = '\0';
 }

@@ -33,8 +33,8 @@ enum {
 /* Longest line written, newline included. */
 #define WK_LOG_LINE_MAX 2048
 
-/* Longest request id kept; longer ids are truncated. */
-#define WK_LOG_REQUEST_ID_MAX 127
+/* Longest request id kept (oslo's "req-<uuid>" is 40); longer ids are truncated. */
+#define WK_LOG_REQUEST_ID_MAX 64
 
 /* Declares this file's logger name (a string literal), once per .c file. */
 #define WK_LOG_NAME(name) static const char wk_log_name[] __attribute__((unused)) = name
@@ -98,7 +98,10 @@ int wk_log_is_journal(void);
 
 /*
  * Sets the calling thread's request id (copied; NULL clears it, giving "[-]").
- * Control characters in @id are replaced with '?'.
+ * The id comes from the wire and is shown inside the context bracket, so
+ * every byte outside [A-Za-z0-9._:-] is replaced with '?' (a space or ']'
+ * would forge the context, a newline a whole line) and it is cut at
+ * WK_LOG_REQUEST_ID_MAX bytes.
  */
 void wk_log_set_request_id(const char *id);
 

@@ -54,6 +54,7 @@ class Worker:
                 rpc_timeout=rpc_timeout,
                 uri=rig.host_uri(libvirt_host) if libvirt_host else "test:///default",
                 inbound=inbound, libvirt=libvirt))
+        os.chmod(self.conf, 0o600)  # it holds the broker password, as in production
         self.proc = None
         self._log = None
 

@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_wk_conf.c - wk_conf_load(): the example file, defaults, every kind of
- * bad file (one-line errors naming file and option), and link-speed parsing.
+ * bad file (one-line errors naming file and option), link-speed parsing and
+ * the world-readable check.
  */
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <stddef.h>
-#include <stdlib.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -233,6 +236,35 @@ Test(wk_conf, missing_transport_url)
 	expect_error("bad_missing_url.conf", "transport_url: missing", NULL);
 }
 
+Test(wk_conf, transport_url_is_parsed_as_the_transport_will)
+{
+	struct wk_err err = {{0}};
+	struct wk_conf *c = NULL;
+
+	expect_error("bad_transport_url.conf",
+	    "bad_transport_url.conf: transport_url: ", "invalid port in host entry");
+	cr_assert_eq(wk_conf_load(CONF_DIR "bad_transport_url.conf", &c, &err), -EINVAL);
+	cr_assert_null(strstr(err.msg, "secret"), "the password leaked: %s", err.msg);
+}
+
+Test(wk_conf, world_readable_file_is_reported_with_its_mode)
+{
+	char path[] = "/tmp/ferry-conf-XXXXXX";
+	unsigned mode = 0;
+	int fd = mkstemp(path);
+
+	cr_assert_geq(fd, 0);
+	close(fd);
+	cr_assert_eq(chmod(path, 0644), 0);
+	cr_assert_eq(wk_conf_world_readable(path, &mode), 1);
+	cr_assert_eq(mode, 0644, "%o", mode);
+	cr_assert_eq(chmod(path, 0640), 0);
+	cr_assert_eq(wk_conf_world_readable(path, &mode), 0);
+	cr_assert_eq(mode, 0640, "%o", mode);
+	cr_assert_eq(unlink(path), 0);
+	cr_assert_eq(wk_conf_world_readable(path, &mode), -ENOENT);
+}
+
 Test(wk_conf, invalid_values_of_enums_and_strings)
 {
 	expect_error("bad_enum.conf", "libvirt.live_migration_timeout_action",
@@ -292,8 +324,9 @@ Test(wk_conf, records_which_options_were_set_explicitly)
 	struct wk_conf *c = NULL;
 	struct wk_err err = {{0}};
 	int fd = mkstemp(path);
-	const char text[] = "transport_url = \"rabbit://h/\";\n"
-			    "libvirt = { live_migration_bandwidth = 0; live_migration_permit_pause = true; };\n";
+	const char text[] =
+	    "transport_url = \"rabbit://h/\";\n"
+	    "libvirt = { live_migration_bandwidth = 0; live_migration_permit_pause = true; };\n";
 
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(write(fd, text, sizeof(text) - 1), (ssize_t)(sizeof(text) - 1));
@@ -302,7 +335,8 @@ Test(wk_conf, records_which_options_were_set_explicitly)
 	unlink(path);
 	cr_assert(wk_conf_explicit(c, offsetof(struct wk_conf, libvirt.live_migration_bandwidth)));
 	cr_assert(wk_conf_explicit(c, offsetof(struct wk_conf, transport_url)));
-	cr_assert_not(wk_conf_explicit(c, offsetof(struct wk_conf, libvirt.live_migration_downtime)));
+	cr_assert_not(
+	    wk_conf_explicit(c, offsetof(struct wk_conf, libvirt.live_migration_downtime)));
 	cr_assert(c->libvirt.live_migration_permit_pause);
 	wk_conf_free(c);
 }

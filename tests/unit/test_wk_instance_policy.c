@@ -296,6 +296,34 @@ Test(wk_instance_policy, null_extra_specs_and_null_values_set_nothing)
 	cr_assert_eq(read_ok().permit_post_copy, -1);
 }
 
+Test(wk_instance_policy, a_long_bad_value_is_quoted_whole_characters_only)
+{
+	struct wk_instance_policy p;
+	struct wk_err err = {{0}};
+	char value[80], want[64];
+	json_t *j;
+
+	/* 47 ASCII bytes, then é across bytes 48-49: "%.48s" kept half of it. */
+	memset(value, 'x', 47);
+	strcpy(value + 47, "\xc3\xa9tail");
+	set(extra_specs(), PC_FLAVOR, value);
+	cr_assert_eq(wk_instance_policy_read(instance, &p, &err), -EINVAL);
+	snprintf(want, sizeof(want), "\"%.47s\" (expected", value);
+	cr_assert_not_null(strstr(err.msg, want), "'%s' not in '%s'", want, err.msg);
+	/* As a compute.exception notification would carry it. */
+	j = json_string(err.msg);
+	cr_assert_not_null(j, "not UTF-8: %s", err.msg);
+	json_decref(j);
+
+	/* A whole é within the 48 bytes is kept. */
+	memset(value, 'x', 46);
+	strcpy(value + 46, "\xc3\xa9tail");
+	set(extra_specs(), PC_FLAVOR, value);
+	cr_assert_eq(wk_instance_policy_read(instance, &p, &err), -EINVAL);
+	snprintf(want, sizeof(want), "\"%.48s\" (expected", value);
+	cr_assert_not_null(strstr(err.msg, want), "'%s' not in '%s'", want, err.msg);
+}
+
 Test(wk_instance_policy, bad_shapes_are_refused)
 {
 	struct wk_instance_policy p;

@@ -123,6 +123,32 @@ Test(wk_log, request_id_fills_the_context_bracket)
 	free(out);
 }
 
+Test(wk_log, request_id_cannot_forge_the_context_or_a_line)
+{
+	char long_id[200];
+	char *out;
+
+	wk_log_set_request_id("req-1 - - - - -] forged [req-2");
+	cr_assert_str_eq(wk_log_get_request_id(), "req-1?-?-?-?-?-??forged??req-2");
+	log_info("one");
+	wk_log_set_request_id("a\nb\tc\xc3\xa9"
+	                      "d/e_f.g:h");
+	cr_assert_str_eq(wk_log_get_request_id(), "a?b?c??d?e_f.g:h");
+	log_info("two");
+	memset(long_id, 'x', sizeof(long_id) - 1);
+	long_id[sizeof(long_id) - 1] = '\0';
+	wk_log_set_request_id(long_id);
+	cr_assert_eq(strlen(wk_log_get_request_id()), WK_LOG_REQUEST_ID_MAX);
+	cr_assert_leq(WK_LOG_REQUEST_ID_MAX, 64);
+	wk_log_set_request_id(NULL);
+	out = captured(NULL);
+	assert_matches(out,
+	    "^[^\n]* INFO test\\.log \\[req-1\\?-\\?-\\?-\\?-\\?-\\?\\?forged\\?\\?req-2 - - - - "
+	    "-\\] one\n"
+	    "[^\n]* INFO test\\.log \\[a\\?b\\?c\\?\\?d\\?e_f\\.g:h - - - - -\\] two\n$");
+	free(out);
+}
+
 Test(wk_log, request_id_is_copied)
 {
 	char id[] = "req-1";
