@@ -8,6 +8,8 @@
  * still answered with a failure when its top level says where to, and an
  * invalid cast naming an instance gets a compute.exception notification.
  */
+#include "wk_dispatch.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +18,6 @@
 #include "rpc_error.h"
 #include "rpc_nova.h"
 #include "rpc_reply.h"
-#include "wk_dispatch.h"
 #include "wk_log.h"
 
 WK_LOG_NAME("worker.dispatch");
@@ -34,10 +35,15 @@ static const struct {
     {"post_live_migration_at_destination", wk_flow_post_at_destination},
     {"rollback_live_migration_at_destination", wk_flow_rollback_at_destination},
     {"list_migrations", wk_flow_list_migrations},
+    {"recover_migration", wk_flow_recover_migration},
 };
 
 /* nova-compute 26 serves 6.1 and, through its proxy, 5.13; the admin query is ferry's own. */
-#define NOVA_METHOD(i, n) {n, NULL, 6, 1, i}, {n, NULL, 5, 13, i}
+#define NOVA_METHOD(i, n)         \
+	{n, NULL, 6, 1, i},       \
+	{                         \
+		n, NULL, 5, 13, i \
+	}
 static const struct rpc_method methods[] = {
     NOVA_METHOD(0, "live_migration"),
     NOVA_METHOD(1, "live_migration_force_complete"),
@@ -46,6 +52,7 @@ static const struct rpc_method methods[] = {
     NOVA_METHOD(4, "post_live_migration_at_destination"),
     NOVA_METHOD(5, "rollback_live_migration_at_destination"),
     {"list_migrations", "ferry", 1, 0, 6},
+    {"recover_migration", "ferry", 1, 0, 7},
 };
 
 struct wk_dispatch {
@@ -115,7 +122,8 @@ finish(wk_dispatch *d, const struct rpc_delivery *dl, bool ok)
 	int r = ok ? rpc_amqp_ack(d->amqp, dl->tag) : rpc_amqp_reject(d->amqp, dl->tag, false);
 
 	if (r < 0)
-		log_warning("Cannot %s message %llu: broker connection lost, it will be redelivered",
+		log_warning(
+		    "Cannot %s message %llu: broker connection lost, it will be redelivered",
 		    ok ? "ack" : "reject", (unsigned long long)dl->tag);
 }
 
@@ -301,7 +309,8 @@ wk_dispatch_delivery(void *userdata, const struct rpc_delivery *dl)
 		return;
 	}
 	if (dl->compressed) {
-		log_error("Message on '%s' is compressed (kombu_compression), unsupported: rejected",
+		log_error(
+		    "Message on '%s' is compressed (kombu_compression), unsupported: rejected",
 		    dl->routing_key);
 		finish(d, dl, false);
 		return;

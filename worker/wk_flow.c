@@ -95,7 +95,8 @@ mig_find_job(wk_flow *f, uint64_t job_id)
 void
 mig_unlink_free(wk_flow *f, struct mig *m)
 {
-	bool frees_slot = m->role == ROLE_SOURCE && m->phase != PHASE_QUEUED;
+	bool frees_slot =
+	    m->role == ROLE_SOURCE && m->phase != PHASE_QUEUED && m->phase != PHASE_POSTCOPY_FAILED;
 
 	for (struct mig **pp = &f->migs; *pp != NULL; pp = &(*pp)->next) {
 		if (*pp == m) {
@@ -119,6 +120,8 @@ mig_phase_name(const struct mig *m)
 	case PHASE_PREPARING:
 		return "preparing";
 	case PHASE_RUNNING:
+		if (m->recovering)
+			return "postcopy_recovering";
 		if (m->postcopy_active)
 			return "postcopy";
 		return m->paused_by_us ? "paused" : "precopy";
@@ -126,6 +129,8 @@ mig_phase_name(const struct mig *m)
 		return "completing";
 	case PHASE_INBOUND:
 		return "inbound";
+	case PHASE_POSTCOPY_FAILED:
+		return "postcopy_failed";
 	}
 	return "unknown";
 }

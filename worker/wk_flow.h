@@ -51,22 +51,26 @@ wk_flow *wk_flow_free(wk_flow *flow);
  * instance_uuid (when the handler got that far) is written to
  * ret_instance_uuid so the caller can notify about a failed cast.
  */
-typedef int (*wk_flow_handler)(wk_flow *flow, const rpc_msg *msg, json_t **ret_result,
-    struct wk_err *reterr);
+typedef int (*wk_flow_handler)(
+    wk_flow *flow, const rpc_msg *msg, json_t **ret_result, struct wk_err *reterr);
 
-int wk_flow_live_migration(wk_flow *flow, const rpc_msg *msg, json_t **ret_result,
-    struct wk_err *reterr);
-int wk_flow_force_complete(wk_flow *flow, const rpc_msg *msg, json_t **ret_result,
-    struct wk_err *reterr);
+int wk_flow_live_migration(
+    wk_flow *flow, const rpc_msg *msg, json_t **ret_result, struct wk_err *reterr);
+int wk_flow_force_complete(
+    wk_flow *flow, const rpc_msg *msg, json_t **ret_result, struct wk_err *reterr);
 int wk_flow_abort(wk_flow *flow, const rpc_msg *msg, json_t **ret_result, struct wk_err *reterr);
-int wk_flow_pre_live_migration(wk_flow *flow, const rpc_msg *msg, json_t **ret_result,
-    struct wk_err *reterr);
-int wk_flow_post_at_destination(wk_flow *flow, const rpc_msg *msg, json_t **ret_result,
-    struct wk_err *reterr);
-int wk_flow_rollback_at_destination(wk_flow *flow, const rpc_msg *msg, json_t **ret_result,
-    struct wk_err *reterr);
-int wk_flow_list_migrations(wk_flow *flow, const rpc_msg *msg, json_t **ret_result,
-    struct wk_err *reterr);
+int wk_flow_pre_live_migration(
+    wk_flow *flow, const rpc_msg *msg, json_t **ret_result, struct wk_err *reterr);
+int wk_flow_post_at_destination(
+    wk_flow *flow, const rpc_msg *msg, json_t **ret_result, struct wk_err *reterr);
+int wk_flow_rollback_at_destination(
+    wk_flow *flow, const rpc_msg *msg, json_t **ret_result, struct wk_err *reterr);
+/* ferry's recover_migration (namespace ferry): retries the recovery of a
+ * post-copy migration that ended postcopy_failed; answers once it started. */
+int wk_flow_recover_migration(
+    wk_flow *flow, const rpc_msg *msg, json_t **ret_result, struct wk_err *reterr);
+int wk_flow_list_migrations(
+    wk_flow *flow, const rpc_msg *msg, json_t **ret_result, struct wk_err *reterr);
 
 /* A cast that failed before any migration existed: tells the sender where
  * it can see it (compute.exception, and rollback start/end when the

@@ -7,6 +7,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "rpc_nova.h"
 #include "wk_flow_priv.h"
@@ -148,4 +149,82 @@ mig_should_warn(const struct mig *m, const struct wk_decision *d, uint64_t now_m
 	if (m->last_warn_ms == 0)
 		return true;
 	return (d->reasons & ~m->warned_reasons) != 0 && now_ms >= m->last_warn_ms + WARN_REPEAT_MS;
+}
+
+/* "2026-12-04T08:10:11Z" for wall-clock seconds t. */
+static void
+utc_text(uint64_t t, char *buf, size_t size)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (gmtime_r(&tt, &tm) == NULL || strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, size, "?");
+}
+
+void
+mig_notify_stream_broken(wk_flow *f, struct mig *m, const struct wk_mig_event *ev)
+{
+	struct rpc_struggling st;
+	char when[32], why[400];
+	json_t *payload;
+
+	utc_text(m->broke_at_wall, when, sizeof(when));
+	snprintf(why, sizeof(why),
+	    "post-copy stream broke at %s (%.100s); resuming with VIR_MIGRATE_POSTCOPY_RESUME for "
+	    "up to %d s (source %s, destination %s)",
+	    when, ev->msg[0] ? ev->msg : "no error returned",
+	    f->d.conf->libvirt.live_migration_postcopy_recovery_timeout, ev->source_state,
+	    ev->dest_state);
+	memset(&st, 0, sizeof(st));
+	st.reasons[0] = "postcopy_stream_broken";
+	st.instance_uuid = m->uuid;
+	st.migration_uuid = m->migration_uuid;
+	st.action = "recover_postcopy";
+	st.action_reason = why;
+	st.planned = "none";
+	st.dirty_rate_bps = m->progress.dirty_rate_bps;
+	st.transfer_rate_bps = m->progress.transfer_rate_bps;
+	st.data_remaining = m->last_sample.data_remaining;
+	st.memory_iteration = m->last_sample.memory_iteration;
+	st.elapsed_ms = (long long)(wk_now_ms() - m->started_ms);
+	st.deadline_ms = -1;
+	st.max_downtime_ms = m->max_downtime_ms > 0 ? (long long)m->max_downtime_ms : -1;
+	st.policy_step = m->policy_step;
+	log_warning("Migration of '%s' is struggling (postcopy_stream_broken): %s", m->uuid, why);
+	payload = rpc_nova_struggling_payload(&st);
+	if (payload == NULL || wk_bus_notify(f->d.bus, "instance.live_migration_struggling", "WARN",
+	                           payload, m->context) < 0)
+		log_error("Cannot queue the struggling notification of '%s'", m->uuid);
+}
+
+void
+mig_notify_postcopy_failed(wk_flow *f, struct mig *m, const struct wk_mig_event *ev)
+{
+	struct rpc_postcopy_failed p;
+	char when[32], tried[160];
+	json_t *payload;
+
+	memset(&p, 0, sizeof(p));
+	utc_text(m->broke_at_wall ? m->broke_at_wall : (uint64_t)time(NULL), when, sizeof(when));
+	snprintf(tried, sizeof(tried),
+	    "resume with VIR_MIGRATE_POSTCOPY_RESUME on a fresh connection: %d attempt(s) within "
+	    "%d s",
+	    ev->recovery_attempts, f->d.conf->libvirt.live_migration_postcopy_recovery_timeout);
+	p.instance_uuid = m->uuid;
+	p.migration_uuid = m->migration_uuid;
+	p.migration_id = m->migration_id;
+	p.source_host = f->d.conf->host;
+	p.dest_host = m->dest_host;
+	p.source_state = ev->source_state;
+	p.dest_state = ev->dest_state;
+	p.errors[0] = ev->msg[0] ? ev->msg : NULL;
+	p.tried[0] = tried;
+	p.recovery_attempts = ev->recovery_attempts;
+	p.recovery_timeout_s = f->d.conf->libvirt.live_migration_postcopy_recovery_timeout;
+	p.broke_at = ev->broke_at_ms ? when : NULL;
+	payload = rpc_nova_postcopy_failed_payload(&p);
+	if (payload == NULL || wk_bus_notify(f->d.bus, "instance.live_migration_postcopy_failed",
+	                           "ERROR", payload, m->context) < 0)
+		log_error("Cannot queue the postcopy_failed notification of '%s'", m->uuid);
 }

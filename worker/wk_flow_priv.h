@@ -33,6 +33,9 @@ enum mig_phase {
 	PHASE_RUNNING,    /* libvirt is migrating */
 	PHASE_COMPLETING, /* migrated; post at destination in flight */
 	PHASE_INBOUND,    /* destination side: reserved, waiting for post or rollback */
+	/* source: post-copy broke and was not recovered; the guest is split over
+	 * both hosts; kept until an operator acts (recover_migration) */
+	PHASE_POSTCOPY_FAILED,
 };
 
 struct mig {
@@ -53,6 +56,8 @@ struct mig {
 	bool postcopy_active;
 	bool paused_by_us;
 	bool abort_requested;
+	bool recovering;                /* the post-copy stream broke; wk_migrate resumes it */
+	uint64_t broke_at_wall;         /* recovering: wall-clock s when the break was seen */
 	char abort_reason[200];         /* set with abort_requested */
 	struct wk_policy_config policy; /* host tuning + this instance's overrides */
 	struct wk_policy_state policy_state;
@@ -124,6 +129,12 @@ void wk_flow_notify_exception(
     wk_flow *f, json_t *context, const char *function, const char *exception, const char *text);
 void mig_notify_progress(wk_flow *f, struct mig *m);
 void mig_notify_struggling(wk_flow *f, struct mig *m, const struct wk_decision *d);
+/* The post-copy stream broke (ev: WK_MIG_RECOVERING): WARN with the break
+ * and the recovery under way. */
+void mig_notify_stream_broken(wk_flow *f, struct mig *m, const struct wk_mig_event *ev);
+/* Recovery failed (ev: WK_MIG_DONE, WK_MIG_POSTCOPY_FAILED): ERROR
+ * instance.live_migration_postcopy_failed with both hosts' states. */
+void mig_notify_postcopy_failed(wk_flow *f, struct mig *m, const struct wk_mig_event *ev);
 /* Whether decision d is news for instance.live_migration_struggling. */
 bool mig_should_warn(const struct mig *m, const struct wk_decision *d, uint64_t now_ms);
 

@@ -134,7 +134,7 @@ mig_from_record(wk_flow *f, json_t *rec)
 	        "instance", &instance, "context", &context, "migrate_data", &md,
 	        "cast_migrate_data", &cmd, "seq", &seq, "started_ms", &started, "max_downtime_ms",
 	        &downtime, "policy_step", &step, "policy", &pol, "policy_state", &pst) < 0 ||
-	    version != RECORD_VERSION || phase < PHASE_QUEUED || phase > PHASE_INBOUND)
+	    version != RECORD_VERSION || phase < PHASE_QUEUED || phase > PHASE_POSTCOPY_FAILED)
 		return NULL;
 	m = calloc(1, sizeof(*m));
 	if (m == NULL)
@@ -203,6 +203,12 @@ recover_one(wk_flow *f, struct mig *m)
 		log_info("Recovered the completed migration of '%s' to '%s'; finishing it", m->uuid,
 		    m->dest_host);
 		mig_finish_post(f, m);
+		return true;
+	case PHASE_POSTCOPY_FAILED:
+		/* Split over both hosts: it waits for an operator (recover_migration). */
+		log_error("Recovered the failed post-copy migration of '%s' to '%s'; it needs an "
+		          "operator: 'ferryctl recover %s %s'",
+		    m->uuid, m->dest_host, f->d.conf->host, m->uuid);
 		return true;
 	}
 	return false;

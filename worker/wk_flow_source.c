@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "rpc_nova.h"
 #include "wk_flow_priv.h"
@@ -148,7 +149,8 @@ mig_adopt_job(wk_flow *f, struct mig *m)
 
 	mig_job_params(f, m, &p, &uris);
 	m->job_id = f->next_job_id++;
-	return wk_migrate_adopt(f->d.migrate, m->job_id, &p, mig_sample_interval_ms(f), m->request_id);
+	return wk_migrate_adopt(
+	    f->d.migrate, m->job_id, &p, mig_sample_interval_ms(f), m->request_id);
 }
 
 static int
@@ -215,7 +217,8 @@ outbound_busy(const wk_flow *f)
 	int n = 0;
 
 	for (const struct mig *m = f->migs; m != NULL; m = m->next)
-		if (m->role == ROLE_SOURCE && m->phase != PHASE_QUEUED)
+		if (m->role == ROLE_SOURCE && m->phase != PHASE_QUEUED &&
+		    m->phase != PHASE_POSTCOPY_FAILED) /* no job left: it waits for an operator */
 			n++;
 	return n;
 }
@@ -437,6 +440,12 @@ wk_flow_abort(wk_flow *f, const rpc_msg *msg, json_t **ret_result, struct wk_err
 			snprintf(m->abort_reason, sizeof(m->abort_reason), "aborted on request");
 		}
 		break;
+	case PHASE_POSTCOPY_FAILED:
+		r = wk_err_set(reterr, -EBUSY,
+		    "migration of '%s' failed in post-copy: the guest is split over both hosts and "
+		    "cannot be aborted; 'ferryctl recover' resumes it",
+		    m->uuid);
+		break;
 	default:
 		r = wk_err_set(reterr, -EBUSY, "migration of '%s' is already completing", m->uuid);
 		break;
@@ -451,6 +460,81 @@ wk_flow_abort(wk_flow *f, const rpc_msg *msg, json_t **ret_result, struct wk_err
 	}
 	*ret_result = NULL;
 	return r;
+}
+
+/* The job ended; ev->outcome is where the guest runs, read from both hosts. */
+static void
+on_job_done(wk_flow *f, struct mig *m, const struct wk_mig_event *ev)
+{
+	switch (ev->outcome) {
+	case WK_MIG_MIGRATED:
+		if (m->recovering)
+			log_info(
+			    "Recovered the post-copy migration of '%s' after %d attempt(s): the "
+			    "guest runs on '%s'",
+			    m->uuid, ev->recovery_attempts, m->dest_host);
+		m->recovering = false;
+		mig_finish_post(f, m);
+		return;
+	case WK_MIG_ON_SOURCE:
+		m->recovering = false;
+		mig_finish_rollback(f, m, m->abort_requested ? m->abort_reason : ev->msg);
+		return;
+	case WK_MIG_POSTCOPY_FAILED:
+		break;
+	}
+	/* Never a rollback: the guest does not run on the source.  The record
+	 * stays (journal, list_migrations) for an operator, unless the guest
+	 * runs on neither host any more: then there is nothing left to keep. */
+	m->recovering = false;
+	m->phase = PHASE_POSTCOPY_FAILED;
+	log_error("Post-copy migration of '%s' to '%s' could not be recovered (source %s, "
+	          "destination %s): %s; 'ferryctl recover %s %s' retries",
+	    m->uuid, m->dest_host, ev->source_state, ev->dest_state, ev->msg, f->d.conf->host,
+	    m->uuid);
+	mig_notify_postcopy_failed(f, m, ev);
+	if (strcmp(ev->source_state, "absent") == 0 && strcmp(ev->dest_state, "absent") == 0) {
+		log_error("'%s' runs on neither host: its record is dropped", m->uuid);
+		mig_unlink_free(f, m);
+		return;
+	}
+	mig_journal_save(f, m);
+	wk_flow_start_queued(f); /* its outbound slot is free again */
+}
+
+int
+wk_flow_recover_migration(
+    wk_flow *f, const rpc_msg *msg, json_t **ret_result, struct wk_err *reterr)
+{
+	json_t *uuid_arg = NULL;
+	struct mig *m;
+	int r;
+
+	r = wk_flow_arg_get(rpc_msg_args(msg), "recover_migration", "instance_uuid", JSON_STRING,
+	    true, &uuid_arg, reterr);
+	if (r < 0)
+		return r;
+	m = mig_find(f, json_string_value(uuid_arg), ROLE_SOURCE);
+	if (m == NULL)
+		return wk_err_set(reterr, -ENOENT, "recover_migration: no migration of '%s' here",
+		    json_string_value(uuid_arg));
+	if (m->phase != PHASE_POSTCOPY_FAILED)
+		return wk_err_set(reterr, -EBUSY,
+		    "recover_migration: the migration of '%s' is %s, not postcopy_failed", m->uuid,
+		    mig_phase_name(m));
+	wk_log_set_request_id(m->request_id);
+	m->phase = PHASE_RUNNING;
+	r = mig_adopt_job(f, m);
+	if (r < 0) {
+		m->phase = PHASE_POSTCOPY_FAILED;
+		return wk_err_set(
+		    reterr, r, "recover_migration: cannot start the recovery: %s", strerror(-r));
+	}
+	mig_journal_save(f, m);
+	log_warning(
+	    "Recovery of the post-copy migration of '%s' requested by an operator", m->uuid);
+	*ret_result = json_pack("{s:s,s:s}", "instance_uuid", m->uuid, "status", "recovering");
+	return *ret_result != NULL ? 0 : -ENOMEM;
 }
 
 void
@@ -468,16 +552,23 @@ wk_flow_on_job_event(wk_flow *f, const struct wk_mig_event *ev)
 			return; /* setup phase: nothing measured yet */
 		m->last_sample = ev->sample;
 		wk_progress_update(&m->progress, &ev->sample);
-		mig_apply_policy(f, m, &ev->sample);
+		/* While recovering, only libvirt can help: no policy action. */
+		if (!m->recovering)
+			mig_apply_policy(f, m, &ev->sample);
 		if (wk_now_ms() - m->last_notify_ms >= interval)
 			mig_notify_progress(f, m);
 		return;
 	}
-	if (ev->outcome == WK_MIG_MIGRATED) {
-		mig_finish_post(f, m);
+	if (ev->kind == WK_MIG_RECOVERING) {
+		m->recovering = true;
+		m->postcopy_active = true;
+		m->broke_at_wall = (uint64_t)time(NULL);
+		mig_journal_save(f, m);
+		mig_notify_stream_broken(f, m, ev);
+		mig_notify_progress(f, m);
 		return;
 	}
-	mig_finish_rollback(f, m, m->abort_requested ? m->abort_reason : ev->msg);
+	on_job_done(f, m, ev);
 }
 
 void
