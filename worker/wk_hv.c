@@ -109,9 +109,24 @@ wk_hv_backend_name(const wk_hv *hv)
 	return hv->ops->name;
 }
 
-/* Runs c against the backend, on whichever thread calls it. */
+static void run_once(wk_hv *hv, struct call *c);
+
+/* Runs c against the backend, on whichever thread calls it.  A call that
+ * found the connection dead (libvirtd restarted) reopens it and is made
+ * once more: the daemon's restart is not the caller's concern. */
 static void
 run_call(wk_hv *hv, struct call *c)
+{
+	struct wk_err err;
+
+	run_once(hv, c);
+	if (c->r == -ENOTCONN && c->verb != V_ENSURE && hv->ops->ensure_connected != NULL &&
+	    hv->ops->ensure_connected(hv->priv, &err) == 1)
+		run_once(hv, c);
+}
+
+static void
+run_once(wk_hv *hv, struct call *c)
 {
 	const struct wk_hv_ops *o = hv->ops;
 	void *p = hv->priv;

@@ -102,3 +102,17 @@ Test(wk_hv, only_the_bounding_thread_is_bounded)
 	cr_assert_eq((intptr_t)r, 0);
 	cr_assert_geq(fake_hv_calls("domain_info", UUID), 1);
 }
+
+Test(wk_hv, a_restarted_libvirtd_is_reconnected_transparently)
+{
+	struct wk_hv_domain_info info;
+	struct wk_err err = {{0}};
+
+	fake_hv_lose_connection(1); /* back 1 ms later, on a new connection */
+	usleep(5000);
+	cr_assert_eq(wk_hv_domain_info(hv, UUID, &info, &err), 0, "%s", err.msg);
+	cr_assert_eq(fake_hv_calls("domain_info", UUID), 2, "one failed call, one retried");
+
+	fake_hv_lose_connection(0); /* and one that stays down */
+	cr_assert_eq(wk_hv_domain_info(hv, UUID, &info, &err), -ENOTCONN);
+}
