@@ -130,7 +130,7 @@ def _missing(method):
 
 def _source_coverage():
     """Every method in worker/wk_dispatch.c's table has an args schema and
-    example; every event worker/wk_flow.c emits is in events.json with the
+    example; every event worker/wk_flow*.c emit is in events.json with the
     priority it is sent with."""
     import re
     with open(os.path.join(REPO, "worker", "wk_dispatch.c"), encoding="utf-8") as f:
@@ -139,8 +139,10 @@ def _source_coverage():
     if not methods:
         raise SchemaError("no method table found in wk_dispatch.c")
     missing = [m for m in methods if m not in METHODS]
-    with open(os.path.join(REPO, "worker", "wk_flow.c"), encoding="utf-8") as f:
-        flow = f.read()
+    flow = ""
+    for path in sorted(glob.glob(os.path.join(REPO, "worker", "wk_flow*.c"))):
+        with open(path, encoding="utf-8") as f:
+            flow += f.read()
     events = {}
     for action, phase in re.findall(r'notify_action\([^;]*?"(live_migration\w*)",\s*"(\w+)"\)',
                                     flow):
@@ -151,7 +153,7 @@ def _source_coverage():
     for ev, prio in re.findall(r'wk_bus_notify\([^;]*?"([\w.]+)",\s*"([A-Z]+)"', flow):
         events[ev] = prio
     if len(events) < 10:
-        raise SchemaError("found only %d event types in wk_flow.c" % len(events))
+        raise SchemaError("found only %d event types in wk_flow*.c" % len(events))
     missing += ["%s (%s)" % (e, p) for e, p in sorted(events.items())
                 if EVENTS.get(e, {}).get("priority") != p]
     if missing:

@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * wk_flow_dest: the destination side.  pre_live_migration reserves an
+ * inbound slot and answers with where to connect; post/rollback at
+ * destination release it; a reservation no migration arrived for is
+ * released as stale.  Main thread only.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpc_nova.h"
+#include "wk_flow_priv.h"
+#include "wk_log.h"
+
+WK_LOG_NAME("worker.flow");
+
+/* A reservation no migration arrived for is released after
+ * 2 * rpc_response_timeout, at least this long. */
+#define INBOUND_GRACE_MIN_MS 20000
+
+/* A reservation is stale when no migration arrived for it (libvirt has no
+ * domain of that uuid here) long after the source's pre_live_migration:
+ * the source gave up or died without a rollback.  Released, so one lost
+ * rollback cannot close this host to inbound migrations for good. */
+void
+wk_flow_release_stale(wk_flow *f, uint64_t now_ms)
+{
+	uint64_t grace_ms = 2ULL * (uint64_t)f->d.conf->rpc_response_timeout * 1000ULL;
+	struct mig *m, *next;
+
+	if (grace_ms < INBOUND_GRACE_MIN_MS)
+		grace_ms = INBOUND_GRACE_MIN_MS;
+	if (now_ms < f->next_stale_check_ms)
+		return;
+	f->next_stale_check_ms = now_ms + 5000;
+	for (m = f->migs; m != NULL; m = next) {
+		struct wk_hv_domain_info info;
+		struct wk_err err = {{0}};
+
+		next = m->next;
+		if (m->role != ROLE_DEST || now_ms < m->started_ms + grace_ms ||
+		    wk_hv_domain_info(f->d.hv, m->uuid, &info, &err) != -ENOENT)
+			continue;
+		wk_log_set_request_id(m->request_id);
+		log_warning(
+		    "Released the inbound reservation of '%s': no migration arrived in %llu s "
+		    "and no rollback came",
+		    m->uuid, (unsigned long long)(grace_ms / 1000));
+		mig_unlink_free(f, m);
+	}
+	wk_log_set_request_id(NULL);
+}
+
+static int
+inbound_reserved(const wk_flow *f)
+{
+	int n = 0;
+
+	for (const struct mig *m = f->migs; m != NULL; m = m->next)
+		if (m->role == ROLE_DEST)
+			n++;
+	return n;
+}
+
+int
+wk_flow_pre_live_migration(
+    wk_flow *f, const rpc_msg *msg, json_t **ret_result, struct wk_err *reterr)
+{
+	json_t *args = rpc_msg_args(msg);
+	json_t *instance = NULL, *migrate_data = NULL, *result, *data, *changes;
+	const char *uuid = NULL;
+	struct mig *m;
+	int r;
+
+	r = wk_flow_instance_arg(args, "pre_live_migration", &uuid, &instance, reterr);
+	if (r < 0)
+		return r;
+	r = wk_flow_arg_get(
+	    args, "pre_live_migration", "migrate_data", JSON_OBJECT, false, &migrate_data, reterr);
+	if (r < 0)
+		return r;
+	m = mig_find(f, uuid, ROLE_DEST);
+	if (m != NULL) {
+		/* The source asks again only after it restarted: the new request
+		 * takes over the reservation. */
+		log_info("pre_live_migration for '%s' again: the new request replaces the "
+		         "reservation",
+		    uuid);
+		mig_unlink_free(f, m);
+	}
+	if (f->d.tuning->max_inbound > 0 && inbound_reserved(f) >= f->d.tuning->max_inbound)
+		return wk_err_set(reterr, -EAGAIN,
+		    NO_INBOUND_SLOT " on '%s' for '%s': %d reserved "
+		                    "(libvirt.max_concurrent_inbound_migrations)",
+		    f->d.conf->host, uuid, f->d.tuning->max_inbound);
+	wk_flow_notify_action(f, instance, rpc_msg_context(msg), "live_migration_pre", "start");
+
+	/* Answer with the caller's migrate_data plus where to connect (as nova's
+	 * libvirt driver does in pre_live_migration). */
+	result = migrate_data
+	             ? json_deep_copy(migrate_data)
+	             : rpc_nova_object("LibvirtLiveMigrateData", "nova", "1.10", json_object());
+	if (result == NULL)
+		return -ENOMEM;
+	data = rpc_nova_object_data(result);
+	if (data == NULL) {
+		json_decref(result);
+		return wk_err_set(reterr, -EINVAL,
+		    "pre_live_migration: argument 'migrate_data' is not a nova object");
+	}
+	json_object_set_new(data, "target_connect_addr",
+	    json_string(f->d.conf->libvirt.live_migration_inbound_addr));
+	changes = json_object_get(result, "nova_object.changes");
+	if (!json_is_array(changes)) {
+		changes = json_array();
+		json_object_set_new(result, "nova_object.changes", changes);
+	}
+	json_array_append_new(changes, json_string("target_connect_addr"));
+
+	m = calloc(1, sizeof(*m));
+	if (m == NULL || (m->uuid = strdup(uuid)) == NULL) {
+		free(m);
+		json_decref(result);
+		return -ENOMEM;
+	}
+	m->flow = f;
+	m->role = ROLE_DEST;
+	m->phase = PHASE_INBOUND;
+	m->migration_id = -1;
+	wk_progress_init(&m->progress);
+	m->instance = json_incref(instance);
+	m->context = json_incref(rpc_msg_context(msg));
+	m->request_id = rpc_msg_request_id(msg) ? strdup(rpc_msg_request_id(msg)) : NULL;
+	m->started_ms = wk_now_ms();
+	m->next = f->migs;
+	f->migs = m;
+	mig_journal_save(f, m);
+	wk_flow_notify_action(f, instance, rpc_msg_context(msg), "live_migration_pre", "end");
+	log_info("Inbound migration of '%s' prepared, connect to '%s'", uuid,
+	    f->d.conf->libvirt.live_migration_inbound_addr);
+	*ret_result = result;
+	return 0;
+}
+
+static int
+end_inbound(
+    wk_flow *f, const rpc_msg *msg, const char *method, const char *action, struct wk_err *reterr)
+{
+	json_t *instance = NULL;
+	const char *uuid = NULL;
+	struct mig *m;
+	int r;
+
+	r = wk_flow_instance_arg(rpc_msg_args(msg), method, &uuid, &instance, reterr);
+	if (r < 0)
+		return r;
+	wk_flow_notify_action(f, instance, rpc_msg_context(msg), action, "start");
+	m = mig_find(f, uuid, ROLE_DEST);
+	if (m != NULL)
+		mig_unlink_free(f, m);
+	wk_flow_notify_action(f, instance, rpc_msg_context(msg), action, "end");
+	log_info("Inbound migration of '%s' ended (%s)", uuid, method);
+	return 0;
+}
+
+/* A guest the source paused to force completion arrives paused; nova's
+ * instance state says whether it should run (a paused instance stays so). */
+static void
+resume_if_should_run(wk_flow *f, const rpc_msg *msg)
+{
+	json_t *instance = json_object_get(rpc_msg_args(msg), "instance");
+	const char *uuid = rpc_nova_instance_uuid(instance);
+	const char *vm_state = wk_flow_obj_str(instance, "vm_state");
+	struct wk_hv_domain_info info;
+	struct wk_err err = {{0}};
+
+	if (uuid == NULL || vm_state == NULL || strcmp(vm_state, "active") != 0)
+		return;
+	if (wk_hv_domain_info(f->d.hv, uuid, &info, &err) < 0) {
+		log_warning(
+		    "Cannot check the state of '%s' after its migration: %s", uuid, err.msg);
+		return;
+	}
+	if (info.state != WK_HV_STATE_PAUSED)
+		return;
+	if (wk_hv_resume(f->d.hv, uuid, &err) < 0)
+		log_error("Cannot resume '%s' after its migration: %s", uuid, err.msg);
+	else
+		log_info("Resumed '%s', which arrived paused but should be running", uuid);
+}
+
+int
+wk_flow_post_at_destination(
+    wk_flow *f, const rpc_msg *msg, json_t **ret_result, struct wk_err *reterr)
+{
+	*ret_result = NULL;
+	resume_if_should_run(f, msg);
+	return end_inbound(
+	    f, msg, "post_live_migration_at_destination", "live_migration_post_dest", reterr);
+}
+
+int
+wk_flow_rollback_at_destination(
+    wk_flow *f, const rpc_msg *msg, json_t **ret_result, struct wk_err *reterr)
+{
+	*ret_result = NULL;
+	return end_inbound(f, msg, "rollback_live_migration_at_destination",
+	    "live_migration_rollback_dest", reterr);
+}

@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * wk_flow_policy: a source migration's policy, from resolving it (host
+ * tuning plus the instance's overrides) to carrying out what wk_policy
+ * decides for each sample (downtime, post-copy, pause, abort).  Main
+ * thread only.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "wk_flow_priv.h"
+#include "wk_instance_policy.h"
+#include "wk_log.h"
+
+WK_LOG_NAME("worker.flow");
+
+/* Post-copy where this migration may use it, else pause the guest so the
+ * remaining pages stop changing.  why is for the log. */
+int
+mig_force_complete(wk_flow *f, struct mig *m, const char *why, struct wk_err *reterr)
+{
+	int r;
+
+	if (m->postcopy_active || m->paused_by_us)
+		return 0;
+	if (m->policy.permit_post_copy) {
+		r = wk_hv_start_postcopy(f->d.hv, m->uuid, reterr);
+		if (r == 0) {
+			m->postcopy_active = true;
+			log_info("Switched the migration of '%s' to post-copy %s", m->uuid, why);
+			/* The phase changed: say so now; post-copy may end before the next sample.
+			 */
+			mig_notify_progress(f, m);
+		}
+		return r;
+	}
+	r = wk_hv_suspend(f->d.hv, m->uuid, reterr);
+	if (r == 0) {
+		m->paused_by_us = true;
+		log_info("Paused '%s' so its migration completes (%s)", m->uuid, why);
+		mig_notify_progress(f, m);
+	}
+	return r;
+}
+
+/* One policy decision per sample: warn first, then act. */
+void
+mig_apply_policy(wk_flow *f, struct mig *m, const struct wk_job_sample *s)
+{
+	struct wk_decision d;
+	struct wk_err err = {{0}};
+	int r = 0;
+
+	wk_policy_step(&m->policy_state, &m->policy, s, &d);
+	m->policy_step = d.policy_step;
+	if (mig_should_warn(m, &d, s->t_ms)) {
+		mig_notify_struggling(f, m, &d);
+		m->warned_reasons |= d.reasons;
+		if (d.action == WK_ACTION_NONE && d.action_reason != NULL)
+			snprintf(m->warned_none, sizeof(m->warned_none), "%s", d.action_reason);
+		m->last_warn_ms = s->t_ms;
+	}
+	switch (d.action) {
+	case WK_ACTION_NONE:
+	case WK_ACTION_THROTTLE: /* auto-converge was enabled at start; QEMU throttles */
+		return;
+	case WK_ACTION_RAISE_DOWNTIME:
+		r = wk_hv_set_max_downtime(f->d.hv, m->uuid, d.downtime_ms, &err);
+		if (r == 0) {
+			m->max_downtime_ms = d.downtime_ms;
+			log_info("Max downtime of '%s' set to %llu ms (step %d)", m->uuid,
+			    d.downtime_ms, d.policy_step);
+		}
+		break;
+	case WK_ACTION_POST_COPY:
+	case WK_ACTION_FORCE_COMPLETE:
+		r = mig_force_complete(f, m,
+		    d.action == WK_ACTION_POST_COPY ? "as it was struggling"
+		                                    : "at the completion timeout",
+		    &err);
+		break;
+	case WK_ACTION_PAUSE:
+		if (!m->paused_by_us) {
+			r = wk_hv_suspend(f->d.hv, m->uuid, &err);
+			if (r == 0) {
+				m->paused_by_us = true;
+				log_warning(
+				    "Paused '%s' as the last resort for its migration", m->uuid);
+				mig_notify_progress(f, m);
+			}
+		}
+		break;
+	case WK_ACTION_ABORT:
+		if (m->abort_requested)
+			break;
+		r = wk_hv_abort(f->d.hv, m->uuid, &err);
+		if (r == 0) {
+			m->abort_requested = true;
+			snprintf(m->abort_reason, sizeof(m->abort_reason), "%s",
+			    d.action_reason ? d.action_reason : "aborted by policy");
+			log_warning("Aborting the migration of '%s': %s", m->uuid, m->abort_reason);
+		}
+		break;
+	}
+	if (r < 0)
+		log_error("Policy action '%s' on '%s' failed: %s", wk_action_name(d.action),
+		    m->uuid, err.msg);
+	else
+		mig_journal_save(f, m); /* keeps the step and the deadline across a restart */
+}
+
+/* This migration's policy: the host's tuning, then the instance's overrides. */
+int
+mig_resolve_policy(wk_flow *f, struct mig *m, json_t *instance, unsigned long long memory_kib,
+    struct wk_err *reterr)
+{
+	const struct wk_tuning *t = f->d.tuning;
+	const struct wk_conf *c = f->d.conf;
+	struct wk_instance_policy ip;
+	unsigned long long ram = memory_kib * 1024ULL;
+	int r;
+
+	r = wk_instance_policy_read(instance, &ip, reterr);
+	if (r < 0)
+		return r;
+	memset(&m->policy, 0, sizeof(m->policy));
+	m->policy.max_downtime_ms = t->downtime_ms;
+	m->policy.downtime_steps = t->downtime_steps;
+	m->policy.downtime_delay_s = t->downtime_delay_s;
+	m->policy.completion_timeout_s = t->completion_timeout_s;
+	if (ip.timeout_action >= 0)
+		m->policy.timeout_action = ip.timeout_action == WK_TIMEOUT_ACTION_FORCE_COMPLETE
+		                               ? WK_TIMEOUT_FORCE_COMPLETE
+		                               : WK_TIMEOUT_ABORT;
+	else
+		m->policy.timeout_action =
+		    strcmp(c->libvirt.live_migration_timeout_action, "force_complete") == 0
+		        ? WK_TIMEOUT_FORCE_COMPLETE
+		        : WK_TIMEOUT_ABORT;
+	m->policy.permit_post_copy = wk_instance_policy_permits(
+	    ip.permit_post_copy, c->libvirt.live_migration_permit_post_copy);
+	m->policy.permit_auto_converge = wk_instance_policy_permits(
+	    ip.permit_auto_converge, c->libvirt.live_migration_permit_auto_converge);
+	m->policy.permit_pause = c->libvirt.live_migration_permit_pause;
+	/* nova counts at least 2 GiB of RAM when scaling its timeouts */
+	m->policy.data_bytes = ram < (2ULL << 30) ? (2ULL << 30) : ram;
+	if (ip.source[0] != '\0')
+		log_info("Instance '%s' sets its own migration policy (%s): post-copy %s, "
+		         "auto-converge %s, timeout action %s",
+		    m->uuid, ip.source, m->policy.permit_post_copy ? "permitted" : "forbidden",
+		    m->policy.permit_auto_converge ? "permitted" : "forbidden",
+		    m->policy.timeout_action == WK_TIMEOUT_ABORT ? "abort" : "force_complete");
+	return 0;
+}

@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * wk_flow_priv.h - what the wk_flow*.c files share, and nothing else: the
+ * migration record (struct mig), the flow handle's body, and the helpers one
+ * part of the flow calls in another.  Not an interface for the rest of the
+ * worker (that is wk_flow.h); tests may include it to reach the record
+ * format.  Main thread only, like the flow itself.
+ */
+#ifndef WK_FLOW_PRIV_H
+#define WK_FLOW_PRIV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "wk_flow.h"
+#include "wk_policy.h"
+#include "wk_progress.h"
+
+/* The destination's answer when its inbound slots are all taken; the source
+ * keeps the migration queued and asks again later (wk_flow_source.c). */
+#define NO_INBOUND_SLOT "no free inbound migration slot"
+
+enum mig_role {
+	ROLE_SOURCE,
+	ROLE_DEST,
+};
+
+enum mig_phase {
+	PHASE_QUEUED,     /* accepted; waits for an outbound slot (FIFO by seq) */
+	PHASE_PREPARING,  /* waiting for the destination's pre_live_migration */
+	PHASE_RUNNING,    /* libvirt is migrating */
+	PHASE_COMPLETING, /* migrated; post at destination in flight */
+	PHASE_INBOUND,    /* destination side: reserved, waiting for post or rollback */
+};
+
+struct mig {
+	struct mig *next;
+	wk_flow *flow;
+	enum mig_role role;
+	enum mig_phase phase;
+	uint64_t job_id;
+	uint64_t seq;         /* acceptance order, for the outbound FIFO */
+	uint64_t retry_at_ms; /* queued: not before (the destination had no inbound slot) */
+	char *uuid;
+	char *dest_host;
+	char *migration_uuid;
+	long long migration_id;
+	char *request_id;
+	bool block_migration;
+	bool persistent;
+	bool postcopy_active;
+	bool paused_by_us;
+	bool abort_requested;
+	char abort_reason[200];         /* set with abort_requested */
+	struct wk_policy_config policy; /* host tuning + this instance's overrides */
+	struct wk_policy_state policy_state;
+	unsigned long long max_downtime_ms; /* what the policy last set, 0 = libvirt's */
+	unsigned warned_reasons;            /* every reason reported so far */
+	char warned_none[160];              /* the last "nothing left to do" reason reported */
+	uint64_t last_warn_ms;
+	int policy_step;
+	json_t *instance;          /* the cast's Instance primitive */
+	json_t *context;           /* the cast's request context */
+	json_t *migrate_data;      /* source: the destination's answer to pre_live_migration */
+	json_t *cast_migrate_data; /* source: the cast's migrate_data, sent with pre */
+	struct wk_progress progress;
+	struct wk_job_sample last_sample;
+	uint64_t started_ms, last_notify_ms;
+};
+
+struct wk_flow {
+	struct wk_flow_deps d;
+	struct mig *migs;
+	uint64_t next_job_id;
+	uint64_t next_seq;
+	bool stopping; /* no queued migration starts any more */
+	uint64_t next_stale_check_ms;
+};
+
+/* ---- the record table (wk_flow.c) ---- */
+
+/* Frees m and what it owns; NULL-safe.  m must not be in the table. */
+void mig_free(struct mig *m);
+/* The record of instance uuid in role, or NULL. */
+struct mig *mig_find(wk_flow *f, const char *uuid, enum mig_role role);
+/* The record whose wk_migrate job is job_id, or NULL. */
+struct mig *mig_find_job(wk_flow *f, uint64_t job_id);
+/* Takes m out of the table, cancels its pending calls, drops its journal
+ * record and frees it; a source migration's slot goes to the queue. */
+void mig_unlink_free(wk_flow *f, struct mig *m);
+/* "queued", "preparing", "precopy", "postcopy", "paused", "completing",
+ * "inbound"; static. */
+const char *mig_phase_name(const struct mig *m);
+
+/* RPC argument helpers: name is borrowed from args.  -EINVAL with reterr
+ * naming the argument when it is missing (required) or of the wrong type. */
+int wk_flow_arg_get(json_t *args, const char *method, const char *name, json_type type,
+    bool required, json_t **ret, struct wk_err *reterr);
+int wk_flow_instance_arg(json_t *args, const char *method, const char **ret_uuid,
+    json_t **ret_instance, struct wk_err *reterr);
+/* A string field of a nova object primitive (borrowed), or NULL. */
+const char *wk_flow_obj_str(json_t *primitive, const char *key);
+
+/* ---- the journal (wk_flow_record.c) ---- */
+
+/* The record of m as it is now (new reference), or NULL. */
+json_t *mig_record(const struct mig *m);
+/* The inverse of mig_record (rec borrowed): a new struct mig, or NULL when
+ * the record does not fit. */
+struct mig *mig_from_record(wk_flow *f, json_t *rec);
+/* Records m as it is now; a failure is logged. */
+void mig_journal_save(wk_flow *f, const struct mig *m);
+/* Removes m's record; a failure is logged. */
+void mig_journal_drop(wk_flow *f, const struct mig *m);
+
+/* ---- notifications (wk_flow_notify.c); failures are logged ---- */
+
+/* instance.<action>.<phase> with nova's InstanceActionPayload. */
+void wk_flow_notify_action(
+    wk_flow *f, json_t *instance, json_t *context, const char *action, const char *phase);
+void wk_flow_notify_exception(
+    wk_flow *f, json_t *context, const char *function, const char *exception, const char *text);
+void mig_notify_progress(wk_flow *f, struct mig *m);
+void mig_notify_struggling(wk_flow *f, struct mig *m, const struct wk_decision *d);
+/* Whether decision d is news for instance.live_migration_struggling. */
+bool mig_should_warn(const struct mig *m, const struct wk_decision *d, uint64_t now_ms);
+
+/* ---- policy (wk_flow_policy.c) ---- */
+
+/* Fills m->policy from the host's tuning and instance's overrides. */
+int mig_resolve_policy(wk_flow *f, struct mig *m, json_t *instance, unsigned long long memory_kib,
+    struct wk_err *reterr);
+/* One policy decision for sample s, carried out. */
+void mig_apply_policy(wk_flow *f, struct mig *m, const struct wk_job_sample *s);
+/* Post-copy where permitted, else pause the guest; why is for the log. */
+int mig_force_complete(wk_flow *f, struct mig *m, const char *why, struct wk_err *reterr);
+
+/* ---- source side (wk_flow_source.c) ---- */
+
+/* The migration succeeded: post at destination, then m is freed. */
+void mig_finish_post(wk_flow *f, struct mig *m);
+/* The migration failed or was abandoned: rollback, then m is freed. */
+void mig_finish_rollback(wk_flow *f, struct mig *m, const char *why);
+/* Starts queued migrations, oldest first, while outbound slots are free. */
+void wk_flow_start_queued(wk_flow *f);
+
+/* ---- destination side (wk_flow_dest.c) ---- */
+
+/* Releases inbound reservations no migration arrived for (checked at most
+ * every 5 s). */
+void wk_flow_release_stale(wk_flow *f, uint64_t now_ms);
+
+#endif /* WK_FLOW_PRIV_H */

@@ -1,0 +1,468 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * wk_flow_source: the source side.  live_migration accepts a migration and
+ * queues it for an outbound slot; prepare calls pre_live_migration on the
+ * destination, start_job hands it to wk_migrate, job events drive the
+ * policy and progress, and it ends in finish_post or finish_rollback.
+ * Also force_complete/abort and the notification for a failed cast.
+ * Main thread only.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpc_nova.h"
+#include "wk_flow_priv.h"
+#include "wk_log.h"
+
+WK_LOG_NAME("worker.flow");
+
+#define RPC_VERSION "6.0"
+/* A destination with no free inbound slot (NO_INBOUND_SLOT) is asked again
+ * after this long; the migration waits in the queue meanwhile. */
+#define INBOUND_RETRY_MS 2000
+
+/* Source side: the migration is over one way or the other. */
+void
+mig_finish_rollback(wk_flow *f, struct mig *m, const char *why)
+{
+	json_t *args;
+
+	wk_flow_notify_action(f, m->instance, m->context, "live_migration_rollback", "start");
+	if (m->paused_by_us) {
+		struct wk_err err = {{0}};
+
+		/* Never leave a guest paused because of us. */
+		if (wk_hv_resume(f->d.hv, m->uuid, &err) < 0)
+			log_error(
+			    "Cannot resume '%s' after the failed migration: %s", m->uuid, err.msg);
+		else
+			log_info("Resumed '%s' on the source after the failed migration", m->uuid);
+	}
+	/* A queued migration reserved nothing at the destination. */
+	if (m->dest_host != NULL && m->phase != PHASE_QUEUED) {
+		args = json_pack("{s:O,s:b,s:O?}", "instance", m->instance, "destroy_disks", 1,
+		    "migrate_data", m->migrate_data);
+		if (args == NULL ||
+		    wk_bus_cast(f->d.bus, m->dest_host, "rollback_live_migration_at_destination",
+		        RPC_VERSION, args, m->context) < 0)
+			log_error("Cannot send rollback_live_migration_at_destination to '%s'",
+			    m->dest_host);
+	}
+	wk_flow_notify_action(f, m->instance, m->context, "live_migration_rollback", "end");
+	log_warning("Migration of '%s' to '%s' rolled back: %s", m->uuid,
+	    m->dest_host ? m->dest_host : "?", why);
+	mig_unlink_free(f, m);
+}
+
+static void
+on_post_at_dest_reply(void *data, int r, json_t *result, const char *error)
+{
+	struct mig *m = data;
+	wk_flow *f = m->flow;
+
+	wk_log_set_request_id(m->request_id);
+	if (r < 0)
+		log_warning(
+		    "post_live_migration_at_destination on '%s' failed: %s", m->dest_host, error);
+	wk_flow_notify_action(f, m->instance, m->context, "live_migration_post", "end");
+	log_info("Migration of '%s' to '%s' finished", m->uuid, m->dest_host);
+	mig_unlink_free(f, m);
+}
+
+void
+mig_finish_post(wk_flow *f, struct mig *m)
+{
+	json_t *args;
+	int r;
+
+	m->phase = PHASE_COMPLETING;
+	mig_journal_save(f, m);
+	wk_progress_complete(&m->progress);
+	/* The last poll predates the switchover: report the finished state. */
+	if (m->last_sample.memory_total > 0) {
+		m->last_sample.memory_processed = m->last_sample.memory_total;
+		m->last_sample.memory_remaining = 0;
+	}
+	if (m->last_sample.data_total > 0)
+		m->last_sample.data_processed = m->last_sample.data_total;
+	m->last_sample.data_remaining = 0;
+	mig_notify_progress(f, m);
+	wk_flow_notify_action(f, m->instance, m->context, "live_migration_post", "start");
+	args =
+	    json_pack("{s:O,s:b}", "instance", m->instance, "block_migration", m->block_migration);
+	r = args ? wk_bus_call(f->d.bus, m->dest_host, "post_live_migration_at_destination",
+	               RPC_VERSION, args, m->context, f->d.conf->rpc_response_timeout,
+	               on_post_at_dest_reply, m)
+	         : -ENOMEM;
+	if (r < 0)
+		on_post_at_dest_reply(m, r, NULL, "cannot send the call");
+}
+
+static int
+start_job(wk_flow *f, struct mig *m, struct wk_err *reterr)
+{
+	const struct wk_conf *c = f->d.conf;
+	const char *addr = wk_flow_obj_str(m->migrate_data, "target_connect_addr");
+	struct wk_hv_migrate_params p;
+	char dest_uri[512], migrate_uri[300];
+	unsigned interval_ms;
+
+	if (addr == NULL)
+		addr = m->dest_host;
+	snprintf(dest_uri, sizeof(dest_uri), "qemu+%s://%s/system",
+	    c->libvirt.live_migration_scheme, addr);
+	snprintf(migrate_uri, sizeof(migrate_uri), "tcp://%s", addr);
+	memset(&p, 0, sizeof(p));
+	p.uuid = m->uuid;
+	p.dest_uri = dest_uri;
+	p.migrate_uri = migrate_uri;
+	p.bandwidth_mib_s = f->d.tuning->bandwidth_mib_s;
+	p.compressed = f->d.tuning->compressed;
+	p.parallel_connections = f->d.tuning->parallel_connections;
+	p.block_migration = m->block_migration;
+	p.persistent = m->persistent;
+	p.postcopy = m->policy.permit_post_copy;
+	/* Nova: auto-converge only where post-copy is not available. */
+	p.auto_converge = m->policy.permit_auto_converge && !p.postcopy;
+	interval_ms = (unsigned)(c->notifications.progress_interval * 1000.0);
+	/* The policy decides per memory iteration, and iterations take well
+	 * under a second on a fast link: sample at 4 Hz (one cheap libvirtd
+	 * call each), notify every progress_interval. */
+	if (interval_ms > 250)
+		interval_ms = 250;
+	m->job_id = f->next_job_id++;
+	m->phase = PHASE_RUNNING;
+	m->started_ms = wk_now_ms();
+	m->last_notify_ms = 0;
+	wk_policy_init(&m->policy_state, &m->policy, m->started_ms);
+	log_info("Migrating '%s' to '%s' over %s (bandwidth %llu MiB/s)", m->uuid, m->dest_host,
+	    addr, p.bandwidth_mib_s);
+	return wk_migrate_start(f->d.migrate, m->job_id, &p, interval_ms, m->request_id) < 0
+	           ? wk_err_set(reterr, -ENOMEM, "cannot start the migration thread")
+	           : 0;
+}
+
+static void
+on_pre_reply(void *data, int r, json_t *result, const char *error)
+{
+	struct mig *m = data;
+	wk_flow *f = m->flow;
+	struct wk_err err = {{0}};
+
+	wk_log_set_request_id(m->request_id);
+	if (r < 0 && !m->abort_requested && !f->stopping && error != NULL &&
+	    strstr(error, NO_INBOUND_SLOT) != NULL) {
+		log_info("'%s' has no free inbound slot for '%s'; queued again, retrying in %d s",
+		    m->dest_host, m->uuid, INBOUND_RETRY_MS / 1000);
+		m->phase = PHASE_QUEUED;
+		m->retry_at_ms = wk_now_ms() + INBOUND_RETRY_MS;
+		wk_flow_start_queued(f); /* the slot it held may serve another destination */
+		return;
+	}
+	if (r < 0) {
+		log_error(
+		    "pre_live_migration on '%s' for '%s' failed: %s", m->dest_host, m->uuid, error);
+		mig_finish_rollback(f, m, error);
+		return;
+	}
+	if (m->abort_requested) {
+		mig_finish_rollback(f, m, "aborted before it started");
+		return;
+	}
+	if (json_is_object(result))
+		m->migrate_data = json_incref(result);
+	if (start_job(f, m, &err) < 0) {
+		log_error("Cannot start the migration of '%s': %s", m->uuid, err.msg);
+		mig_finish_rollback(f, m, err.msg);
+		return;
+	}
+	mig_journal_save(f, m);
+}
+
+/* Outbound migrations holding a slot: every source one past the queue. */
+static int
+outbound_busy(const wk_flow *f)
+{
+	int n = 0;
+
+	for (const struct mig *m = f->migs; m != NULL; m = m->next)
+		if (m->role == ROLE_SOURCE && m->phase != PHASE_QUEUED)
+			n++;
+	return n;
+}
+
+/* Takes an outbound slot: asks the destination to reserve its side. */
+static void
+prepare(wk_flow *f, struct mig *m)
+{
+	json_t *call_args;
+	int r;
+
+	m->phase = PHASE_PREPARING;
+	call_args = json_pack("{s:O,s:n,s:O?}", "instance", m->instance, "disk", "migrate_data",
+	    m->cast_migrate_data);
+	r = call_args ? wk_bus_call(f->d.bus, m->dest_host, "pre_live_migration", RPC_VERSION,
+	                    call_args, m->context, f->d.conf->rpc_response_timeout, on_pre_reply, m)
+	              : -ENOMEM;
+	if (r < 0)
+		mig_finish_rollback(f, m, "cannot call pre_live_migration");
+}
+
+/* Starts queued migrations, oldest first, while outbound slots are free. */
+void
+wk_flow_start_queued(wk_flow *f)
+{
+	uint64_t now = wk_now_ms();
+
+	for (;;) {
+		struct mig *next = NULL;
+
+		if (f->stopping || (f->d.tuning->max_outbound > 0 &&
+		                       outbound_busy(f) >= f->d.tuning->max_outbound))
+			return;
+		for (struct mig *m = f->migs; m != NULL; m = m->next)
+			if (m->role == ROLE_SOURCE && m->phase == PHASE_QUEUED &&
+			    m->retry_at_ms <= now && (next == NULL || m->seq < next->seq))
+				next = m;
+		if (next == NULL)
+			return;
+		wk_log_set_request_id(next->request_id);
+		log_info(
+		    "Live migration of '%s' to '%s' leaves the queue", next->uuid, next->dest_host);
+		prepare(f, next);
+	}
+}
+
+int
+wk_flow_live_migration(wk_flow *f, const rpc_msg *msg, json_t **ret_result, struct wk_err *reterr)
+{
+	json_t *args = rpc_msg_args(msg);
+	json_t *instance = NULL, *dest = NULL, *block = NULL, *migration = NULL;
+	json_t *migrate_data = NULL;
+	struct wk_hv_domain_info info;
+	const char *uuid = NULL;
+	struct mig *m;
+	int r;
+
+	r = wk_flow_instance_arg(args, "live_migration", &uuid, &instance, reterr);
+	if (r < 0)
+		return r;
+	if (f->stopping)
+		return wk_err_set(reterr, -ESHUTDOWN, "live_migration: the worker is stopping");
+	if ((r = wk_flow_arg_get(
+	         args, "live_migration", "dest", JSON_STRING, true, &dest, reterr)) < 0 ||
+	    (r = wk_flow_arg_get(args, "live_migration", "block_migration", JSON_TRUE, false,
+	         &block, reterr)) < 0 ||
+	    (r = wk_flow_arg_get(args, "live_migration", "migration", JSON_OBJECT, false,
+	         &migration, reterr)) < 0 ||
+	    (r = wk_flow_arg_get(args, "live_migration", "migrate_data", JSON_OBJECT, false,
+	         &migrate_data, reterr)) < 0)
+		return r;
+	if (strcmp(json_string_value(dest), f->d.conf->host) == 0)
+		return wk_err_set(reterr, -EINVAL, "live_migration: destination '%s' is this host",
+		    f->d.conf->host);
+	m = mig_find(f, uuid, ROLE_SOURCE);
+	if (m != NULL && m->request_id != NULL && rpc_msg_request_id(msg) != NULL &&
+	    strcmp(m->request_id, rpc_msg_request_id(msg)) == 0) {
+		/* Redelivered after a restart that came between journal and ack. */
+		log_info(
+		    "Live migration of '%s' is already accepted, ignoring the redelivery", uuid);
+		*ret_result = NULL;
+		return 0;
+	}
+	if (m != NULL)
+		return wk_err_set(reterr, -EBUSY, "instance '%s' is already migrating", uuid);
+	r = wk_hv_domain_info(f->d.hv, uuid, &info, reterr);
+	if (r < 0)
+		return r;
+	if (info.state != WK_HV_STATE_RUNNING && info.state != WK_HV_STATE_PAUSED)
+		return wk_err_set(reterr, -EINVAL, "instance '%s' is not running", uuid);
+
+	m = calloc(1, sizeof(*m));
+	if (m == NULL)
+		return -ENOMEM;
+	m->flow = f;
+	m->role = ROLE_SOURCE;
+	m->phase = PHASE_PREPARING;
+	m->uuid = strdup(uuid);
+	m->dest_host = strdup(json_string_value(dest));
+	m->migration_uuid =
+	    wk_flow_obj_str(migration, "uuid") ? strdup(wk_flow_obj_str(migration, "uuid")) : NULL;
+	m->migration_id = -1;
+	wk_progress_init(&m->progress);
+	if (migration != NULL) {
+		json_t *id = json_object_get(rpc_nova_object_data(migration), "id");
+
+		if (json_is_integer(id))
+			m->migration_id = json_integer_value(id);
+	}
+	m->request_id = rpc_msg_request_id(msg) ? strdup(rpc_msg_request_id(msg)) : NULL;
+	m->block_migration = block != NULL && json_is_true(block);
+	m->persistent = info.persistent;
+	m->instance = json_incref(instance);
+	m->context = json_incref(rpc_msg_context(msg));
+	if (m->uuid == NULL || m->dest_host == NULL) {
+		mig_free(m);
+		return -ENOMEM;
+	}
+	r = mig_resolve_policy(f, m, instance, info.memory_kib, reterr);
+	if (r < 0) {
+		mig_free(m);
+		return r;
+	}
+	m->cast_migrate_data = json_incref(migrate_data);
+	m->seq = f->next_seq++;
+	m->phase = PHASE_QUEUED;
+	m->next = f->migs;
+	f->migs = m;
+	*ret_result = NULL;
+	mig_journal_save(f, m); /* before the cast is acked */
+	if (outbound_busy(f) >= f->d.tuning->max_outbound && f->d.tuning->max_outbound > 0) {
+		log_info("Live migration of '%s' to '%s' accepted and queued: %d outbound "
+		         "migration(s) at once (libvirt.max_concurrent_live_migrations)",
+		    m->uuid, m->dest_host, f->d.tuning->max_outbound);
+		return 0;
+	}
+	log_info("Live migration of '%s' to '%s' accepted", m->uuid, m->dest_host);
+	prepare(f, m);
+	return 0; /* a failure is reported through the rollback */
+}
+
+/* The Instance for an action's notifications: the cast's, as nova sends it,
+ * unless the sender (an admin tool such as ferryctl) named little more than
+ * the uuid; then the one the migration was started with. */
+static json_t *
+action_instance(json_t *cast_instance, const struct mig *m)
+{
+	json_t *data = rpc_nova_object_data(cast_instance);
+
+	return json_object_get(data, "flavor") != NULL ? cast_instance : m->instance;
+}
+
+static struct mig *
+running_source(wk_flow *f, const rpc_msg *msg, const char *method, json_t **ret_instance,
+    struct wk_err *reterr, int *ret_r)
+{
+	const char *uuid = NULL;
+	struct mig *m;
+
+	*ret_r = wk_flow_instance_arg(rpc_msg_args(msg), method, &uuid, ret_instance, reterr);
+	if (*ret_r < 0)
+		return NULL;
+	m = mig_find(f, uuid, ROLE_SOURCE);
+	if (m == NULL)
+		*ret_r = wk_err_set(
+		    reterr, -ENOENT, "%s: no migration in progress for '%s'", method, uuid);
+	return m;
+}
+
+int
+wk_flow_force_complete(wk_flow *f, const rpc_msg *msg, json_t **ret_result, struct wk_err *reterr)
+{
+	json_t *instance = NULL;
+	struct mig *m;
+	int r;
+
+	m = running_source(f, msg, "live_migration_force_complete", &instance, reterr, &r);
+	if (m == NULL)
+		return r;
+	if (m->phase != PHASE_RUNNING)
+		return wk_err_set(reterr, -EBUSY, "migration of '%s' is %s, cannot force it now",
+		    m->uuid, mig_phase_name(m));
+	wk_flow_notify_action(f, action_instance(instance, m), rpc_msg_context(msg),
+	    "live_migration_force_complete", "start");
+	r = mig_force_complete(f, m, "on request", reterr);
+	if (r == 0)
+		mig_journal_save(f, m);
+	wk_flow_notify_action(f, action_instance(instance, m), rpc_msg_context(msg),
+	    "live_migration_force_complete", "end");
+	*ret_result = NULL;
+	return r;
+}
+
+int
+wk_flow_abort(wk_flow *f, const rpc_msg *msg, json_t **ret_result, struct wk_err *reterr)
+{
+	json_t *instance = NULL;
+	struct mig *m;
+	int r;
+
+	m = running_source(f, msg, "live_migration_abort", &instance, reterr, &r);
+	if (m == NULL)
+		return r;
+	wk_flow_notify_action(
+	    f, action_instance(instance, m), rpc_msg_context(msg), "live_migration_abort", "start");
+	switch (m->phase) {
+	case PHASE_QUEUED:
+		r = 0;
+		break;
+	case PHASE_PREPARING:
+		m->abort_requested = true; /* on_pre_reply rolls back instead of starting */
+		snprintf(m->abort_reason, sizeof(m->abort_reason), "aborted on request");
+		r = 0;
+		break;
+	case PHASE_RUNNING:
+		r = wk_hv_abort(f->d.hv, m->uuid, reterr);
+		if (r == 0) {
+			m->abort_requested = true;
+			snprintf(m->abort_reason, sizeof(m->abort_reason), "aborted on request");
+		}
+		break;
+	default:
+		r = wk_err_set(reterr, -EBUSY, "migration of '%s' is already completing", m->uuid);
+		break;
+	}
+	wk_flow_notify_action(
+	    f, action_instance(instance, m), rpc_msg_context(msg), "live_migration_abort", "end");
+	if (r == 0 && m->phase == PHASE_QUEUED)
+		mig_finish_rollback(f, m, "aborted on request while queued");
+	else if (r == 0) {
+		mig_journal_save(f, m);
+		log_info("Abort of the migration of '%s' requested", m->uuid);
+	}
+	*ret_result = NULL;
+	return r;
+}
+
+void
+wk_flow_on_job_event(wk_flow *f, const struct wk_mig_event *ev)
+{
+	struct mig *m = mig_find_job(f, ev->job_id);
+
+	if (m == NULL || m->phase != PHASE_RUNNING)
+		return; /* a late sample of a finished job */
+	wk_log_set_request_id(m->request_id);
+	if (ev->kind == WK_MIG_SAMPLE) {
+		uint64_t interval = (uint64_t)(f->d.conf->notifications.progress_interval * 1000.0);
+
+		if (ev->sample.memory_total <= 0)
+			return; /* setup phase: nothing measured yet */
+		m->last_sample = ev->sample;
+		wk_progress_update(&m->progress, &ev->sample);
+		mig_apply_policy(f, m, &ev->sample);
+		if (wk_now_ms() - m->last_notify_ms >= interval)
+			mig_notify_progress(f, m);
+		return;
+	}
+	if (ev->r == 0) {
+		mig_finish_post(f, m);
+		return;
+	}
+	mig_finish_rollback(f, m, m->abort_requested ? m->abort_reason : ev->msg);
+}
+
+void
+wk_flow_cast_failed(wk_flow *f, const rpc_msg *msg, const char *method, const char *text)
+{
+	json_t *instance = json_object_get(rpc_msg_args(msg), "instance");
+
+	wk_flow_notify_exception(f, rpc_msg_context(msg), method, "MigrationError", text);
+	if (strcmp(method, "live_migration") == 0 && rpc_nova_instance_uuid(instance) != NULL) {
+		wk_flow_notify_action(
+		    f, instance, rpc_msg_context(msg), "live_migration_rollback", "start");
+		wk_flow_notify_action(
+		    f, instance, rpc_msg_context(msg), "live_migration_rollback", "end");
+	}
+}
