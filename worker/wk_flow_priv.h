@@ -113,6 +113,11 @@ json_t *mig_record(const struct mig *m);
  * version (an older ferry's), -EINVAL for one that does not fit, -ENOMEM;
  * reterr names the key at fault, never a value. */
 int mig_from_record(wk_flow *f, json_t *rec, struct mig **ret_m, struct wk_err *reterr);
+/* The part of request context (borrowed) a restart needs, as a new object:
+ * request ids, user, project, roles, is_admin and the like, never a token,
+ * secret, password or service catalog.  NULL for a NULL or non-object
+ * context, or out of memory.  Pure. */
+json_t *wk_flow_journal_context(json_t *context);
 /* Records m as it is now; a failure is logged. */
 void mig_journal_save(wk_flow *f, const struct mig *m);
 /* Removes m's record; a failure is logged. */

@@ -88,22 +88,91 @@ policy_state_to_json(const struct wk_policy_state *s)
 	    s->post_copy, "paused", s->paused, "finished", s->finished);
 }
 
+/*
+ * What of a request context a restart needs: who asked (for the
+ * notifications' action_initiator and the calls to the destination) and
+ * the request ids that tie the logs together.  An allow-list, so nothing
+ * secret can slip in with a new oslo or nova key: never auth_token, any
+ * other *token*, *secret* or *password* key, nor service_catalog.  Only
+ * scalars and arrays of strings (roles) are kept.
+ */
+static const char *const context_keep[] = {
+    "request_id",
+    "global_request_id",
+    "user",
+    "user_id",
+    "user_name",
+    "user_domain",
+    "user_identity",
+    "project",
+    "project_id",
+    "project_name",
+    "project_domain",
+    "tenant",
+    "roles",
+    "is_admin",
+    "read_deleted",
+    "show_deleted",
+    "timestamp",
+};
+
+static bool
+context_value_ok(json_t *v)
+{
+	size_t i;
+	json_t *e;
+
+	if (!json_is_array(v))
+		return !json_is_object(v);
+	json_array_foreach (v, i, e)
+		if (!json_is_string(e))
+			return false;
+	return true;
+}
+
+json_t *
+wk_flow_journal_context(json_t *context)
+{
+	json_t *kept, *v;
+
+	if (!json_is_object(context))
+		return NULL;
+	kept = json_object();
+	if (kept == NULL)
+		return NULL;
+	for (size_t i = 0; i < sizeof(context_keep) / sizeof(context_keep[0]); i++) {
+		v = json_object_get(context, context_keep[i]);
+		if (v != NULL && context_value_ok(v) &&
+		    json_object_set_new(kept, context_keep[i], json_deep_copy(v)) < 0) {
+			json_decref(kept);
+			return NULL;
+		}
+	}
+	return kept;
+}
+
 json_t *
 mig_record(const struct mig *m)
 {
-	return json_pack("{s:i,s:s,s:s,s:s,s:s?,s:s?,s:I,s:s?,s:b,s:b,s:b,s:b,s:b,s:s,s:O,s:O?,"
-	                 "s:O?,s:O?,s:I,s:I,s:I,s:i,s:o,s:o}",
+	/* The request context without its token (issue 12.2). */
+	json_t *context = wk_flow_journal_context(m->context);
+	json_t *rec;
+
+	rec = json_pack("{s:i,s:s,s:s,s:s,s:s?,s:s?,s:I,s:s?,s:b,s:b,s:b,s:b,s:b,s:s,s:O,s:O?,"
+	                "s:O?,s:O?,s:I,s:I,s:I,s:i,s:o,s:o}",
 	    "version", RECORD_VERSION, "role", m->role == ROLE_SOURCE ? "source" : "destination",
 	    "phase", phase_names[m->phase], "uuid", m->uuid, "dest_host", m->dest_host,
 	    "migration_uuid", m->migration_uuid, "migration_id", (json_int_t)m->migration_id,
 	    "request_id", m->request_id, "block_migration", m->block_migration, "persistent",
 	    m->persistent, "postcopy_active", m->postcopy_active, "paused_by_us", m->paused_by_us,
 	    "abort_requested", m->abort_requested, "abort_reason", m->abort_reason, "instance",
-	    m->instance, "context", m->context, "migrate_data", m->migrate_data,
-	    "cast_migrate_data", m->cast_migrate_data, "seq", (json_int_t)m->seq, "started_ms",
+	    m->instance, "context", context, "migrate_data", m->migrate_data, "cast_migrate_data",
+	    m->cast_migrate_data, "seq", (json_int_t)m->seq, "started_ms",
 	    (json_int_t)m->started_ms, "max_downtime_ms", (json_int_t)m->max_downtime_ms,
 	    "policy_step", m->policy_step, "policy", policy_to_json(&m->policy), "policy_state",
 	    policy_state_to_json(&m->policy_state));
+	json_decref(context);
+	return rec;
 }
 
 /* Records m as it is now.  A failure is logged: the migration goes on, it

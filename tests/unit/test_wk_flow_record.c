@@ -4,8 +4,10 @@
  * journal in a temporary directory: a source record and a destination
  * reservation (with its null fields) come back as they went in and survive
  * wk_flow_recover; a record of an older version or a broken one is refused
- * with the key named, and kept, never misread or deleted.
+ * with the key named, and kept, never misread or deleted; no token of the
+ * request context reaches the file.
  */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,5 +294,116 @@ Test(wk_flow_record, broken_record_names_the_key_not_the_value)
 	cr_assert_eq(mig_from_record(flow, rec, &back, &err), -EINVAL);
 	cr_assert_not_null(strstr(err.msg, "'dest_host'"), "%s", err.msg);
 	json_decref(rec);
+	mig_free(m);
+}
+
+/* An oslo context as nova sends it, with everything secret it carries. */
+static json_t *
+full_context(void)
+{
+	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:[s,s],s:b,s:s,s:s,s:s,s:[{s:s}],s:s,"
+	                 "s:s,s:s,s:{s:s}}",
+	    "request_id", "req-1", "global_request_id", "req-g", "user", "u1", "user_id", "u1",
+	    "project_id", "p1", "tenant", "p1", "user_name", "alice", "roles", "admin", "member",
+	    "is_admin", 1, "auth_token", "gAAAAA-the-token", "auth_token_info", "tok-info",
+	    "service_token", "svc-token", "service_catalog", "type", "compute", "db_password",
+	    "pw-1", "app_secret", "sec-1", "X-Subject-Token", "hdr-token", "user_auth_plugin",
+	    "plugin-token", "plugin-state");
+}
+
+Test(wk_flow_record, journal_context_keeps_identity_and_drops_secrets)
+{
+	json_t *ctx = full_context();
+	json_t *kept = wk_flow_journal_context(ctx);
+	const char *key;
+	json_t *v;
+	char *text;
+
+	cr_assert_not_null(kept);
+	cr_assert_str_eq(json_string_value(json_object_get(kept, "request_id")), "req-1");
+	cr_assert_str_eq(json_string_value(json_object_get(kept, "global_request_id")), "req-g");
+	cr_assert_str_eq(json_string_value(json_object_get(kept, "user_id")), "u1");
+	cr_assert_str_eq(json_string_value(json_object_get(kept, "project_id")), "p1");
+	cr_assert_str_eq(json_string_value(json_object_get(kept, "tenant")), "p1");
+	cr_assert_str_eq(json_string_value(json_object_get(kept, "user_name")), "alice");
+	cr_assert_eq(json_array_size(json_object_get(kept, "roles")), 2);
+	cr_assert(json_is_true(json_object_get(kept, "is_admin")));
+	json_object_foreach (kept, key, v) {
+		cr_assert_null(strcasestr(key, "token"), "%s kept", key);
+		cr_assert_null(strcasestr(key, "secret"), "%s kept", key);
+		cr_assert_null(strcasestr(key, "password"), "%s kept", key);
+		cr_assert_null(strcasestr(key, "catalog"), "%s kept", key);
+	}
+	text = json_dumps(kept, JSON_COMPACT);
+	cr_assert_null(strstr(text, "token"), "%s", text);
+	cr_assert_null(strstr(text, "pw-1"), "%s", text);
+	cr_assert_null(strstr(text, "sec-1"), "%s", text);
+	free(text);
+	json_decref(kept);
+	json_decref(ctx);
+	cr_assert_null(wk_flow_journal_context(NULL));
+}
+
+/* Every byte the journal directory holds, concatenated. */
+static char *
+journal_bytes(void)
+{
+	char path[512], *all = calloc(1, 1);
+	size_t len = 0;
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/migrations", dir);
+	d = opendir(path);
+	cr_assert_not_null(d);
+	while ((e = readdir(d)) != NULL) {
+		char buf[4096];
+		size_t n;
+		FILE *fp;
+
+		if (e->d_name[0] == '.' && (e->d_name[1] == '\0' || e->d_name[1] == '.'))
+			continue;
+		snprintf(path, sizeof(path), "%s/migrations/%s", dir, e->d_name);
+		fp = fopen(path, "r");
+		cr_assert_not_null(fp, "%s", path);
+		while ((n = fread(buf, 1, sizeof(buf), fp)) > 0) {
+			all = realloc(all, len + n + 1);
+			cr_assert_not_null(all);
+			memcpy(all + len, buf, n);
+			len += n;
+			all[len] = '\0';
+		}
+		fclose(fp);
+	}
+	closedir(d);
+	return all;
+}
+
+Test(wk_flow_record, no_token_reaches_the_journal_file)
+{
+	struct mig *m = source_mig(), *back = NULL;
+	struct wk_err err = {{0}};
+	char *bytes;
+	json_t *rec;
+
+	json_decref(m->context);
+	m->context = full_context();
+	mig_journal_save(flow, m);
+	bytes = journal_bytes();
+	cr_assert_not_null(strstr(bytes, "req-1"), "the record must be on disk");
+	cr_assert_null(strstr(bytes, "auth_token"));
+	cr_assert_null(strstr(bytes, "gAAAAA-the-token"));
+	cr_assert_null(strstr(bytes, "svc-token"));
+	cr_assert_null(strstr(bytes, "service_catalog"));
+	cr_assert_null(strstr(bytes, "pw-1"));
+	cr_assert_null(strstr(bytes, "sec-1"));
+	free(bytes);
+
+	rec = load("source-11111111-2222-3333-4444-555555555555");
+	cr_assert_eq(mig_from_record(flow, rec, &back, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(json_string_value(json_object_get(back->context, "user_id")), "u1");
+	cr_assert_null(json_object_get(back->context, "auth_token"));
+	json_decref(rec);
+	mig_free(back);
 	mig_free(m);
 }
