@@ -7,12 +7,16 @@
  * Undecodable messages are rejected without requeue; a call among them is
  * still answered with a failure when its top level says where to, and an
  * invalid cast naming an instance gets a compute.exception notification.
+ * The one requeue: a handler that could not keep the request durably
+ * (WK_FLOW_REQUEUE, a journal write failed) leaves it unacknowledged and
+ * rejects it with requeue, so the broker hands it over again.
  */
 #include "wk_dispatch.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "rpc_dispatch.h"
 #include "rpc_error.h"
@@ -23,6 +27,17 @@
 WK_LOG_NAME("worker.dispatch");
 
 #define DEDUP_SLOTS 64 /* oslo remembers 16 */
+/*
+ * A requeued message comes straight back (the broker puts it at the head
+ * of the queue), and while the disk stays full its journal write fails
+ * again at once.  A redelivery that is requeued again therefore waits
+ * this long first, blocking the main loop: it bounds that loop to two
+ * tries a second, one log line each, and stays far below the heartbeat
+ * interval.  The first requeue is immediate (a passing error costs
+ * nothing).  A quorum queue with a delivery limit drops the message after
+ * that many tries; that limit is the operator's choice.
+ */
+#define REQUEUE_PAUSE_MS 500
 
 static const struct {
 	const char *name;
@@ -98,6 +113,34 @@ seen_before(wk_dispatch *d, const char *unique_id)
 	snprintf(d->seen[d->seen_next], sizeof(d->seen[0]), "%s", unique_id);
 	d->seen_next = (d->seen_next + 1) % DEDUP_SLOTS;
 	return false;
+}
+
+/* Forgets unique_id, so its redelivery is handled rather than dropped as a
+ * duplicate. */
+static void
+forget(wk_dispatch *d, const char *unique_id)
+{
+	if (unique_id == NULL || unique_id[0] == '\0')
+		return;
+	for (size_t i = 0; i < DEDUP_SLOTS; i++)
+		if (strcmp(d->seen[i], unique_id) == 0)
+			d->seen[i][0] = '\0';
+}
+
+/* Puts a request the handler could not keep back on the queue. */
+static void
+requeue(wk_dispatch *d, const struct rpc_delivery *dl, const rpc_msg *msg)
+{
+	struct timespec pause = {REQUEUE_PAUSE_MS / 1000, (REQUEUE_PAUSE_MS % 1000) * 1000000L};
+
+	forget(d, rpc_msg_unique_id(msg));
+	if (dl->redelivered)
+		while (nanosleep(&pause, &pause) < 0 && errno == EINTR)
+			;
+	if (rpc_amqp_reject(d->amqp, dl->tag, true) < 0)
+		log_warning("Cannot requeue message %llu: broker connection lost, it will be "
+		            "redelivered",
+		    (unsigned long long)dl->tag);
 }
 
 /* Answers a call that could not even be parsed, when it says where to. */
@@ -264,6 +307,14 @@ handle(wk_dispatch *d, const struct rpc_delivery *dl, rpc_msg *msg)
 	}
 	log_debug("Dispatching '%s' version '%s'", method, rpc_msg_version(msg));
 	r = handlers[m->id].handler(d->flow, msg, &result, &err);
+	if (r == WK_FLOW_REQUEUE) {
+		trim_cut_utf8(err.msg);
+		log_warning("%s; not acknowledged, requeued to be handled again%s", err.msg,
+		    dl->redelivered ? " (after a pause)" : "");
+		json_decref(result);
+		requeue(d, dl, msg);
+		return;
+	}
 	if (r < 0) {
 		if (err.msg[0] == '\0')
 			snprintf(err.msg, sizeof(err.msg), "%s failed: %s", method, strerror(-r));

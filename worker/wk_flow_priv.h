@@ -123,8 +123,9 @@ int mig_from_record(wk_flow *f, json_t *rec, struct mig **ret_m, struct wk_err *
  * secret, password or service catalog.  NULL for a NULL or non-object
  * context, or out of memory.  Pure. */
 json_t *wk_flow_journal_context(json_t *context);
-/* Records m as it is now; a failure is logged. */
-void mig_journal_save(wk_flow *f, const struct mig *m);
+/* Records m as it is now: 0 (also without a journal), or -errno after
+ * logging the failure. */
+int mig_journal_save(wk_flow *f, const struct mig *m);
 /* Removes m's record; a failure is logged. */
 void mig_journal_drop(wk_flow *f, const struct mig *m);
 

@@ -193,23 +193,27 @@ mig_record(const struct mig *m)
 	return rec;
 }
 
-/* Records m as it is now.  A failure is logged: the migration goes on, it
- * would only not survive a restart of the worker. */
-void
+/* Records m as it is now.  A failure is logged; most callers go on (the
+ * migration would only not survive a restart of the worker), the accepting
+ * write of live_migration does not. */
+int
 mig_journal_save(wk_flow *f, const struct mig *m)
 {
 	struct wk_err err = {{0}};
 	json_t *rec;
 	char key[128];
+	int r;
 
 	if (f->d.journal == NULL)
-		return;
+		return 0;
 	journal_key(m, key, sizeof(key));
 	rec = mig_record(m);
-	if (rec == NULL || wk_journal_write(f->d.journal, key, rec, &err) < 0)
+	r = rec ? wk_journal_write(f->d.journal, key, rec, &err) : -ENOMEM;
+	if (r < 0)
 		log_error("Cannot journal the migration of '%s': %s", m->uuid,
 		    rec ? err.msg : "out of memory");
 	json_decref(rec);
+	return r;
 }
 
 void

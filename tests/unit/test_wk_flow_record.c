@@ -429,3 +429,16 @@ Test(wk_flow_record, no_token_reaches_the_journal_file)
 	mig_free(back);
 	mig_free(m);
 }
+
+Test(wk_flow_record, failed_journal_write_is_returned)
+{
+	struct mig *m = dest_reservation();
+	char path[128];
+
+	/* Root ignores permissions: take the directory away under the open
+	 * journal instead, so the write fails as on a lost disk. */
+	snprintf(path, sizeof(path), "%s/migrations", dir);
+	cr_assert_eq(rmdir(path), 0);
+	cr_assert_lt(mig_journal_save(flow, m), 0, "live_migration must not ack this");
+	mig_free(m);
+}
