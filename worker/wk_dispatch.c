@@ -20,6 +20,7 @@
 
 #include "rpc_dispatch.h"
 #include "rpc_error.h"
+#include "rpc_methods.h"
 #include "rpc_nova.h"
 #include "rpc_reply.h"
 #include "wk_log.h"
@@ -39,35 +40,17 @@ WK_LOG_NAME("worker.dispatch");
  */
 #define REQUEUE_PAUSE_MS 500
 
-static const struct {
-	const char *name;
-	wk_flow_handler handler;
-} handlers[] = {
-    {"live_migration", wk_flow_live_migration},
-    {"live_migration_force_complete", wk_flow_force_complete},
-    {"live_migration_abort", wk_flow_abort},
-    {"pre_live_migration", wk_flow_pre_live_migration},
-    {"post_live_migration_at_destination", wk_flow_post_at_destination},
-    {"rollback_live_migration_at_destination", wk_flow_rollback_at_destination},
-    {"list_migrations", wk_flow_list_migrations},
-    {"recover_migration", wk_flow_recover_migration},
-};
-
-/* nova-compute 26 serves 6.1 and, through its proxy, 5.13; the admin query is ferry's own. */
-#define NOVA_METHOD(i, n)         \
-	{n, NULL, 6, 1, i},       \
-	{                         \
-		n, NULL, 5, 13, i \
-	}
-static const struct rpc_method methods[] = {
-    NOVA_METHOD(0, "live_migration"),
-    NOVA_METHOD(1, "live_migration_force_complete"),
-    NOVA_METHOD(2, "live_migration_abort"),
-    NOVA_METHOD(3, "pre_live_migration"),
-    NOVA_METHOD(4, "post_live_migration_at_destination"),
-    NOVA_METHOD(5, "rollback_live_migration_at_destination"),
-    {"list_migrations", "ferry", 1, 0, 6},
-    {"recover_migration", "ferry", 1, 0, 7},
+/* Handlers by method id: the methods themselves (names, namespaces,
+ * versions) are rpc/rpc_methods.c's one table. */
+static const wk_flow_handler handlers[_RPC_M_MAX] = {
+    [RPC_M_LIVE_MIGRATION] = wk_flow_live_migration,
+    [RPC_M_LIVE_MIGRATION_FORCE_COMPLETE] = wk_flow_force_complete,
+    [RPC_M_LIVE_MIGRATION_ABORT] = wk_flow_abort,
+    [RPC_M_PRE_LIVE_MIGRATION] = wk_flow_pre_live_migration,
+    [RPC_M_POST_LIVE_MIGRATION_AT_DESTINATION] = wk_flow_post_at_destination,
+    [RPC_M_ROLLBACK_LIVE_MIGRATION_AT_DESTINATION] = wk_flow_rollback_at_destination,
+    [RPC_M_LIST_MIGRATIONS] = wk_flow_list_migrations,
+    [RPC_M_RECOVER_MIGRATION] = wk_flow_recover_migration,
 };
 
 struct wk_dispatch {
@@ -81,8 +64,14 @@ struct wk_dispatch {
 int
 wk_dispatch_new(rpc_amqp *amqp, wk_bus *bus, wk_flow *flow, wk_dispatch **ret_dispatch)
 {
-	wk_dispatch *d = calloc(1, sizeof(*d));
+	wk_dispatch *d;
 
+	/* A method added to rpc_methods.c without its handler here is a bug. */
+	for (size_t i = 0; i < rpc_methods_count; i++)
+		if (rpc_methods[i].id < 0 || rpc_methods[i].id >= _RPC_M_MAX ||
+		    handlers[rpc_methods[i].id] == NULL)
+			return -EINVAL;
+	d = calloc(1, sizeof(*d));
 	if (d == NULL)
 		return -ENOMEM;
 	d->amqp = amqp;
@@ -287,8 +276,8 @@ handle(wk_dispatch *d, const struct rpc_delivery *dl, rpc_msg *msg)
 	char *failure = NULL;
 	int r;
 
-	r = rpc_dispatch_lookup(methods, sizeof(methods) / sizeof(methods[0]), method,
-	    rpc_msg_version(msg), rpc_msg_namespace(msg), &m, &rerr);
+	r = rpc_dispatch_lookup(rpc_methods, rpc_methods_count, method, rpc_msg_version(msg),
+	    rpc_msg_namespace(msg), &m, &rerr);
 	if (r < 0) {
 		trim_cut_utf8(rerr.msg);
 		log_error("Cannot dispatch '%s' version '%s': %s", method, rpc_msg_version(msg),
@@ -306,7 +295,7 @@ handle(wk_dispatch *d, const struct rpc_delivery *dl, rpc_msg *msg)
 		return;
 	}
 	log_debug("Dispatching '%s' version '%s'", method, rpc_msg_version(msg));
-	r = handlers[m->id].handler(d->flow, msg, &result, &err);
+	r = handlers[m->id](d->flow, msg, &result, &err);
 	if (r == WK_FLOW_REQUEUE) {
 		trim_cut_utf8(err.msg);
 		log_warning("%s; not acknowledged, requeued to be handled again%s", err.msg,
