@@ -494,6 +494,16 @@ on_job_done(wk_flow *f, struct mig *m, const struct wk_mig_event *ev)
 		return;
 	case WK_MIG_POSTCOPY_FAILED:
 		break;
+	case WK_MIG_LOST:
+		if (m->recovering || m->postcopy_active)
+			break; /* a post-copy guest lost: said as a post-copy failure below */
+		/* Neither post nor rollback would be true: say what is. */
+		log_error("Migration of '%s' to '%s' ended with the guest on neither host", m->uuid,
+		    m->dest_host);
+		wk_flow_notify_exception(f, m->context, "live_migration", "MigrationError",
+		    "the guest runs on neither host after its migration (destroyed meanwhile?)");
+		mig_unlink_free(f, m);
+		return;
 	}
 	/* Never a rollback: the guest does not run on the source.  The record
 	 * stays (journal, list_migrations) for an operator, unless the guest
