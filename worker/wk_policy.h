@@ -7,7 +7,8 @@
  * from the samples (wk_job_sample.t_ms) and the start time given to
  * wk_policy_init().  One caller-allocated struct wk_policy_state per
  * migration, used by one thread at a time.  The state is a plain struct of
- * bounded size (no pointers), so it can be journalled and restored as is.
+ * bounded size (no pointers); the journal stores it field by field
+ * (wk_flow_record.c), so a new field must be added there too.
  *
  * Detection is per memory iteration (pre-copy pass, memory_iteration), not
  * per raw sample: data_remaining is a saw-tooth (it falls while a pass sends
