@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * rpc_amqp: the AMQP transport, the only code that includes <amqp.h>.
+ * rpc_amqp: the AMQP transport; its files rpc_amqp*.c are the only code that
+ * includes <amqp.h> (rpc_amqp_priv.h says which does what).
  *
  * Owns one broker connection with two channels: channel 1 consumes the
  * server queues (topic, topic.<host>, the fanout queue) and our own reply
