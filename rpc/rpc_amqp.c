@@ -129,7 +129,7 @@ rpc_amqp_new(const struct rpc_amqp_options *opts, rpc_amqp **ret_amqp)
 	a->url = u;
 	if (a->exchange == NULL || a->server == NULL || a->connection_name == NULL ||
 	    a->notify_topic == NULL || u == NULL ||
-	    rpc_outbox_new(opts->outbox_max, &a->outbox) < 0)
+	    rpc_outbox_new(opts->outbox_max_bytes, &a->outbox) < 0)
 		goto oom;
 	u->n_hosts = opts->url->n_hosts;
 	u->hosts = calloc(u->n_hosts, sizeof(*u->hosts));
@@ -606,9 +606,9 @@ rpc_amqp_reject(rpc_amqp *a, uint64_t tag, bool requeue)
 	return amqp_basic_reject(a->conn, CH_CONSUME, tag, requeue) == 0 ? 0 : -ECONNRESET;
 }
 
-int
-rpc_amqp_publish(rpc_amqp *a, const char *exchange, const char *routing_key, json_t *inner,
-    bool mandatory, int expiration_ms)
+static int
+publish(rpc_amqp *a, const char *exchange, const char *routing_key, json_t *inner, bool mandatory,
+    int expiration_ms, enum rpc_outbox_class cls)
 {
 	struct rpc_outbox_msg m;
 	int r;
@@ -618,20 +618,48 @@ rpc_amqp_publish(rpc_amqp *a, const char *exchange, const char *routing_key, jso
 	m.body = rpc_envelope_encode(inner, &m.len);
 	m.mandatory = mandatory;
 	m.expiration_ms = expiration_ms;
+	m.cls = cls;
 	if (m.body == NULL)
 		return -ENOMEM;
 	r = rpc_outbox_push(a->outbox, &m);
-	if (r < 0 && r != -ENOBUFS)
+	if (r < 0)
 		return r;
+	if (r != 0 && a->on_outbox != NULL) {
+		struct rpc_outbox_stats os;
+		struct rpc_amqp_outbox_event ev;
+
+		rpc_outbox_get_stats(a->outbox, &os);
+		ev.dropped = os.last_drops;
+		ev.dropped_total = os.dropped;
+		ev.over_bound = (r & RPC_OUTBOX_OVER) != 0;
+		ev.bytes = os.bytes;
+		ev.max_bytes = os.max_bytes;
+		ev.routing_key = routing_key;
+		a->on_outbox(a->on_outbox_data, &ev);
+	}
 	if (a->connected && flush_outbox(a) < 0)
 		drop_connection(a); /* the owner notices and reconnects; it stays queued */
-	return r;
+	return 0;
 }
 
 int
-rpc_amqp_notify(rpc_amqp *a, const char *routing_key, json_t *inner)
+rpc_amqp_publish(rpc_amqp *a, const char *exchange, const char *routing_key, json_t *inner,
+    bool mandatory, int expiration_ms)
 {
-	return rpc_amqp_publish(a, a->exchange, routing_key, inner, false, 0);
+	return publish(a, exchange, routing_key, inner, mandatory, expiration_ms, RPC_OUTBOX_KEEP);
+}
+
+int
+rpc_amqp_notify(rpc_amqp *a, const char *routing_key, json_t *inner, enum rpc_outbox_class cls)
+{
+	return publish(a, a->exchange, routing_key, inner, false, 0, cls);
+}
+
+void
+rpc_amqp_set_outbox_hook(rpc_amqp *a, rpc_amqp_on_outbox cb, void *userdata)
+{
+	a->on_outbox = cb;
+	a->on_outbox_data = userdata;
 }
 
 const char *
@@ -660,5 +688,6 @@ rpc_amqp_get_stats(const rpc_amqp *a, struct rpc_amqp_stats *ret_stats)
 	rpc_outbox_get_stats(a->outbox, &os);
 	*ret_stats = a->stats;
 	ret_stats->outbox_len = os.len;
+	ret_stats->outbox_bytes = os.bytes;
 	ret_stats->dropped = os.dropped;
 }

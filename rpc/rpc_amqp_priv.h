@@ -61,6 +61,8 @@ struct rpc_amqp {
 	struct inflight in;
 
 	rpc_outbox *outbox;
+	rpc_amqp_on_outbox on_outbox;
+	void *on_outbox_data;
 	struct rpc_amqp_stats stats;
 };
 

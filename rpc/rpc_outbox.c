@@ -2,7 +2,8 @@
 /*
  * rpc_outbox: a singly linked FIFO with a tail pointer.  seq is the
  * delivery tag a message was sent under on the current channel, 0 while it
- * is unsent.
+ * is unsent.  Making room walks the list from the head; it only runs when
+ * over the bound, which is rare, so no separate list of droppables.
  */
 #include "rpc_outbox.h"
 
@@ -15,13 +16,15 @@ struct entry {
 	uint64_t seq;
 	struct rpc_outbox_msg m; /* its strings point to the copies below */
 	char *exchange, *routing_key;
+	size_t size; /* what it counts against the bound */
 };
 
 struct rpc_outbox {
 	struct entry *head, *tail;
-	size_t len, max;
+	size_t len, bytes, max_bytes;
 	uint64_t next_seq;
-	uint64_t dropped;
+	uint64_t dropped, last_drops;
+	bool over; /* in an episode over the bound */
 };
 
 static void
@@ -36,13 +39,13 @@ entry_free(struct entry *e)
 }
 
 int
-rpc_outbox_new(size_t max_msgs, rpc_outbox **ret_outbox)
+rpc_outbox_new(size_t max_bytes, rpc_outbox **ret_outbox)
 {
 	rpc_outbox *ob = calloc(1, sizeof(*ob));
 
 	if (ob == NULL)
 		return -ENOMEM;
-	ob->max = max_msgs > 0 ? max_msgs : 4096;
+	ob->max_bytes = max_bytes > 0 ? max_bytes : RPC_OUTBOX_DEFAULT_MAX_BYTES;
 	ob->next_seq = 1;
 	*ret_outbox = ob;
 	return 0;
@@ -74,7 +77,36 @@ unlink_entry(rpc_outbox *ob, struct entry *prev, struct entry *e)
 	if (ob->tail == e)
 		ob->tail = prev;
 	ob->len--;
+	ob->bytes -= e->size;
 	entry_free(e);
+}
+
+/* Drops droppable messages, oldest first, until need more bytes fit. */
+static void
+make_room(rpc_outbox *ob, size_t need)
+{
+	struct entry *prev = NULL, *e = ob->head;
+
+	while (e != NULL && ob->bytes + need > ob->max_bytes) {
+		struct entry *next = e->next;
+
+		if (e->m.cls == RPC_OUTBOX_DROPPABLE) {
+			unlink_entry(ob, prev, e);
+			ob->dropped++;
+			ob->last_drops++;
+		} else {
+			prev = e;
+		}
+		e = next;
+	}
+}
+
+/* An episode over the bound ends once everything fits again. */
+static void
+update_over(rpc_outbox *ob)
+{
+	if (ob->over && ob->bytes <= ob->max_bytes)
+		ob->over = false;
 }
 
 int
@@ -97,10 +129,15 @@ rpc_outbox_push(rpc_outbox *ob, const struct rpc_outbox_msg *m)
 		entry_free(e);
 		return -ENOMEM;
 	}
-	if (ob->len >= ob->max) {
-		unlink_entry(ob, NULL, ob->head);
+	e->size = sizeof(*e) + m->len + strlen(m->exchange) + strlen(m->routing_key) + 2;
+	ob->last_drops = 0;
+	make_room(ob, e->size);
+	if (ob->bytes + e->size > ob->max_bytes && m->cls == RPC_OUTBOX_DROPPABLE) {
+		/* No older droppable message left to make room: this one goes. */
+		entry_free(e);
 		ob->dropped++;
-		r = -ENOBUFS;
+		ob->last_drops++;
+		return RPC_OUTBOX_DROPPED;
 	}
 	if (ob->tail != NULL)
 		ob->tail->next = e;
@@ -108,6 +145,13 @@ rpc_outbox_push(rpc_outbox *ob, const struct rpc_outbox_msg *m)
 		ob->head = e;
 	ob->tail = e;
 	ob->len++;
+	ob->bytes += e->size;
+	r = ob->last_drops > 0 ? RPC_OUTBOX_DROPPED : 0;
+	update_over(ob);
+	if (!ob->over && ob->bytes > ob->max_bytes) {
+		ob->over = true;
+		r |= RPC_OUTBOX_OVER;
+	}
 	return r;
 }
 
@@ -158,6 +202,7 @@ rpc_outbox_ack(rpc_outbox *ob, uint64_t tag, bool multiple)
 		}
 		e = next;
 	}
+	update_over(ob);
 	return n;
 }
 
@@ -179,5 +224,9 @@ void
 rpc_outbox_get_stats(const rpc_outbox *ob, struct rpc_outbox_stats *ret_stats)
 {
 	ret_stats->len = ob->len;
+	ret_stats->bytes = ob->bytes;
+	ret_stats->max_bytes = ob->max_bytes;
 	ret_stats->dropped = ob->dropped;
+	ret_stats->last_drops = ob->last_drops;
+	ret_stats->over = ob->over;
 }

@@ -6,6 +6,12 @@
  * numbers what it sends as the broker numbers confirms on a channel
  * (1, 2, ...; restarted on each new channel).
  *
+ * The bound is in bytes, because one message can be megabytes (a cast with
+ * large metadata).  Each message has a class chosen by its publisher: over
+ * the bound, droppable messages go first, oldest first; a must-keep message
+ * (a call, cast, reply or terminal notification) is never dropped: when
+ * only those remain, the outbox stays over its bound instead.
+ *
  * Pure data structure: no I/O and no <amqp.h>; the transport hands it a
  * send function.  Thread: one owner thread.  Never logs.
  */
@@ -18,6 +24,11 @@
 
 typedef struct rpc_outbox rpc_outbox;
 
+enum rpc_outbox_class {
+	RPC_OUTBOX_KEEP,     /* never dropped */
+	RPC_OUTBOX_DROPPABLE /* superseded by a later one anyway (progress) */
+};
+
 /* One queued message, as the send function sees it (read-only). */
 struct rpc_outbox_msg {
 	const char *exchange;
@@ -26,26 +37,43 @@ struct rpc_outbox_msg {
 	size_t len;
 	bool mandatory;
 	int expiration_ms; /* > 0 sets the expiration property */
+	enum rpc_outbox_class cls;
 };
+
+/* What rpc_outbox_push did besides queuing (a bit set, never negative). */
+#define RPC_OUTBOX_DROPPED 1 /* droppable messages dropped (maybe this one) */
+#define RPC_OUTBOX_OVER                                   \
+	2 /* over the bound with must-keep messages only: \
+	   * set by the first push of such an episode */
 
 /* Sends m on the current channel: 0 or -errno (the flush stops there). */
 typedef int (*rpc_outbox_send_fn)(void *userdata, const struct rpc_outbox_msg *m);
 
 struct rpc_outbox_stats {
-	size_t len;       /* messages held (sent or not) */
-	uint64_t dropped; /* messages evicted to stay within the bound */
+	size_t len;          /* messages held (sent or not) */
+	size_t bytes;        /* their size: bodies, names and bookkeeping */
+	size_t max_bytes;    /* the bound */
+	uint64_t dropped;    /* droppable messages dropped to stay within it */
+	uint64_t last_drops; /* how many the last push dropped */
+	bool over;           /* over the bound now (must-keep messages only) */
 };
 
-/* max_msgs: messages held at most; 0 means 4096.  Returns 0 or -ENOMEM. */
-int rpc_outbox_new(size_t max_msgs, rpc_outbox **ret_outbox);
+/* Default bound: 16 MiB, room for thousands of ordinary messages. */
+#define RPC_OUTBOX_DEFAULT_MAX_BYTES (16u * 1024u * 1024u)
+
+/* max_bytes: the bound; 0 means RPC_OUTBOX_DEFAULT_MAX_BYTES.  Returns 0 or
+ * -ENOMEM. */
+int rpc_outbox_new(size_t max_bytes, rpc_outbox **ret_outbox);
 
 /* Frees every message still held.  NULL-safe, returns NULL. */
 rpc_outbox *rpc_outbox_free(rpc_outbox *ob);
 
 /* Queues the message as unsent: exchange and routing_key are copied,
- * m->body (malloc'd) is STOLEN, also on failure.  Returns 0, -ENOMEM
- * (nothing queued), or -ENOBUFS when the outbox was full: the oldest
- * message was dropped and counted, this one is queued. */
+ * m->body (malloc'd) is STOLEN, also on failure.  Makes room by dropping
+ * droppable messages, oldest first; a droppable message that still does not
+ * fit is itself dropped; a must-keep one is always queued.  Returns
+ * -ENOMEM (nothing queued), or 0 plus the RPC_OUTBOX_DROPPED and
+ * RPC_OUTBOX_OVER bits (stats say how many were dropped). */
 int rpc_outbox_push(rpc_outbox *ob, const struct rpc_outbox_msg *m);
 
 /* Sends every unsent message in order through send, numbering each one

@@ -3,8 +3,11 @@
  * wk_bus: notifications, replies and our own calls over rpc_amqp.
  * Pending calls are a short list (a handful of migrations at most).
  */
+#include "wk_bus.h"
+
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +15,6 @@
 #include "rpc_notify.h"
 #include "rpc_reply.h"
 #include "rpc_uuid.h"
-#include "wk_bus.h"
 #include "wk_log.h"
 #include "wk_util.h"
 
@@ -37,6 +39,22 @@ struct wk_bus {
 	struct pending_call *calls;
 };
 
+/* Every drop is logged with the running count; overflow once per episode. */
+static void
+on_outbox(void *userdata, const struct rpc_amqp_outbox_event *ev)
+{
+	(void)userdata;
+	if (ev->dropped > 0)
+		log_warning("Outbox over its bound (%zu of %zu bytes held): dropped %" PRIu64
+		            " progress notification(s), %" PRIu64 " in total",
+		    ev->bytes, ev->max_bytes, ev->dropped, ev->dropped_total);
+	if (ev->over_bound)
+		log_warning("Outbox over its bound (%zu of %zu bytes held) with nothing left that "
+		            "may be dropped: keeping calls, casts, replies and terminal "
+		            "notifications anyway (is the broker unreachable?)",
+		    ev->bytes, ev->max_bytes);
+}
+
 int
 wk_bus_new(rpc_amqp *amqp, const struct wk_bus_config *cfg, wk_bus **ret_bus)
 {
@@ -54,6 +72,7 @@ wk_bus_new(rpc_amqp *amqp, const struct wk_bus_config *cfg, wk_bus **ret_bus)
 		wk_bus_free(b);
 		return -ENOMEM;
 	}
+	rpc_amqp_set_outbox_hook(amqp, on_outbox, b);
 	*ret_bus = b;
 	return 0;
 }
@@ -63,6 +82,8 @@ wk_bus_free(wk_bus *b)
 {
 	if (b == NULL)
 		return NULL;
+	if (b->amqp != NULL)
+		rpc_amqp_set_outbox_hook(b->amqp, NULL, NULL);
 	while (b->calls != NULL) {
 		struct pending_call *c = b->calls;
 
@@ -77,8 +98,8 @@ wk_bus_free(wk_bus *b)
 }
 
 int
-wk_bus_notify(wk_bus *b, const char *event_type, const char *priority, json_t *payload,
-    json_t *context)
+wk_bus_notify(
+    wk_bus *b, const char *event_type, const char *priority, json_t *payload, json_t *context)
 {
 	json_auto_t *inner = NULL;
 	char rk[256];
@@ -94,11 +115,13 @@ wk_bus_notify(wk_bus *b, const char *event_type, const char *priority, json_t *p
 	r = rpc_notify_routing_key(b->notify_topic, priority, rk, sizeof(rk));
 	if (r < 0)
 		return r;
-	r = rpc_amqp_notify(b->amqp, rk, inner);
-	if (r == -ENOBUFS)
-		log_warning("Notification outbox full, dropped the oldest message");
+	/* Progress is superseded by the next report: the only class the
+	 * outbox may drop.  Terminal notifications must reach nova. */
+	r = rpc_amqp_notify(b->amqp, rk, inner,
+	    strcmp(event_type, WK_BUS_PROGRESS_EVENT) == 0 ? RPC_OUTBOX_DROPPABLE
+	                                                   : RPC_OUTBOX_KEEP);
 	log_debug("Notification '%s' queued", event_type);
-	return r == -ENOBUFS ? 0 : r;
+	return r;
 }
 
 static int
@@ -130,8 +153,8 @@ wk_bus_reply_heartbeat(wk_bus *b, const rpc_msg *req)
 }
 
 static int
-send_request(wk_bus *b, const char *server, const char *method, const char *version,
-    json_t *args, json_t *context, const char *msg_id, int timeout_s)
+send_request(wk_bus *b, const char *server, const char *method, const char *version, json_t *args,
+    json_t *context, const char *msg_id, int timeout_s)
 {
 	json_auto_t *inner = NULL;
 	char rk[256];
@@ -148,8 +171,8 @@ send_request(wk_bus *b, const char *server, const char *method, const char *vers
 }
 
 int
-wk_bus_call(wk_bus *b, const char *server, const char *method, const char *version,
-    json_t *args, json_t *context, int timeout_s, wk_bus_reply_cb cb, void *data)
+wk_bus_call(wk_bus *b, const char *server, const char *method, const char *version, json_t *args,
+    json_t *context, int timeout_s, wk_bus_reply_cb cb, void *data)
 {
 	struct pending_call *c = calloc(1, sizeof(*c));
 	int r;
@@ -176,8 +199,8 @@ wk_bus_call(wk_bus *b, const char *server, const char *method, const char *versi
 }
 
 int
-wk_bus_cast(wk_bus *b, const char *server, const char *method, const char *version,
-    json_t *args, json_t *context)
+wk_bus_cast(wk_bus *b, const char *server, const char *method, const char *version, json_t *args,
+    json_t *context)
 {
 	int r = send_request(b, server, method, version, args, context, NULL, 0);
 
@@ -223,7 +246,8 @@ on_reply(wk_bus *b, json_t *inner)
 		log_debug("Reply for unknown or finished call '%s', ignoring", rep.msg_id);
 		return;
 	}
-	if (!rep.ending && rep.failure == NULL && (rep.result == NULL || json_is_null(rep.result))) {
+	if (!rep.ending && rep.failure == NULL &&
+	    (rep.result == NULL || json_is_null(rep.result))) {
 		/* A call-monitor heartbeat: the peer is alive and busy. */
 		c->deadline_ms = wk_now_ms() + (uint64_t)c->timeout_ms;
 		return;

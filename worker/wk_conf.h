@@ -48,6 +48,9 @@ struct wk_conf {
 		int heartbeat_timeout_threshold; /* s, 60, >= 0 (0 disables heartbeats) */
 		char *ssl_ca_file, *ssl_cert_file, *ssl_key_file; /* default NULL */
 		bool ssl;                                         /* default false */
+		/* ferry: bound of the outbox of unconfirmed publishes; bytes, default
+		 * 16 MiB, >= 65536.  Over it only progress notifications are dropped. */
+		int outbox_max_bytes;
 	} rabbit;
 	struct {                      /* group libvirt, Nova's names and defaults */
 		char *connection_uri; /* default "qemu:///system" */
@@ -65,7 +68,8 @@ struct wk_conf {
 		char *link_speed; /* e.g. "10G", "1G", "100M"; default NULL (not set) */
 		int max_concurrent_live_migrations; /* outbound, default 1 (nova), 0 = unlimited */
 		int max_concurrent_inbound_migrations; /* default 1, 0 = unlimited */
-		bool live_migration_permit_pause; /* ferry: pause as the last resort; default false */
+		bool live_migration_permit_pause; /* ferry: pause as the last resort; default false
+		                                   */
 		bool live_migration_compression;  /* ferry: XBZRLE; default false (or derived) */
 		int live_migration_parallel_connections; /* ferry: multifd streams, 0 = one */
 	} libvirt;

@@ -5,8 +5,8 @@
  */
 #include <errno.h>
 #include <stddef.h>
-#include <stdlib.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -85,6 +85,7 @@ assert_defaults(const struct wk_conf *c)
 	cr_assert_null(c->rabbit.ssl_cert_file);
 	cr_assert_null(c->rabbit.ssl_key_file);
 	cr_assert_not(c->rabbit.ssl);
+	cr_assert_eq(c->rabbit.outbox_max_bytes, 16 * 1024 * 1024);
 
 	cr_assert_str_eq(c->libvirt.connection_uri, "qemu:///system");
 	cr_assert_str_eq(c->libvirt.live_migration_scheme, "tcp");
@@ -292,8 +293,9 @@ Test(wk_conf, records_which_options_were_set_explicitly)
 	struct wk_conf *c = NULL;
 	struct wk_err err = {{0}};
 	int fd = mkstemp(path);
-	const char text[] = "transport_url = \"rabbit://h/\";\n"
-			    "libvirt = { live_migration_bandwidth = 0; live_migration_permit_pause = true; };\n";
+	const char text[] =
+	    "transport_url = \"rabbit://h/\";\n"
+	    "libvirt = { live_migration_bandwidth = 0; live_migration_permit_pause = true; };\n";
 
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(write(fd, text, sizeof(text) - 1), (ssize_t)(sizeof(text) - 1));
@@ -302,7 +304,8 @@ Test(wk_conf, records_which_options_were_set_explicitly)
 	unlink(path);
 	cr_assert(wk_conf_explicit(c, offsetof(struct wk_conf, libvirt.live_migration_bandwidth)));
 	cr_assert(wk_conf_explicit(c, offsetof(struct wk_conf, transport_url)));
-	cr_assert_not(wk_conf_explicit(c, offsetof(struct wk_conf, libvirt.live_migration_downtime)));
+	cr_assert_not(
+	    wk_conf_explicit(c, offsetof(struct wk_conf, libvirt.live_migration_downtime)));
 	cr_assert(c->libvirt.live_migration_permit_pause);
 	wk_conf_free(c);
 }
