@@ -7,6 +7,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,22 @@ struct wk_bus {
 	struct pending_call *calls;
 };
 
+/* Every drop is logged with the running count; overflow once per episode. */
+static void
+on_outbox(void *userdata, const struct rpc_amqp_outbox_event *ev)
+{
+	(void)userdata;
+	if (ev->dropped > 0)
+		log_warning("Outbox over its bound (%zu of %zu bytes held): dropped %" PRIu64
+		            " progress notification(s), %" PRIu64 " in total",
+		    ev->bytes, ev->max_bytes, ev->dropped, ev->dropped_total);
+	if (ev->over_bound)
+		log_warning("Outbox over its bound (%zu of %zu bytes held) with nothing left that "
+		            "may be dropped: keeping calls, casts, replies and terminal "
+		            "notifications anyway (is the broker unreachable?)",
+		    ev->bytes, ev->max_bytes);
+}
+
 int
 wk_bus_new(rpc_amqp *amqp, const struct wk_bus_config *cfg, wk_bus **ret_bus)
 {
@@ -58,6 +75,7 @@ wk_bus_new(rpc_amqp *amqp, const struct wk_bus_config *cfg, wk_bus **ret_bus)
 		wk_bus_free(b);
 		return -ENOMEM;
 	}
+	rpc_amqp_set_outbox_hook(amqp, on_outbox, b);
 	*ret_bus = b;
 	return 0;
 }
@@ -67,6 +85,8 @@ wk_bus_free(wk_bus *b)
 {
 	if (b == NULL)
 		return NULL;
+	if (b->amqp != NULL)
+		rpc_amqp_set_outbox_hook(b->amqp, NULL, NULL);
 	while (b->calls != NULL) {
 		struct pending_call *c = b->calls;
 
@@ -91,15 +111,23 @@ wk_bus_set_tap(wk_bus *b, wk_bus_tap_fn fn, void *userdata)
  * transport (a test's bus) that is all. */
 static int
 publish(wk_bus *b, const char *exchange, const char *rk, json_t *inner, bool mandatory,
-    int expiration_ms, bool notification)
+    int expiration_ms)
 {
 	if (b->tap != NULL)
 		b->tap(b->tap_data, exchange, rk, inner);
 	if (b->amqp == NULL)
 		return b->tap != NULL ? 0 : -ENOTCONN;
-	if (notification)
-		return rpc_amqp_notify(b->amqp, rk, inner);
 	return rpc_amqp_publish(b->amqp, exchange, rk, inner, mandatory, expiration_ms);
+}
+
+static int
+publish_notification(wk_bus *b, const char *rk, json_t *inner, enum rpc_outbox_class cls)
+{
+	if (b->tap != NULL)
+		b->tap(b->tap_data, "", rk, inner);
+	if (b->amqp == NULL)
+		return b->tap != NULL ? 0 : -ENOTCONN;
+	return rpc_amqp_notify(b->amqp, rk, inner, cls);
 }
 
 int
@@ -120,11 +148,13 @@ wk_bus_notify(
 	r = rpc_notify_routing_key(b->notify_topic, priority, rk, sizeof(rk));
 	if (r < 0)
 		return r;
-	r = publish(b, "", rk, inner, false, 0, true);
-	if (r == -ENOBUFS)
-		log_warning("Notification outbox full, dropped the oldest message");
+	/* Progress is superseded by the next report: the only class the
+	 * outbox may drop.  Terminal notifications must reach nova. */
+	r = publish_notification(b, rk, inner,
+	    strcmp(event_type, WK_BUS_PROGRESS_EVENT) == 0 ? RPC_OUTBOX_DROPPABLE
+	                                                   : RPC_OUTBOX_KEEP);
 	log_debug("Notification '%s' queued", event_type);
-	return r == -ENOBUFS ? 0 : r;
+	return r;
 }
 
 static int
@@ -140,7 +170,7 @@ send_reply(wk_bus *b, const rpc_msg *req, json_t *result, const char *failure, b
 	if (inner == NULL)
 		return -ENOMEM;
 	/* oslo replies through the default exchange, mandatory, to _reply_q. */
-	return publish(b, "", rpc_msg_reply_q(req), inner, true, 0, false);
+	return publish(b, "", rpc_msg_reply_q(req), inner, true, 0);
 }
 
 int
@@ -170,7 +200,7 @@ send_request(wk_bus *b, const char *server, const char *method, const char *vers
 		return -ENAMETOOLONG;
 	/* Calls are mandatory so an absent destination fails now, not at timeout. */
 	return publish(b, b->amqp ? rpc_amqp_exchange(b->amqp) : "nova", rk, inner, msg_id != NULL,
-	    msg_id ? b->rpc_response_timeout * 1000 : 0, false);
+	    msg_id ? b->rpc_response_timeout * 1000 : 0);
 }
 
 int
