@@ -18,6 +18,7 @@ static const struct {
     {-ENOENT, "NotFound", 404},
     {-EINVAL, "InvalidInput", 400},
     {-EBUSY, "InstanceInvalidState", 400},
+    {-EEXIST, "InstanceExists", 409},
     {-EAGAIN, "MigrationPreCheckError", 400},
     {-EHOSTUNREACH, "MigrationPreCheckError", 400},
     {-ETIMEDOUT, "MigrationError", 500},

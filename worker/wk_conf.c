@@ -112,6 +112,8 @@ static const struct opt opts[] = {
     LIBVIRT(live_migration_compression, OPT_BOOL, 0, NULL),
     LIBVIRT(live_migration_parallel_connections, OPT_INT, 0, NULL),
     LIBVIRT(live_migration_postcopy_recovery_timeout, OPT_INT, 1, "s"),
+    LIBVIRT(live_migration_queue_timeout, OPT_INT, 0, "s"),
+    LIBVIRT(max_queued_live_migrations, OPT_INT, 0, NULL),
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -212,6 +214,8 @@ conf_defaults(struct wk_conf *c)
 	c->libvirt.max_concurrent_live_migrations = 1;
 	c->libvirt.max_concurrent_inbound_migrations = 1;
 	c->libvirt.live_migration_postcopy_recovery_timeout = 600;
+	c->libvirt.live_migration_queue_timeout = 600;
+	c->libvirt.max_queued_live_migrations = 64;
 	return 0;
 }
 

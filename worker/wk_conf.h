@@ -75,6 +75,13 @@ struct wk_conf {
 		int live_migration_parallel_connections; /* ferry: multifd streams, 0 = one */
 		/* ferry: s to retry resuming a broken post-copy migration, default 600 */
 		int live_migration_postcopy_recovery_timeout;
+		/* ferry: s a source migration may wait for a slot (its own outbound
+		 * one or the destination's inbound one) before it is rolled back;
+		 * default 600, 0 = no limit */
+		int live_migration_queue_timeout;
+		/* ferry: outbound migrations waiting in the queue; a live_migration
+		 * beyond it is rolled back; default 64, 0 = unlimited */
+		int max_queued_live_migrations;
 	} libvirt;
 
 	/* Internal: offsets of the options the file set explicitly (wk_conf_explicit). */

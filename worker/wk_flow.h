@@ -89,8 +89,10 @@ void wk_flow_on_job_event(wk_flow *flow, const struct wk_mig_event *ev);
 /* Migrations this host is still working on (either end). */
 size_t wk_flow_active(const wk_flow *flow);
 
-/* Starts queued migrations whose retry time has come.  Returns the ms until
- * the next retry, or -1 when none waits.  Call from the main loop. */
+/* Time-driven work: checks the leases of inbound reservations, rolls back
+ * queued migrations past libvirt.live_migration_queue_timeout, starts
+ * queued migrations whose retry time has come.  Returns the ms until the
+ * next such deadline, or -1 when none.  Call from the main loop. */
 int wk_flow_tick(wk_flow *flow, uint64_t now_ms);
 
 /* Carries on every migration the journal holds (called once, at start):

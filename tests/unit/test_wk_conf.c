@@ -104,6 +104,8 @@ assert_defaults(const struct wk_conf *c)
 	cr_assert_null(c->libvirt.link_speed);
 	cr_assert_eq(c->libvirt.max_concurrent_live_migrations, 1);
 	cr_assert_eq(c->libvirt.max_concurrent_inbound_migrations, 1);
+	cr_assert_eq(c->libvirt.live_migration_queue_timeout, 600);
+	cr_assert_eq(c->libvirt.max_queued_live_migrations, 64);
 }
 
 Test(wk_conf, example_file_loads_and_states_the_defaults)
