@@ -276,7 +276,8 @@ connect_one(rpc_amqp *a, const struct rpc_url_host *h, struct rpc_err *reterr)
 	a->conn = amqp_new_connection();
 	if (a->conn == NULL)
 		return rpc_err_set(reterr, -ENOMEM, "out of memory");
-	r = rpc_amqp_open_socket(a->conn, a->url, h, a->connect_timeout_ms, reterr);
+	r = rpc_amqp_open_socket(
+	    a->conn, a->url, h, !a->o.ssl_no_verify, a->connect_timeout_ms, reterr);
 	if (r < 0)
 		return r;
 	props[0].key = amqp_cstring_bytes("connection_name");

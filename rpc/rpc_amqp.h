@@ -39,6 +39,10 @@
 
 typedef struct rpc_amqp rpc_amqp;
 
+/* The CA store a TLS broker is verified against without ssl_ca_file
+ * (Debian's ca-certificates bundle). */
+#define RPC_AMQP_SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
+
 /* Largest message body buffered (the envelope codec's own limit). */
 #define RPC_AMQP_MAX_BODY (8u * 1024u * 1024u)
 
@@ -61,10 +65,13 @@ struct rpc_amqp_options {
 	size_t outbox_max_bytes; /* bound of the outbox; 0 = RPC_OUTBOX_DEFAULT_MAX_BYTES */
 	/* TLS ([oslo_messaging_rabbit] ssl*): TLS is on when this or the URL
 	 * says so; each non-NULL file overrides the URL's ssl_*_file query
-	 * option.  With a CA file the broker certificate chain is verified (as
-	 * oslo does), and so is its name when the URL's host is a DNS name
-	 * (rabbitmq-c cannot match IP addresses); without one, nothing is. */
+	 * option.  The broker's certificate chain is verified against the CA
+	 * file, or the system CA store (RPC_AMQP_SYSTEM_CA_FILE) without one, and
+	 * so is its name when the URL's host is a DNS name (rabbitmq-c cannot
+	 * match IP addresses).  ssl_no_verify (ssl_verify = false) verifies
+	 * nothing; the owner warns about it. */
 	bool ssl;
+	bool ssl_no_verify;
 	const char *ssl_ca_file, *ssl_cert_file, *ssl_key_file;
 	int connect_timeout_ms; /* per broker (TCP+TLS); 0 = 5000 */
 };

@@ -77,10 +77,11 @@ int rpc_amqp_declare_all(rpc_amqp *a, struct rpc_err *reterr);
 int rpc_amqp_status_to_errno(int status);
 
 /* Opens conn's socket to broker h of url: TLS when url->ssl, with the
- * url's ssl_*_file options, within timeout_ms.  Returns 0, or -errno with a
+ * url's ssl_*_file options, verifying the broker (against ssl_ca_file, else
+ * RPC_AMQP_SYSTEM_CA_FILE) when verify, within timeout_ms.  Returns 0, or -errno with a
  * reason an operator can act on in reterr; conn is then left for the caller
  * to destroy. */
 int rpc_amqp_open_socket(amqp_connection_state_t conn, const struct rpc_url *url,
-    const struct rpc_url_host *h, int timeout_ms, struct rpc_err *reterr);
+    const struct rpc_url_host *h, bool verify, int timeout_ms, struct rpc_err *reterr);
 
 #endif

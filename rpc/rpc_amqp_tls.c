@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <amqp.h>
@@ -57,8 +58,9 @@ socket_failed(int timeout_ms, int st, struct rpc_err *reterr)
 
 int
 rpc_amqp_open_socket(amqp_connection_state_t conn, const struct rpc_url *url,
-    const struct rpc_url_host *h, int timeout_ms, struct rpc_err *reterr)
+    const struct rpc_url_host *h, bool verify, int timeout_ms, struct rpc_err *reterr)
 {
+	const char *ca = url->ssl_ca_file != NULL ? url->ssl_ca_file : RPC_AMQP_SYSTEM_CA_FILE;
 	struct timeval tv;
 	amqp_socket_t *sock;
 	int st;
@@ -75,15 +77,16 @@ rpc_amqp_open_socket(amqp_connection_state_t conn, const struct rpc_url *url,
 	sock = amqp_ssl_socket_new(conn);
 	if (sock == NULL)
 		return rpc_err_set(reterr, -ENOMEM, "cannot create TLS socket");
-	/* oslo (py-amqp) verifies the chain only; we also check the name, except
-	 * for IP literals, which rabbitmq-c 0.11 cannot match against IP SANs. */
-	amqp_ssl_socket_set_verify_peer(sock, url->ssl_ca_file != NULL);
-	amqp_ssl_socket_set_verify_hostname(
-	    sock, url->ssl_ca_file != NULL && !is_ip_literal(h->host));
-	if (url->ssl_ca_file != NULL &&
-	    amqp_ssl_socket_set_cacert(sock, url->ssl_ca_file) != AMQP_STATUS_OK)
-		return rpc_err_set(
-		    reterr, -EINVAL, "TLS: cannot load CA file '%s'", url->ssl_ca_file);
+	/* oslo (py-amqp) verifies nothing without ssl_ca_file and the chain only
+	 * with it; we verify the chain against ssl_ca_file or the system store,
+	 * and the name, except for IP literals, which rabbitmq-c 0.11 cannot
+	 * match against IP SANs.  Only ssl_verify = false turns this off. */
+	amqp_ssl_socket_set_verify_peer(sock, verify);
+	amqp_ssl_socket_set_verify_hostname(sock, verify && !is_ip_literal(h->host));
+	if (verify && amqp_ssl_socket_set_cacert(sock, ca) != AMQP_STATUS_OK)
+		return rpc_err_set(reterr, -EINVAL, "TLS: cannot load %s '%s'",
+		    url->ssl_ca_file != NULL ? "CA file" : "the system CA store (set ssl_ca_file)",
+		    ca);
 	if (url->ssl_cert_file != NULL &&
 	    amqp_ssl_socket_set_key(sock, url->ssl_cert_file,
 	        url->ssl_key_file != NULL ? url->ssl_key_file : url->ssl_cert_file) !=
@@ -96,8 +99,16 @@ rpc_amqp_open_socket(amqp_connection_state_t conn, const struct rpc_url *url,
 		return 0;
 	if (st == AMQP_STATUS_SOCKET_ERROR || st == AMQP_STATUS_TIMEOUT)
 		return socket_failed(timeout_ms, st, reterr);
-	if (url->ssl_ca_file != NULL)
+	if (verify && url->ssl_ca_file != NULL)
 		return rpc_err_set(reterr, rpc_amqp_status_to_errno(st), "TLS: %s (CA file '%s')",
 		    tls_reason(st), url->ssl_ca_file);
+	if (verify && st == AMQP_STATUS_SSL_PEER_VERIFY_FAILED)
+		return rpc_err_set(reterr, rpc_amqp_status_to_errno(st),
+		    "TLS: the broker's certificate is not signed by a CA of the system store '%s' "
+		    "(set ssl_ca_file to the broker's CA, or ssl_verify = false to not verify it)",
+		    ca);
+	if (verify)
+		return rpc_err_set(reterr, rpc_amqp_status_to_errno(st),
+		    "TLS: %s (system CA store '%s'; no ssl_ca_file)", tls_reason(st), ca);
 	return rpc_err_set(reterr, rpc_amqp_status_to_errno(st), "TLS: %s", tls_reason(st));
 }

@@ -92,6 +92,7 @@ static const struct opt opts[] = {
     RABBIT(ssl_ca_file, OPT_STR_OPT, 0, NULL),
     RABBIT(ssl_cert_file, OPT_STR_OPT, 0, NULL),
     RABBIT(ssl_key_file, OPT_STR_OPT, 0, NULL),
+    RABBIT(ssl_verify, OPT_BOOL, 0, NULL),
     RABBIT(outbox_max_bytes, OPT_INT, 65536, "bytes"),
 
     LIBVIRT(connection_uri, OPT_STR, 0, NULL),
@@ -206,6 +207,7 @@ conf_defaults(struct wk_conf *c)
 	c->rabbit.rabbit_transient_queues_ttl = 1800;
 	c->rabbit.heartbeat_timeout_threshold = 60;
 	c->rabbit.outbox_max_bytes = 16 * 1024 * 1024;
+	c->rabbit.ssl_verify = true;
 	c->libvirt.live_migration_bandwidth = 0;
 	c->libvirt.live_migration_downtime = 500;
 	c->libvirt.live_migration_downtime_steps = 10;

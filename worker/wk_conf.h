@@ -49,6 +49,9 @@ struct wk_conf {
 		int heartbeat_timeout_threshold; /* s, 60, >= 0 (0 disables heartbeats) */
 		char *ssl_ca_file, *ssl_cert_file, *ssl_key_file; /* default NULL */
 		bool ssl;                                         /* default false */
+		/* ferry: verify the broker's certificate (chain against ssl_ca_file or
+		 * the system CA store, and its name); default true */
+		bool ssl_verify;
 		/* ferry: bound of the outbox of unconfirmed publishes; bytes, default
 		 * 16 MiB, >= 65536.  Over it only progress notifications are dropped. */
 		int outbox_max_bytes;

@@ -88,6 +88,7 @@ assert_defaults(const struct wk_conf *c)
 	cr_assert_null(c->rabbit.ssl_cert_file);
 	cr_assert_null(c->rabbit.ssl_key_file);
 	cr_assert_not(c->rabbit.ssl);
+	cr_assert(c->rabbit.ssl_verify);
 	cr_assert_eq(c->rabbit.outbox_max_bytes, 16 * 1024 * 1024);
 
 	cr_assert_str_eq(c->libvirt.connection_uri, "qemu:///system");
