@@ -245,6 +245,11 @@ setup(struct worker *w)
 	o.ssl_ca_file = c->rabbit.ssl_ca_file;
 	o.ssl_cert_file = c->rabbit.ssl_cert_file;
 	o.ssl_key_file = c->rabbit.ssl_key_file;
+	o.ssl_no_verify = !c->rabbit.ssl_verify;
+	o.outbox_max_bytes = (size_t)c->rabbit.outbox_max_bytes;
+	if ((url->ssl || c->rabbit.ssl) && !c->rabbit.ssl_verify)
+		log_warning("ssl_verify = false: the broker's TLS certificate is not verified; "
+			    "anyone on the path can pose as the broker");
 	r = rpc_amqp_new(&o, &w->amqp);
 	rpc_url_free(url);
 	if (r < 0)
