@@ -15,6 +15,8 @@
 
 #include <criterion/criterion.h>
 
+#include "tu_tmpdir.h"
+
 #include "wk_flow_priv.h"
 
 static char dir[64];
@@ -30,8 +32,7 @@ setup(void)
 	struct wk_flow_deps deps;
 	struct wk_err err = {{0}};
 
-	snprintf(dir, sizeof(dir), "/tmp/ferry-flow-record-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
+	tu_tmpdir_make(dir, sizeof(dir), "flow-record");
 	cr_assert_eq(wk_journal_open(dir, &journal, &err), 0, "%s", err.msg);
 	cr_assert_eq(wk_bus_new(NULL, &bc, &bus), 0);
 	memset(&deps, 0, sizeof(deps));
@@ -43,13 +44,10 @@ setup(void)
 static void
 teardown(void)
 {
-	char cmd[128];
-
 	flow = wk_flow_free(flow);
 	bus = wk_bus_free(bus);
 	journal = wk_journal_free(journal);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	cr_assert_eq(system(cmd), 0);
+	tu_tmpdir_remove(dir);
 }
 
 TestSuite(wk_flow_record, .init = setup, .fini = teardown);
