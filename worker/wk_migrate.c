@@ -354,13 +354,7 @@ watch_thread(void *arg)
 		bool done;
 		int r;
 
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += j->interval_ms / 1000;
-		ts.tv_nsec += (long)(j->interval_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		ts = wk_timespec_in(CLOCK_MONOTONIC, j->interval_ms);
 		pthread_mutex_lock(&j->lock);
 		while (!j->done && pthread_cond_timedwait(&j->cond, &j->lock, &ts) != ETIMEDOUT)
 			;

@@ -116,6 +116,23 @@ wk_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* The absolute time ms from now on clock (for pthread_cond_timedwait: the
+ * clock its condition variable was made with). */
+static inline struct timespec
+wk_timespec_in(clockid_t clock, unsigned ms)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(clock, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
+
 /* Creates path and its missing parents, mode 0700 (state directories hold
  * request contexts).  An existing directory is fine.  0 or -errno. */
 static inline int
