@@ -190,6 +190,13 @@ mig_record(const struct mig *m)
 	    "policy_step", m->policy_step, "policy", policy_to_json(&m->policy), "policy_state",
 	    policy_state_to_json(&m->policy_state));
 	json_decref(context);
+	/* When it was accepted: the queue timeout runs from there, also across
+	 * a restart (monotonic ms, like started_ms). */
+	if (rec != NULL && json_object_set_new(rec, "queued_since_ms",
+	                       json_integer((json_int_t)m->queued_since_ms)) < 0) {
+		json_decref(rec);
+		return NULL;
+	}
 	return rec;
 }
 
@@ -527,6 +534,11 @@ mig_from_record(wk_flow *f, json_t *rec, struct mig **ret_m, struct wk_err *rete
 	m->cast_migrate_data = json_incref(cmd);
 	m->seq = (uint64_t)seq;
 	m->started_ms = (uint64_t)started;
+	/* absent in records of the first version-2 workers: 0 = from now */
+	if (json_is_integer(json_object_get(rec, "queued_since_ms")) &&
+	    json_integer_value(json_object_get(rec, "queued_since_ms")) > 0)
+		m->queued_since_ms =
+		    (uint64_t)json_integer_value(json_object_get(rec, "queued_since_ms"));
 	m->max_downtime_ms = (unsigned long long)downtime;
 	m->policy_step = (int)step;
 	wk_progress_init(&m->progress);

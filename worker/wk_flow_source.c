@@ -694,9 +694,14 @@ void
 wk_flow_cast_failed(wk_flow *f, const rpc_msg *msg, const char *method, const char *text)
 {
 	json_t *instance = json_object_get(rpc_msg_args(msg), "instance");
+	const char *uuid = rpc_nova_instance_uuid(instance);
 
 	wk_flow_notify_exception(f, rpc_msg_context(msg), method, "MigrationError", text);
-	if (strcmp(method, "live_migration") == 0 && rpc_nova_instance_uuid(instance) != NULL) {
+	/* A refused second cast for a guest that is migrating must not say
+	 * "rolled back" about the migration that goes on. */
+	if (uuid != NULL && mig_find(f, uuid, ROLE_SOURCE) != NULL)
+		return;
+	if (strcmp(method, "live_migration") == 0 && uuid != NULL) {
 		wk_flow_notify_action(
 		    f, instance, rpc_msg_context(msg), "live_migration_rollback", "start");
 		wk_flow_notify_action(
