@@ -125,6 +125,13 @@ run_to_post(const char *uuid)
 	assert_migrated(uuid);
 }
 
+static bool
+on_destination(struct fh *hh, const void *uuid)
+{
+	(void)hh;
+	return fake_hv_get_domain(FH_DST_URI, uuid, NULL);
+}
+
 /* ---- the way through ---- */
 
 Test(wk_flow, accept_reserve_migrate_post)
@@ -699,4 +706,101 @@ Test(wk_flow, destination_without_a_slot_is_asked_again)
 	m->retry_at_ms = wk_now_ms(); /* instead of waiting the 2 s */
 	run_to_post(A);
 	cr_assert_eq(fh_requests(h, "pre_live_migration", A), 2);
+}
+
+/* ---- more restarts and refusals ---- */
+
+/* libvirtd finished the migration while no worker ran: the new worker
+ * reads where the guest is and posts it. */
+Test(wk_flow, restart_after_libvirt_finished_meanwhile)
+{
+	start(NULL);
+	script(A, FAKE_MIG_HANG);
+	accept_cast(A);
+	cr_assert(fh_answer_pre(h, A));
+	wait_phase(A, "precopy");
+	release(A, FAKE_MIG_COMPLETE);
+	cr_assert(fh_pump_until(h, on_destination, A, WAIT_MS));
+
+	cr_assert_eq(fh_restart(h), 1);
+	cr_assert(fh_answer_post(h, A));
+	cr_assert(fh_wait_event(h, POST_END, A, 1, WAIT_MS));
+	assert_migrated(A);
+	cr_assert_eq(fake_hv_calls("migrate", A), 1);
+}
+
+/* ... or failed meanwhile: the guest is still here, so it is rolled back. */
+Test(wk_flow, restart_after_libvirt_failed_meanwhile)
+{
+	start(NULL);
+	script(A, FAKE_MIG_HANG);
+	accept_cast(A);
+	cr_assert(fh_answer_pre(h, A));
+	wait_phase(A, "precopy");
+	release(A, FAKE_MIG_FAIL);
+
+	cr_assert_eq(fh_restart(h), 1);
+	assert_rolled_back(A);
+	cr_assert_eq(fh_requests(h, "rollback_live_migration_at_destination", A), 1);
+}
+
+/* A clean stop keeps what had not started in the journal (no rollback);
+ * the next start carries it on. */
+Test(wk_flow, stop_keeps_an_unstarted_migration_for_the_next_start)
+{
+	struct wk_err err = {{0}};
+
+	start(NULL);
+	accept_cast(A);
+	cr_assert(fh_wait_call(h, "pre_live_migration", A, WAIT_MS) >= 0);
+	wk_flow_stop(h->flow);
+	cr_assert_eq(fh_live_migration(h, B, &err), -ESHUTDOWN);
+	cr_assert_str_eq(phase(B), "");
+	fh_pump(h, 50);
+	cr_assert_eq(fh_count(h, ROLLBACK_END, A), 0, "a kept migration was rolled back");
+
+	cr_assert_eq(fh_restart(h), 1);
+	run_to_post(A);
+}
+
+Test(wk_flow, completing_migration_cannot_be_aborted_or_forced)
+{
+	struct wk_err err = {{0}};
+
+	start(NULL);
+	accept_cast(A);
+	cr_assert(fh_answer_pre(h, A));
+	cr_assert(fh_wait_call(h, "post_live_migration_at_destination", A, WAIT_MS) >= 0);
+	cr_assert_eq(fh_abort(h, A, &err), -EBUSY);
+	cr_assert_eq(fh_force_complete(h, A, &err), -EBUSY);
+	cr_assert(fh_answer_post(h, A));
+	cr_assert(fh_wait_event(h, POST_END, A, 1, WAIT_MS));
+	assert_migrated(A);
+}
+
+Test(wk_flow, guest_not_running_here_is_refused)
+{
+	struct wk_err err = {{0}};
+
+	start(NULL);
+	cr_assert_lt(fh_live_migration(h, "00000000-0000-4000-8000-000000000000", &err), 0);
+	cr_assert_eq(wk_flow_active(h->flow), 0);
+	cr_assert_eq(fh_requests(h, "pre_live_migration", NULL), 0);
+}
+
+/* A reservation no migration arrived for is released after its grace
+ * time, so one lost rollback cannot close this host to inbound
+ * migrations; one whose guest arrived is kept. */
+Test(wk_flow, stale_inbound_reservation_is_released)
+{
+	const char *c = "8c4c7ea8-8172-4a66-9e6d-2a5e4d2d9143";
+
+	start("max_concurrent_inbound_migrations = 2;");
+	reserve(c);
+	reserve(A); /* A's guest runs here (start() put it there): it arrived */
+	wk_flow_tick(h->flow, wk_now_ms() + 10 * 60 * 1000);
+	cr_assert_str_eq(fh_phase(h, c, "destination"), "", "the stale reservation was kept");
+	cr_assert_str_eq(fh_phase(h, A, "destination"), "inbound");
+	end_inbound(wk_flow_post_at_destination, "post_live_migration_at_destination", A);
+	cr_assert_eq(dest_terminals(A), 1);
 }
