@@ -15,6 +15,7 @@
 #include "rpc_msg.h"
 #include "rpc_nova.h"
 #include "rpc_reply.h"
+#include "trace_sample.h"
 #include "wk_bus_priv.h"
 #include "wk_log.h"
 
@@ -671,14 +672,6 @@ fh_answer_post(struct fh *h, const char *uuid)
 
 /* ---- traces ---- */
 
-static long long
-field(json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-
-	return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
-}
-
 size_t
 fh_load_trace(const char *name, struct wk_job_sample *out, size_t max)
 {
@@ -692,34 +685,9 @@ fh_load_trace(const char *name, struct wk_job_sample *out, size_t max)
 		die(path, "cannot open");
 	while (n < max && fgets(line, sizeof(line), f) != NULL) {
 		json_t *o = must(json_loads(line, 0, NULL), path);
-		struct wk_job_sample *s = &out[n];
 
-		if (json_object_get(o, "event") != NULL) {
-			json_decref(o);
-			continue;
-		}
-		memset(s, 0, sizeof(*s));
-		s->t_ms = (uint64_t)field(o, "t_ms");
-		s->type = (int)field(o, "type");
-		s->memory_total = field(o, "memory_total");
-		s->memory_processed = field(o, "memory_processed");
-		s->memory_remaining = field(o, "memory_remaining");
-		s->data_total = field(o, "data_total");
-		s->data_processed = field(o, "data_processed");
-		s->data_remaining = field(o, "data_remaining");
-		s->disk_total = field(o, "disk_total");
-		s->disk_processed = field(o, "disk_processed");
-		s->disk_remaining = field(o, "disk_remaining");
-		s->memory_dirty_rate = field(o, "memory_dirty_rate");
-		s->memory_page_size = field(o, "memory_page_size");
-		s->memory_bps = field(o, "memory_bps");
-		s->memory_iteration = field(o, "memory_iteration");
-		s->time_elapsed_ms = field(o, "time_elapsed");
-		s->downtime_ms = field(o, "downtime");
-		s->setup_time_ms = field(o, "setup_time");
-		s->auto_converge_throttle = field(o, "auto_converge_throttle");
-		s->memory_postcopy_requests = field(o, "memory_postcopy_requests");
-		n++;
+		if (trace_sample_from_json(o, &out[n]))
+			n++;
 		json_decref(o);
 	}
 	fclose(f);
