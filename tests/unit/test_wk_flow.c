@@ -125,6 +125,26 @@ run_to_post(const char *uuid)
 	assert_migrated(uuid);
 }
 
+/* uuid's migration runs (in pre-copy) and hangs there until released. */
+static void
+migrating(const char *uuid)
+{
+	script(uuid, FAKE_MIG_HANG);
+	accept_cast(uuid);
+	cr_assert(fh_answer_pre(h, uuid));
+	wait_phase(uuid, "precopy");
+}
+
+/* The hanging migration of uuid completes and is posted. */
+static void
+complete(const char *uuid)
+{
+	release(uuid, FAKE_MIG_COMPLETE);
+	cr_assert(fh_answer_post(h, uuid));
+	cr_assert(fh_wait_event(h, POST_END, uuid, 1, WAIT_MS));
+	assert_migrated(uuid);
+}
+
 static bool
 on_destination(struct fh *hh, const void *uuid)
 {
@@ -175,10 +195,7 @@ Test(wk_flow, second_migration_waits_in_the_queue)
 	struct wk_err err = {{0}};
 
 	start("max_concurrent_live_migrations = 1;");
-	script(A, FAKE_MIG_HANG);
-	accept_cast(A);
-	cr_assert(fh_answer_pre(h, A));
-	wait_phase(A, "precopy");
+	migrating(A);
 
 	accept_cast(B);
 	fh_pump(h, 100);
@@ -188,9 +205,7 @@ Test(wk_flow, second_migration_waits_in_the_queue)
 	cr_assert_eq(fh_live_migration(h, B, &err), 0, "%s", err.msg);
 	cr_assert_eq(wk_flow_active(h->flow), 2);
 
-	release(A, FAKE_MIG_COMPLETE);
-	cr_assert(fh_answer_post(h, A));
-	assert_migrated(A);
+	complete(A);
 	/* A's slot goes to B. */
 	run_to_post(B);
 }
@@ -202,10 +217,7 @@ Test(wk_flow, abort_while_queued)
 	struct wk_err err = {{0}};
 
 	start("max_concurrent_live_migrations = 1;");
-	script(A, FAKE_MIG_HANG);
-	accept_cast(A);
-	cr_assert(fh_answer_pre(h, A));
-	wait_phase(A, "precopy");
+	migrating(A);
 	accept_cast(B);
 	cr_assert_str_eq(phase(B), "queued");
 
@@ -218,9 +230,7 @@ Test(wk_flow, abort_while_queued)
 	cr_assert_eq(fh_requests(h, "rollback_live_migration_at_destination", B), 0);
 	cr_assert_eq(fake_hv_calls("migrate", B), 0);
 
-	release(A, FAKE_MIG_COMPLETE);
-	cr_assert(fh_answer_post(h, A));
-	assert_migrated(A);
+	complete(A);
 }
 
 Test(wk_flow, abort_while_preparing)
@@ -247,10 +257,7 @@ Test(wk_flow, abort_while_running)
 	struct wk_err err = {{0}};
 
 	start(NULL);
-	script(A, FAKE_MIG_HANG);
-	accept_cast(A);
-	cr_assert(fh_answer_pre(h, A));
-	wait_phase(A, "precopy");
+	migrating(A);
 
 	cr_assert_eq(fh_abort(h, A, &err), 0, "%s", err.msg);
 	cr_assert_eq(fake_hv_calls("abort", A), 1);
@@ -264,10 +271,7 @@ Test(wk_flow, abort_in_postcopy_is_refused_and_the_migration_completes)
 	struct wk_err err = {{0}};
 
 	start("live_migration_permit_post_copy = true;");
-	script(A, FAKE_MIG_HANG);
-	accept_cast(A);
-	cr_assert(fh_answer_pre(h, A));
-	wait_phase(A, "precopy");
+	migrating(A);
 	cr_assert_eq(fh_force_complete(h, A, &err), 0, "%s", err.msg);
 	cr_assert_eq(fake_hv_calls("start_postcopy", A), 1);
 	cr_assert_str_eq(phase(A), "postcopy");
@@ -278,10 +282,7 @@ Test(wk_flow, abort_in_postcopy_is_refused_and_the_migration_completes)
 	cr_assert_eq(fh_count(h, ROLLBACK_END, A), 0);
 	cr_assert_str_eq(phase(A), "postcopy");
 
-	release(A, FAKE_MIG_COMPLETE);
-	cr_assert(fh_answer_post(h, A));
-	cr_assert(fh_wait_event(h, POST_END, A, 1, WAIT_MS));
-	assert_migrated(A);
+	complete(A);
 }
 
 /* ---- the policy ---- */
@@ -355,10 +356,7 @@ Test(wk_flow, refused_postcopy_falls_back_to_pause)
 	cr_assert_geq(fake_hv_calls("start_postcopy", A), 2);
 	cr_assert_str_eq(phase(A), "paused");
 	/* A paused guest stops dirtying memory: the migration converges. */
-	release(A, FAKE_MIG_COMPLETE);
-	cr_assert(fh_answer_post(h, A));
-	cr_assert(fh_wait_event(h, POST_END, A, 1, WAIT_MS));
-	assert_migrated(A);
+	complete(A);
 	cr_assert(fake_hv_get_domain(FH_DST_URI, A, &info));
 	cr_assert_eq(fake_hv_calls("abort", A), 0);
 }
@@ -496,10 +494,7 @@ Test(wk_flow, broken_postcopy_not_recovered_waits_for_an_operator)
 Test(wk_flow, restart_while_queued)
 {
 	start("max_concurrent_live_migrations = 1;");
-	script(A, FAKE_MIG_HANG);
-	accept_cast(A);
-	cr_assert(fh_answer_pre(h, A));
-	wait_phase(A, "precopy");
+	migrating(A);
 	accept_cast(B);
 	cr_assert_str_eq(phase(B), "queued");
 
@@ -508,10 +503,7 @@ Test(wk_flow, restart_while_queued)
 	cr_assert_str_eq(phase(A), "precopy", "the running migration was not re-adopted");
 	cr_assert_str_eq(phase(B), "queued", "the queue order was lost");
 
-	release(A, FAKE_MIG_COMPLETE);
-	cr_assert(fh_answer_post(h, A));
-	cr_assert(fh_wait_event(h, POST_END, A, 1, WAIT_MS));
-	assert_migrated(A);
+	complete(A);
 	cr_assert_eq(fake_hv_calls("migrate", A), 1, "a re-adopted migration was started again");
 	run_to_post(B);
 }
@@ -532,17 +524,11 @@ Test(wk_flow, restart_while_preparing)
 Test(wk_flow, restart_while_running)
 {
 	start(NULL);
-	script(A, FAKE_MIG_HANG);
-	accept_cast(A);
-	cr_assert(fh_answer_pre(h, A));
-	wait_phase(A, "precopy");
+	migrating(A);
 
 	cr_assert_eq(fh_restart(h), 1);
 	wait_phase(A, "precopy");
-	release(A, FAKE_MIG_COMPLETE);
-	cr_assert(fh_answer_post(h, A));
-	cr_assert(fh_wait_event(h, POST_END, A, 1, WAIT_MS));
-	assert_migrated(A);
+	complete(A);
 	cr_assert_eq(fake_hv_calls("migrate", A), 1, "the migration was started twice");
 	cr_assert_eq(fh_requests(h, "pre_live_migration", A), 1);
 }
@@ -620,8 +606,10 @@ reserve(const char *uuid)
 	cr_assert_str_eq(fh_phase(h, uuid, "destination"), "inbound");
 }
 
+/* Ends uuid's reservation with method (post or rollback at destination):
+ * the record goes, with exactly one terminal notification, end_event. */
 static void
-end_inbound(wk_flow_handler fn, const char *method, const char *uuid)
+end_inbound(wk_flow_handler fn, const char *method, const char *end_event, const char *uuid)
 {
 	struct wk_err err = {{0}};
 
@@ -631,31 +619,38 @@ end_inbound(wk_flow_handler fn, const char *method, const char *uuid)
 	        true, "req-src", NULL, &err),
 	    0, "%s", err.msg);
 	cr_assert_str_eq(fh_phase(h, uuid, "destination"), "");
+	cr_assert_eq(fh_count(h, end_event, uuid), 1);
+	cr_assert_eq(fh_count(h, "instance.live_migration_post_dest.end", uuid) +
+	                 fh_count(h, "instance.live_migration_rollback_dest.end", uuid),
+	    1);
 }
 
-static size_t
-dest_terminals(const char *uuid)
+static void
+post_dest(const char *uuid)
 {
-	return fh_count(h, "instance.live_migration_post_dest.end", uuid) +
-	       fh_count(h, "instance.live_migration_rollback_dest.end", uuid);
+	end_inbound(wk_flow_post_at_destination, "post_live_migration_at_destination",
+	    "instance.live_migration_post_dest.end", uuid);
+}
+
+static void
+rollback_dest(const char *uuid)
+{
+	end_inbound(wk_flow_rollback_at_destination, "rollback_live_migration_at_destination",
+	    "instance.live_migration_rollback_dest.end", uuid);
 }
 
 Test(wk_flow, destination_reserves_then_posts)
 {
 	start(NULL);
 	reserve(A);
-	end_inbound(wk_flow_post_at_destination, "post_live_migration_at_destination", A);
-	cr_assert_eq(fh_count(h, "instance.live_migration_post_dest.end", A), 1);
-	cr_assert_eq(dest_terminals(A), 1);
+	post_dest(A);
 }
 
 Test(wk_flow, destination_reserves_then_rolls_back)
 {
 	start(NULL);
 	reserve(A);
-	end_inbound(wk_flow_rollback_at_destination, "rollback_live_migration_at_destination", A);
-	cr_assert_eq(fh_count(h, "instance.live_migration_rollback_dest.end", A), 1);
-	cr_assert_eq(dest_terminals(A), 1);
+	rollback_dest(A);
 }
 
 Test(wk_flow, destination_inbound_slots_are_limited)
@@ -669,11 +664,9 @@ Test(wk_flow, destination_inbound_slots_are_limited)
 	    -EAGAIN);
 	cr_assert_not_null(strstr(err.msg, NO_INBOUND_SLOT), "%s", err.msg);
 	cr_assert_eq(fh_count(h, "instance.live_migration_pre.start", B), 0);
-	end_inbound(wk_flow_rollback_at_destination, "rollback_live_migration_at_destination", A);
+	rollback_dest(A);
 	reserve(B);
-	end_inbound(wk_flow_post_at_destination, "post_live_migration_at_destination", B);
-	cr_assert_eq(dest_terminals(A), 1);
-	cr_assert_eq(dest_terminals(B), 1);
+	post_dest(B);
 }
 
 Test(wk_flow, restart_with_an_inbound_reservation)
@@ -683,9 +676,7 @@ Test(wk_flow, restart_with_an_inbound_reservation)
 	cr_assert_eq(fh_restart(h), 1);
 	cr_assert_str_eq(fh_phase(h, A, "destination"), "inbound", "the reservation was lost");
 	fh_pump(h, 50);
-	end_inbound(wk_flow_post_at_destination, "post_live_migration_at_destination", A);
-	cr_assert_eq(fh_count(h, "instance.live_migration_post_dest.end", A), 1);
-	cr_assert_eq(dest_terminals(A), 1);
+	post_dest(A);
 }
 
 /* The source asks a destination with no free slot again later; the
@@ -715,10 +706,7 @@ Test(wk_flow, destination_without_a_slot_is_asked_again)
 Test(wk_flow, restart_after_libvirt_finished_meanwhile)
 {
 	start(NULL);
-	script(A, FAKE_MIG_HANG);
-	accept_cast(A);
-	cr_assert(fh_answer_pre(h, A));
-	wait_phase(A, "precopy");
+	migrating(A);
 	release(A, FAKE_MIG_COMPLETE);
 	cr_assert(fh_pump_until(h, on_destination, A, WAIT_MS));
 
@@ -733,10 +721,7 @@ Test(wk_flow, restart_after_libvirt_finished_meanwhile)
 Test(wk_flow, restart_after_libvirt_failed_meanwhile)
 {
 	start(NULL);
-	script(A, FAKE_MIG_HANG);
-	accept_cast(A);
-	cr_assert(fh_answer_pre(h, A));
-	wait_phase(A, "precopy");
+	migrating(A);
 	release(A, FAKE_MIG_FAIL);
 
 	cr_assert_eq(fh_restart(h), 1);
@@ -801,6 +786,5 @@ Test(wk_flow, stale_inbound_reservation_is_released)
 	wk_flow_tick(h->flow, wk_now_ms() + 10 * 60 * 1000);
 	cr_assert_str_eq(fh_phase(h, c, "destination"), "", "the stale reservation was kept");
 	cr_assert_str_eq(fh_phase(h, A, "destination"), "inbound");
-	end_inbound(wk_flow_post_at_destination, "post_live_migration_at_destination", A);
-	cr_assert_eq(dest_terminals(A), 1);
+	post_dest(A);
 }
