@@ -14,6 +14,7 @@
 #include <criterion/parameterized.h>
 #include <jansson.h>
 
+#include "trace_sample.h"
 #include "wk_policy.h"
 
 #define MIB        (1024LL * 1024LL)
@@ -172,29 +173,9 @@ load_trace(const char *name, struct trace *t)
 				t->ok = json_is_true(json_object_get(o, "ok"));
 			}
 		} else {
-			struct wk_job_sample *s = &t->s[t->n++];
-
+			cr_assert(trace_sample_from_json(o, &t->s[t->n]), "%s: bad sample", path);
+			t->n++;
 			cr_assert_lt(t->n, MAX_SAMPLE);
-			s->t_ms = (uint64_t)field(o, "t_ms");
-			s->type = (int)field(o, "type");
-			s->memory_total = field(o, "memory_total");
-			s->memory_processed = field(o, "memory_processed");
-			s->memory_remaining = field(o, "memory_remaining");
-			s->data_total = field(o, "data_total");
-			s->data_processed = field(o, "data_processed");
-			s->data_remaining = field(o, "data_remaining");
-			s->disk_total = field(o, "disk_total");
-			s->disk_processed = field(o, "disk_processed");
-			s->disk_remaining = field(o, "disk_remaining");
-			s->memory_dirty_rate = field(o, "memory_dirty_rate");
-			s->memory_page_size = field(o, "memory_page_size");
-			s->memory_bps = field(o, "memory_bps");
-			s->memory_iteration = field(o, "memory_iteration");
-			s->time_elapsed_ms = field(o, "time_elapsed");
-			s->downtime_ms = field(o, "downtime");
-			s->setup_time_ms = field(o, "setup_time");
-			s->auto_converge_throttle = field(o, "auto_converge_throttle");
-			s->memory_postcopy_requests = field(o, "memory_postcopy_requests");
 		}
 		json_decref(o);
 	}
