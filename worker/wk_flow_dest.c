@@ -39,11 +39,21 @@ incoming(const struct wk_hv_domain_info *info)
 	       info->reason == WK_HV_REASON_POSTCOPY_FAILED;
 }
 
+/* Ends a reservation at its lease end.  Only where nothing arrived is it
+ * a rollback at the destination, and said so (rollback_dest start/end, as
+ * if the source's rollback had come); a guest that runs here gets no
+ * notification that would claim a post or a rollback that did not happen. */
 static void
-release(wk_flow *f, struct mig *m, const char *why)
+release(wk_flow *f, struct mig *m, const char *why, bool nothing_arrived)
 {
 	wk_log_set_request_id(m->request_id);
 	log_warning("Released the inbound reservation of '%s': %s", m->uuid, why);
+	if (nothing_arrived) {
+		wk_flow_notify_action(
+		    f, m->instance, m->context, "live_migration_rollback_dest", "start");
+		wk_flow_notify_action(
+		    f, m->instance, m->context, "live_migration_rollback_dest", "end");
+	}
 	mig_unlink_free(f, m);
 }
 
@@ -82,7 +92,7 @@ check_lease(wk_flow *f, struct mig *m, uint64_t now_ms, uint64_t lease_ms)
 		    "its %llu s lease ended and libvirt cannot say whether a migration runs "
 		    "(%s)",
 		    (unsigned long long)(lease_ms / 1000), err.msg);
-	release(f, m, why);
+	release(f, m, why, r == -ENOENT);
 }
 
 int

@@ -95,15 +95,16 @@ policy_state_to_json(const struct wk_policy_state *s)
 		}
 	if (done == NULL)
 		return NULL;
-	return json_pack("{s:I,s:I,s:I,s:i,s:I,s:o,s:o,s:I,s:I,s:b,s:I,s:I,s:b,s:b,s:b,s:b,s:o}",
-	    "start_ms", (json_int_t)s->start_ms, "deadline_ms", (json_int_t)s->deadline_ms,
-	    "step_delay_ms", (json_int_t)s->step_delay_ms, "step", s->step, "reported",
-	    (json_int_t)s->reported, "cur", iter_to_json(&s->cur), "done", done, "last_processed",
+	return json_pack(
+	    "{s:I,s:I,s:I,s:i,s:I,s:o,s:o,s:I,s:I,s:b,s:I,s:I,s:b,s:b,s:b,s:b,s:b,s:o}", "start_ms",
+	    (json_int_t)s->start_ms, "deadline_ms", (json_int_t)s->deadline_ms, "step_delay_ms",
+	    (json_int_t)s->step_delay_ms, "step", s->step, "reported", (json_int_t)s->reported,
+	    "cur", iter_to_json(&s->cur), "done", done, "last_processed",
 	    (json_int_t)s->last_processed, "processed_since_ms", (json_int_t)s->processed_since_ms,
 	    "ladder_acted", s->ladder_acted, "ladder_iter", (json_int_t)s->ladder_iter,
 	    "ladder_t_ms", (json_int_t)s->ladder_t_ms, "throttled", s->throttled, "post_copy",
-	    s->post_copy, "paused", s->paused, "finished", s->finished, "action_failures",
-	    action_failures_to_json(s));
+	    s->post_copy, "paused", s->paused, "finished", s->finished, "aborted", s->aborted,
+	    "action_failures", action_failures_to_json(s));
 }
 
 /*
@@ -430,6 +431,8 @@ policy_state_from_json(json_t *o, struct wk_policy_state *s, struct wk_err *e)
 	        get_bool(o, w, "finished", &s->finished, e) &&
 	        action_failures_from_json(json_object_get(o, "action_failures"), s, e)))
 		return false;
+	/* absent in records of the first version-2 workers */
+	s->aborted = json_is_true(json_object_get(o, "aborted"));
 	s->step = (int)step;
 	if (!json_is_array(done) || json_array_size(done) != WK_POLICY_HISTORY)
 		return bad_key(e, w, "done", done, "an array of this version's history length");

@@ -588,11 +588,15 @@ pre_args(const char *uuid)
 	    "{s:o,s:n,s:o}", "instance", fh_instance(h, uuid), "disk", "migrate_data", md);
 }
 
+/* This host is the destination: the guest is elsewhere until it arrives
+ * (pre_live_migration refuses a guest that already runs here). */
 static void
 reserve(const char *uuid)
 {
 	struct wk_err err = {{0}};
 	json_t *result = NULL;
+
+	fake_hv_remove_domain(FH_SRC_URI, uuid);
 
 	cr_assert_eq(fh_request(h, wk_flow_pre_live_migration, "pre_live_migration", pre_args(uuid),
 	                 true, "req-src", &result, &err),
@@ -628,6 +632,7 @@ end_inbound(wk_flow_handler fn, const char *method, const char *end_event, const
 static void
 post_dest(const char *uuid)
 {
+	fh_add_guest(uuid); /* it arrived */
 	end_inbound(wk_flow_post_at_destination, "post_live_migration_at_destination",
 	    "instance.live_migration_post_dest.end", uuid);
 }
@@ -659,6 +664,7 @@ Test(wk_flow, destination_inbound_slots_are_limited)
 
 	start("max_concurrent_inbound_migrations = 1;");
 	reserve(A);
+	fake_hv_remove_domain(FH_SRC_URI, B); /* B is still on its source too */
 	cr_assert_eq(fh_request(h, wk_flow_pre_live_migration, "pre_live_migration", pre_args(B),
 	                 true, "req-src-b", NULL, &err),
 	    -EAGAIN);
@@ -782,9 +788,14 @@ Test(wk_flow, stale_inbound_reservation_is_released)
 
 	start("max_concurrent_inbound_migrations = 2;");
 	reserve(c);
-	reserve(A); /* A's guest runs here (start() put it there): it arrived */
+	reserve(A);
+	/* A's guest arrives and is still migrating in: its lease is renewed. */
+	fake_hv_add_domain(FH_SRC_URI, A, WK_HV_STATE_PAUSED, 262144, true);
+	fake_hv_set_domain(FH_SRC_URI, A, WK_HV_STATE_PAUSED, WK_HV_REASON_MIGRATING);
 	wk_flow_tick(h->flow, wk_now_ms() + 10 * 60 * 1000);
 	cr_assert_str_eq(fh_phase(h, c, "destination"), "", "the stale reservation was kept");
+	cr_assert_eq(fh_count(h, "instance.live_migration_rollback_dest.end", c), 1,
+	    "a released reservation says it was rolled back");
 	cr_assert_str_eq(fh_phase(h, A, "destination"), "inbound");
 	post_dest(A);
 }

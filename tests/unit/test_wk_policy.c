@@ -852,3 +852,36 @@ Test(wk_policy, an_accepted_action_is_not_repeated)
 	cr_assert_eq(k, 1);
 	cr_assert_eq(acts[0], WK_ACTION_ABORT);
 }
+
+/* Moves until 12 s, then nothing moves (a dead link under a paused guest). */
+static struct wk_job_sample
+stalls_after_12s(void *unused)
+{
+	long long t;
+
+	(void)unused;
+	slow_t += 250;
+	t = slow_t < 12000 ? (long long)slow_t : 12000;
+	return sample(slow_t, 1, 64LL * 1024 * MIB - t * 1024, t * 1024, 0, MIB);
+}
+
+Test(wk_policy, a_paused_guest_whose_transfer_stalls_is_aborted_not_left_forever)
+{
+	struct wk_policy_config cfg = nova_defaults();
+	struct wk_policy_state st;
+	struct wk_decision last;
+	enum wk_action acts[16];
+	size_t k;
+
+	cfg.completion_timeout_s = 10;
+	cfg.data_bytes = GIB_BYTES;
+	cfg.permit_post_copy = false;
+	cfg.timeout_action = WK_TIMEOUT_FORCE_COMPLETE;
+	cfg.downtime_delay_s = 1000;
+	wk_policy_init(&st, &cfg, 0);
+	slow_t = 0;
+	k = play_refusing(&st, &cfg, stalls_after_12s, NULL, 240, 0, acts, 16, &last);
+	cr_assert_eq(k, 2, "got %zu drastic actions", k);
+	cr_assert_eq(acts[0], WK_ACTION_PAUSE, "force-complete by pause at the deadline");
+	cr_assert_eq(acts[1], WK_ACTION_ABORT, "then abort once nothing moves for 30 s");
+}
