@@ -416,6 +416,14 @@ deliver(rpc_amqp *a, rpc_amqp_on_delivery cb, void *ud)
 {
 	struct rpc_delivery d;
 
+	if (a->serving_stopped && a->in.kind == RPC_DELIVERY_REQUEST) {
+		/* Sent before our basic.cancel took effect: back to its queue. */
+		(void)amqp_basic_reject(a->conn, CH_CONSUME, a->in.tag, 1);
+		a->stats.requeued++;
+		free(a->in.body);
+		memset(&a->in, 0, sizeof(a->in));
+		return;
+	}
 	d.kind = a->in.kind;
 	d.tag = a->in.tag;
 	d.body = a->in.body != NULL ? a->in.body : "";
@@ -691,4 +699,18 @@ rpc_amqp_get_stats(const rpc_amqp *a, struct rpc_amqp_stats *ret_stats)
 	ret_stats->outbox_len = os.len;
 	ret_stats->outbox_bytes = os.bytes;
 	ret_stats->dropped = os.dropped;
+}
+
+int
+rpc_amqp_stop_serving(rpc_amqp *a, struct rpc_err *reterr)
+{
+	int r;
+
+	a->serving_stopped = true;
+	if (!a->connected)
+		return 0;
+	r = rpc_amqp_cancel_serving(a, reterr);
+	if (r < 0)
+		drop_connection(a);
+	return r;
 }

@@ -103,6 +103,7 @@ struct rpc_amqp_stats {
 	uint64_t nacked;           /* publishes the broker nacked (each is sent again) */
 	uint64_t oversized;        /* deliveries discarded for exceeding RPC_AMQP_MAX_BODY */
 	uint64_t connect_failures; /* failed attempts, one per broker tried */
+	uint64_t requeued;         /* requests given back after rpc_amqp_stop_serving */
 	size_t outbox_len, outbox_bytes;
 };
 
@@ -185,5 +186,16 @@ const char *rpc_amqp_reply_queue(const rpc_amqp *a);
 const char *rpc_amqp_exchange(const rpc_amqp *a);
 
 void rpc_amqp_get_stats(const rpc_amqp *a, struct rpc_amqp_stats *ret_stats);
+
+/* Stops serving, for a clean stop: cancels the consumers of the server
+ * queues (basic.cancel on topic, topic.<server> and fanout), so requests
+ * stay queued in the broker for the next start, while replies to our own
+ * calls and publisher confirms still arrive.  Requests the broker sent
+ * before the cancel took effect are given back to their queue unprocessed
+ * (basic.reject with requeue) and never reach on_delivery; a reconnect
+ * after this does not consume them again.  Returns 0 (also while
+ * disconnected), or -errno with reterr when the connection was lost doing
+ * it (as in rpc_amqp_process). */
+int rpc_amqp_stop_serving(rpc_amqp *a, struct rpc_err *reterr);
 
 #endif

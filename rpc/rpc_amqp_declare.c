@@ -107,6 +107,16 @@ declare_transient_queue(rpc_amqp *a, const char *queue, struct rpc_err *reterr)
 	return rpc_amqp_reply_check(amqp_get_rpc_reply(a->conn), what, reterr);
 }
 
+/* The consumer tag of server queue k (0 topic, 1 topic.<server>, 2 fanout)
+ * of topic i.  Tags must be unique on the channel; "reply" marks replies. */
+static void
+serving_tag(char tag[32], int k, size_t i)
+{
+	static const char *const kinds[3] = {"topic", "server", "fanout"};
+
+	snprintf(tag, 32, "%s%zu", kinds[k], i);
+}
+
 static int
 consume(rpc_amqp *a, const char *queue, const char *tag, struct rpc_err *reterr)
 {
@@ -175,13 +185,11 @@ rpc_amqp_declare_all(rpc_amqp *a, struct rpc_err *reterr)
 		if (r < 0)
 			return r;
 	}
-	for (size_t i = 0; i < a->n_topics; i++) {
+	for (size_t i = 0; i < a->n_topics && !a->serving_stopped; i++) {
 		char name[320], tag[3][32];
 
-		/* Consumer tags must be unique on the channel; "reply" marks our replies. */
-		snprintf(tag[0], sizeof(tag[0]), "topic%zu", i);
-		snprintf(tag[1], sizeof(tag[1]), "server%zu", i);
-		snprintf(tag[2], sizeof(tag[2]), "fanout%zu", i);
+		for (int k = 0; k < 3; k++)
+			serving_tag(tag[k], k, i);
 		r = consume(a, a->topics[i], tag[0], reterr);
 		if (r < 0)
 			return r;
@@ -194,4 +202,24 @@ rpc_amqp_declare_all(rpc_amqp *a, struct rpc_err *reterr)
 			return r;
 	}
 	return consume(a, a->reply_queue, "reply", reterr);
+}
+
+int
+rpc_amqp_cancel_serving(rpc_amqp *a, struct rpc_err *reterr)
+{
+	for (size_t i = 0; i < a->n_topics; i++) {
+		for (int k = 0; k < 3; k++) {
+			char tag[32], what[64];
+			int r;
+
+			serving_tag(tag, k, i);
+			snprintf(what, sizeof(what), "cancel consumer '%s'", tag);
+			/* Deliveries racing the cancel-ok are queued by the library. */
+			amqp_basic_cancel(a->conn, CH_CONSUME, amqp_cstring_bytes(tag));
+			r = rpc_amqp_reply_check(amqp_get_rpc_reply(a->conn), what, reterr);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
 }

@@ -58,6 +58,7 @@ struct rpc_amqp {
 
 	amqp_connection_state_t conn;
 	bool connected;
+	bool serving_stopped; /* rpc_amqp_stop_serving: server queues are not consumed */
 	struct inflight in;
 
 	rpc_outbox *outbox;
@@ -72,6 +73,10 @@ int rpc_amqp_reply_check(amqp_rpc_reply_t r, const char *what, struct rpc_err *r
 /* Declares everything of the connection a->conn and starts consuming
  * (rpc_amqp_declare.c).  Returns 0 or -errno with reterr. */
 int rpc_amqp_declare_all(rpc_amqp *a, struct rpc_err *reterr);
+
+/* Cancels the consumers of the server queues (rpc_amqp_declare.c).
+ * Returns 0 or -errno with reterr. */
+int rpc_amqp_cancel_serving(rpc_amqp *a, struct rpc_err *reterr);
 
 /* An AMQP_STATUS_* code as -errno: the only place they are translated. */
 int rpc_amqp_status_to_errno(int status);

@@ -41,7 +41,11 @@ WK_LOG_NAME("worker.main");
 
 #define DEFAULT_CONFIG   "/etc/ferry/worker.conf"
 #define RECONNECT_MAX_MS 30000
+/* The stop sequence (stop_done): migrations get SHUTDOWN_WAIT_MS to end,
+ * then the broker CONFIRM_WAIT_MS to confirm what we published; the unit's
+ * TimeoutStopSec leaves room for both. */
 #define SHUTDOWN_WAIT_MS 30000
+#define CONFIRM_WAIT_MS  5000
 /* The flow is ticked at least this often: it also releases stale inbound
  * reservations (every 5 s) and retries it schedules from its callbacks. */
 #define FLOW_TICK_MAX_MS 1000
@@ -60,8 +64,10 @@ struct worker {
 	int sfd;
 	uint64_t reconnect_at_ms;
 	unsigned backoff_ms;
-	bool stopping, quit;
-	uint64_t watchdog_ms; /* systemd WatchdogSec; 0 = off */
+	bool stopping;
+	uint64_t stop_deadline_ms;    /* migrations may run until then */
+	uint64_t confirm_deadline_ms; /* then confirms may come until this; 0 = not yet */
+	uint64_t watchdog_ms;         /* systemd WatchdogSec; 0 = off */
 	wk_loop *loop;
 	int signal_watch, migrate_watch, broker_watch; /* wk_loop ids */
 	int watchdog_timer, flow_timer, bus_timer, reconnect_timer, heartbeat_timer, stop_timer;
@@ -337,12 +343,24 @@ on_signal(wk_loop *l, int watch, int fd, short revents, void *userdata)
 			continue;
 		}
 		if (!w->stopping) {
-			log_info(
-			    "Signal %u received, stopping once %zu migration(s) end (at most %ds)",
-			    si.ssi_signo, wk_migrate_running(w->migrate), SHUTDOWN_WAIT_MS / 1000);
+			struct rpc_err err = {{0}};
+
+			log_info("Signal %u received: no new requests are taken, they stay queued "
+			         "in the broker; stopping once %zu migration(s) end (at most %ds) "
+			         "and the broker confirmed what was sent (at most %ds more)",
+			    si.ssi_signo, wk_migrate_running(w->migrate), SHUTDOWN_WAIT_MS / 1000,
+			    CONFIRM_WAIT_MS / 1000);
 			w->stopping = true;
-			wk_loop_timer_update(l, w->stop_timer, wk_now_ms() + SHUTDOWN_WAIT_MS, 0);
+			w->stop_deadline_ms = wk_now_ms() + SHUTDOWN_WAIT_MS;
+			wk_loop_timer_update(l, w->stop_timer, w->stop_deadline_ms, 0);
 			wk_sd_notify("STOPPING=1");
+			/* First, so no request is taken only to be refused. */
+			if (rpc_amqp_stop_serving(w->amqp, &err) < 0) {
+				log_error("Broker connection lost: %s, reconnecting", err.msg);
+				w->backoff_ms = 0;
+				w->reconnect_at_ms = wk_now_ms() + 500;
+				broker_follow(w);
+			}
 			wk_flow_stop(w->flow);
 			kick(w);
 		}
@@ -450,14 +468,38 @@ on_bus_tick(wk_loop *l, int timer, void *userdata)
 	wk_loop_timer_update(l, timer, next < 0 ? WK_LOOP_NEVER : now + (uint64_t)next, 0);
 }
 
+/* Only wakes the loop: stop_done() compares the deadlines. */
 static void
 on_stop_deadline(wk_loop *l, int timer, void *userdata)
 {
-	struct worker *w = userdata;
-
 	(void)l;
 	(void)timer;
-	w->quit = true;
+	(void)userdata;
+}
+
+/* After SIGTERM: true once the running migrations ended (or had their
+ * time) and the broker confirmed every publish (or had its time). */
+static bool
+stop_done(struct worker *w)
+{
+	struct rpc_amqp_stats st;
+	uint64_t now = wk_now_ms();
+
+	if (!w->stopping)
+		return false;
+	if (w->confirm_deadline_ms == 0) {
+		if (wk_migrate_running(w->migrate) > 0 && now < w->stop_deadline_ms)
+			return false;
+		w->confirm_deadline_ms = now + CONFIRM_WAIT_MS;
+		wk_loop_timer_update(w->loop, w->stop_timer, w->confirm_deadline_ms, 0);
+	}
+	rpc_amqp_get_stats(w->amqp, &st);
+	if (st.outbox_len == 0)
+		return true;
+	if (now < w->confirm_deadline_ms)
+		return false;
+	log_warning("Stopping with %zu message(s) the broker has not confirmed", st.outbox_len);
+	return true;
 }
 
 /* Gives each source of work its watch or timer. */
@@ -499,11 +541,11 @@ loop_setup(struct worker *w)
 static int
 run(struct worker *w)
 {
-	while (!w->quit) {
+	for (;;) {
 		int r;
 
 		wk_log_set_request_id(NULL);
-		if (w->stopping && wk_migrate_running(w->migrate) == 0)
+		if (stop_done(w))
 			break;
 		/* A publish from any callback may have dropped the connection. */
 		broker_follow(w);
