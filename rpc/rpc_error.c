@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* rpc_error: -errno -> nova exception class, the only such table. */
+#include "rpc_error.h"
+
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -7,7 +9,6 @@
 
 #include <jansson.h>
 
-#include "rpc_error.h"
 #include "rpc_reply.h"
 
 static const struct {
@@ -66,7 +67,7 @@ rpc_error_failure(int r, const char *message)
 		kwargs = json_pack("{s:i,s:s}", "code", code, "reason", message);
 	}
 	text = kwargs ? rpc_failure_build(rpc_error_class(r), "nova.exception", message, kwargs)
-		      : NULL;
+	              : NULL;
 	free(clean);
 	return text;
 }

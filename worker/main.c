@@ -255,7 +255,7 @@ setup(struct worker *w)
 	o.outbox_max_bytes = (size_t)c->rabbit.outbox_max_bytes;
 	if ((url->ssl || c->rabbit.ssl) && !c->rabbit.ssl_verify)
 		log_warning("ssl_verify = false: the broker's TLS certificate is not verified; "
-			    "anyone on the path can pose as the broker");
+		            "anyone on the path can pose as the broker");
 	r = rpc_amqp_new(&o, &w->amqp);
 	rpc_url_free(url);
 	if (r < 0)

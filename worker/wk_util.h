@@ -9,8 +9,9 @@
 #ifndef WK_UTIL_H
 #define WK_UTIL_H
 
-#include <errno.h>
 #include <sys/stat.h>
+
+#include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -16,7 +16,6 @@
 #include <criterion/criterion.h>
 
 #include "tu_tmpdir.h"
-
 #include "wk_flow_priv.h"
 
 static char dir[64];

@@ -17,7 +17,6 @@
 #include <criterion/criterion.h>
 
 #include "tu_tmpdir.h"
-
 #include "wk_journal.h"
 
 static char dir[64];

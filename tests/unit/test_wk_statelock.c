@@ -18,7 +18,6 @@
 #include <criterion/criterion.h>
 
 #include "tu_tmpdir.h"
-
 #include "wk_statelock.h"
 
 static char dir[64];
