@@ -50,8 +50,8 @@ rpc_uuid4_dashed(char out[RPC_UUID_DASHED_LEN])
 	}
 }
 
-static int
-hex_value(char c)
+int
+rpc_hex_value(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -89,8 +89,8 @@ rpc_uuid_canonical(const char *in, char out[RPC_UUID_DASHED_LEN])
 			p++;
 			continue;
 		}
-		hi = hex_value(p[0]);
-		lo = hi >= 0 ? hex_value(p[1]) : -1;
+		hi = rpc_hex_value(p[0]);
+		lo = hi >= 0 ? rpc_hex_value(p[1]) : -1;
 		if (lo < 0)
 			return -EINVAL;
 		b[i++] = (uint8_t)(hi << 4 | lo);

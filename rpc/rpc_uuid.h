@@ -27,4 +27,7 @@ void rpc_uuid4_dashed(char out[RPC_UUID_DASHED_LEN]);
  */
 int rpc_uuid_canonical(const char *in, char out[RPC_UUID_DASHED_LEN]);
 
+/* The value of hex digit c (either case), or -1. */
+int rpc_hex_value(char c);
+
 #endif
