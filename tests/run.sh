@@ -15,6 +15,10 @@ cmake --build --preset dev
 # The release build must stay warning-free too (-O2 finds other warnings).
 cmake --preset release -DFERRY_WERROR=ON >/dev/null
 cmake --build --preset release
+# The threaded modules under ThreadSanitizer (tests/tsan).
+cmake --preset tsan >/dev/null
+cmake --build --preset tsan
+ctest --preset tsan
 
 cleanup() {
 	bash deploy/rig/hosts.sh stop || true

@@ -110,13 +110,22 @@ const char *wk_flow_obj_str(json_t *primitive, const char *key);
 
 /* ---- the journal (wk_flow_record.c) ---- */
 
-/* The record of m as it is now (new reference), or NULL. */
+/* The journal record of m as it is now (new reference), or NULL: named
+ * fields with "version": 2, no raw struct bytes. */
 json_t *mig_record(const struct mig *m);
-/* The inverse of mig_record (rec borrowed): a new struct mig, or NULL when
- * the record does not fit. */
-struct mig *mig_from_record(wk_flow *f, json_t *rec);
-/* Records m as it is now; a failure is logged. */
-void mig_journal_save(wk_flow *f, const struct mig *m);
+/* The inverse of mig_record (rec borrowed): 0 and a new struct mig in
+ * *ret_m, not yet in the table; -EPROTONOSUPPORT for a record of another
+ * version (an older ferry's), -EINVAL for one that does not fit, -ENOMEM;
+ * reterr names the key at fault, never a value. */
+int mig_from_record(wk_flow *f, json_t *rec, struct mig **ret_m, struct wk_err *reterr);
+/* The part of request context (borrowed) a restart needs, as a new object:
+ * request ids, user, project, roles, is_admin and the like, never a token,
+ * secret, password or service catalog.  NULL for a NULL or non-object
+ * context, or out of memory.  Pure. */
+json_t *wk_flow_journal_context(json_t *context);
+/* Records m as it is now: 0 (also without a journal), or -errno after
+ * logging the failure. */
+int mig_journal_save(wk_flow *f, const struct mig *m);
 /* Removes m's record; a failure is logged. */
 void mig_journal_drop(wk_flow *f, const struct mig *m);
 

@@ -6,6 +6,7 @@
  * phase when the worker restarts mid-migration.  Main thread only.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,24 @@
 
 WK_LOG_NAME("worker.flow");
 
-#define RECORD_VERSION 1
+/*
+ * Record format, version 2: every field by name, never raw struct bytes, so
+ * a record survives a change of a struct's layout and a reader can say which
+ * key it could not use.  Version 1 (wk_policy_config and wk_policy_state as
+ * hex dumps of their bytes) is refused, not guessed at.  A nullable field
+ * (dest_host, migration_uuid, request_id, ...: a destination reservation has
+ * no dest_host, a cast may have no request id) may be null or absent.
+ */
+#define RECORD_VERSION 2
+
+static const char *const phase_names[] = {
+    [PHASE_QUEUED] = "queued",
+    [PHASE_PREPARING] = "preparing",
+    [PHASE_RUNNING] = "running",
+    [PHASE_COMPLETING] = "completing",
+    [PHASE_INBOUND] = "inbound",
+    [PHASE_POSTCOPY_FAILED] = "postcopy_failed",
+};
 
 static void
 journal_key(const struct mig *m, char *buf, size_t size)
@@ -24,80 +42,178 @@ journal_key(const struct mig *m, char *buf, size_t size)
 	snprintf(buf, size, "%s-%s", m->role == ROLE_SOURCE ? "source" : "destination", m->uuid);
 }
 
-/* Plain structs (no pointers) travel as hex, with their size as a check. */
 static json_t *
-hex_of(const void *p, size_t n)
+iter_to_json(const struct wk_policy_iter *it)
 {
-	static const char digits[] = "0123456789abcdef";
-	const unsigned char *b = p;
-	char *text = malloc(2 * n + 1);
-	json_t *v;
-
-	if (text == NULL)
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		text[2 * i] = digits[b[i] >> 4];
-		text[2 * i + 1] = digits[b[i] & 15];
-	}
-	text[2 * n] = '\0';
-	v = json_string(text);
-	free(text);
-	return v;
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "iteration",
+	    (json_int_t)it->iteration, "rem_min", (json_int_t)it->rem_min, "rem_peak",
+	    (json_int_t)it->rem_peak, "dirty_sum", (json_int_t)it->dirty_sum, "n_dirty",
+	    (json_int_t)it->n_dirty, "bps_sum", (json_int_t)it->bps_sum, "n_bps",
+	    (json_int_t)it->n_bps, "t_first", (json_int_t)it->t_first, "t_last",
+	    (json_int_t)it->t_last, "proc_first", (json_int_t)it->proc_first, "proc_last",
+	    (json_int_t)it->proc_last);
 }
 
-static bool
-unhex(json_t *v, void *p, size_t n)
+static json_t *
+policy_to_json(const struct wk_policy_config *p)
 {
-	const char *t = json_string_value(v);
-	unsigned char *b = p;
+	return json_pack("{s:I,s:I,s:I,s:I,s:s,s:b,s:b,s:b,s:I}", "max_downtime_ms",
+	    (json_int_t)p->max_downtime_ms, "downtime_steps", (json_int_t)p->downtime_steps,
+	    "downtime_delay_s", (json_int_t)p->downtime_delay_s, "completion_timeout_s",
+	    (json_int_t)p->completion_timeout_s, "timeout_action",
+	    p->timeout_action == WK_TIMEOUT_FORCE_COMPLETE ? "force_complete" : "abort",
+	    "permit_post_copy", p->permit_post_copy, "permit_auto_converge",
+	    p->permit_auto_converge, "permit_pause", p->permit_pause, "data_bytes",
+	    (json_int_t)p->data_bytes);
+}
 
-	if (t == NULL || strlen(t) != 2 * n)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		unsigned hi, lo;
+/* Refusals per action, by action name ({"post_copy": 2}); two or more
+ * means given up (wk_policy_action_result). */
+static json_t *
+action_failures_to_json(const struct wk_policy_state *s)
+{
+	json_t *o = json_object();
 
-		if (sscanf(t + 2 * i, "%1x%1x", &hi, &lo) != 2)
+	for (int a = WK_ACTION_NONE + 1; o != NULL && a < _WK_ACTION_MAX; a++)
+		if (s->failures[a] > 0 && json_object_set_new(o, wk_action_name((enum wk_action)a),
+		                              json_integer(s->failures[a])) < 0) {
+			json_decref(o);
+			return NULL;
+		}
+	return o;
+}
+
+static json_t *
+policy_state_to_json(const struct wk_policy_state *s)
+{
+	json_t *done = json_array();
+
+	for (size_t i = 0; done != NULL && i < WK_POLICY_HISTORY; i++)
+		if (json_array_append_new(done, iter_to_json(&s->done[i])) < 0) {
+			json_decref(done);
+			done = NULL;
+		}
+	if (done == NULL)
+		return NULL;
+	return json_pack("{s:I,s:I,s:I,s:i,s:I,s:o,s:o,s:I,s:I,s:b,s:I,s:I,s:b,s:b,s:b,s:b,s:o}",
+	    "start_ms", (json_int_t)s->start_ms, "deadline_ms", (json_int_t)s->deadline_ms,
+	    "step_delay_ms", (json_int_t)s->step_delay_ms, "step", s->step, "reported",
+	    (json_int_t)s->reported, "cur", iter_to_json(&s->cur), "done", done, "last_processed",
+	    (json_int_t)s->last_processed, "processed_since_ms", (json_int_t)s->processed_since_ms,
+	    "ladder_acted", s->ladder_acted, "ladder_iter", (json_int_t)s->ladder_iter,
+	    "ladder_t_ms", (json_int_t)s->ladder_t_ms, "throttled", s->throttled, "post_copy",
+	    s->post_copy, "paused", s->paused, "finished", s->finished, "action_failures",
+	    action_failures_to_json(s));
+}
+
+/*
+ * What of a request context a restart needs: who asked (for the
+ * notifications' action_initiator and the calls to the destination) and
+ * the request ids that tie the logs together.  An allow-list, so nothing
+ * secret can slip in with a new oslo or nova key: never auth_token, any
+ * other *token*, *secret* or *password* key, nor service_catalog.  Only
+ * scalars and arrays of strings (roles) are kept.
+ */
+static const char *const context_keep[] = {
+    "request_id",
+    "global_request_id",
+    "user",
+    "user_id",
+    "user_name",
+    "user_domain",
+    "user_identity",
+    "project",
+    "project_id",
+    "project_name",
+    "project_domain",
+    "tenant",
+    "roles",
+    "is_admin",
+    "read_deleted",
+    "show_deleted",
+    "timestamp",
+};
+
+static bool
+context_value_ok(json_t *v)
+{
+	size_t i;
+	json_t *e;
+
+	if (!json_is_array(v))
+		return !json_is_object(v);
+	json_array_foreach (v, i, e)
+		if (!json_is_string(e))
 			return false;
-		b[i] = (unsigned char)(hi << 4 | lo);
-	}
 	return true;
+}
+
+json_t *
+wk_flow_journal_context(json_t *context)
+{
+	json_t *kept, *v;
+
+	if (!json_is_object(context))
+		return NULL;
+	kept = json_object();
+	if (kept == NULL)
+		return NULL;
+	for (size_t i = 0; i < sizeof(context_keep) / sizeof(context_keep[0]); i++) {
+		v = json_object_get(context, context_keep[i]);
+		if (v != NULL && context_value_ok(v) &&
+		    json_object_set_new(kept, context_keep[i], json_deep_copy(v)) < 0) {
+			json_decref(kept);
+			return NULL;
+		}
+	}
+	return kept;
 }
 
 json_t *
 mig_record(const struct mig *m)
 {
-	return json_pack("{s:i,s:s,s:i,s:s,s:s?,s:s?,s:I,s:s?,s:b,s:b,s:b,s:b,s:b,s:s,s:O?,s:O?,"
-	                 "s:O?,s:O?,s:I,s:I,s:I,s:i,s:o,s:o}",
+	/* The request context without its token (issue 12.2). */
+	json_t *context = wk_flow_journal_context(m->context);
+	json_t *rec;
+
+	rec = json_pack("{s:i,s:s,s:s,s:s,s:s?,s:s?,s:I,s:s?,s:b,s:b,s:b,s:b,s:b,s:s,s:O,s:O?,"
+	                "s:O?,s:O?,s:I,s:I,s:I,s:i,s:o,s:o}",
 	    "version", RECORD_VERSION, "role", m->role == ROLE_SOURCE ? "source" : "destination",
-	    "phase", (int)m->phase, "uuid", m->uuid, "dest_host", m->dest_host, "migration_uuid",
-	    m->migration_uuid, "migration_id", (json_int_t)m->migration_id, "request_id",
-	    m->request_id, "block_migration", m->block_migration, "persistent", m->persistent,
-	    "postcopy_active", m->postcopy_active, "paused_by_us", m->paused_by_us,
+	    "phase", phase_names[m->phase], "uuid", m->uuid, "dest_host", m->dest_host,
+	    "migration_uuid", m->migration_uuid, "migration_id", (json_int_t)m->migration_id,
+	    "request_id", m->request_id, "block_migration", m->block_migration, "persistent",
+	    m->persistent, "postcopy_active", m->postcopy_active, "paused_by_us", m->paused_by_us,
 	    "abort_requested", m->abort_requested, "abort_reason", m->abort_reason, "instance",
-	    m->instance, "context", m->context, "migrate_data", m->migrate_data,
-	    "cast_migrate_data", m->cast_migrate_data, "seq", (json_int_t)m->seq, "started_ms",
+	    m->instance, "context", context, "migrate_data", m->migrate_data, "cast_migrate_data",
+	    m->cast_migrate_data, "seq", (json_int_t)m->seq, "started_ms",
 	    (json_int_t)m->started_ms, "max_downtime_ms", (json_int_t)m->max_downtime_ms,
-	    "policy_step", m->policy_step, "policy", hex_of(&m->policy, sizeof(m->policy)),
-	    "policy_state", hex_of(&m->policy_state, sizeof(m->policy_state)));
+	    "policy_step", m->policy_step, "policy", policy_to_json(&m->policy), "policy_state",
+	    policy_state_to_json(&m->policy_state));
+	json_decref(context);
+	return rec;
 }
 
-/* Records m as it is now.  A failure is logged: the migration goes on, it
- * would only not survive a restart of the worker. */
-void
+/* Records m as it is now.  A failure is logged; most callers go on (the
+ * migration would only not survive a restart of the worker), the accepting
+ * write of live_migration does not. */
+int
 mig_journal_save(wk_flow *f, const struct mig *m)
 {
 	struct wk_err err = {{0}};
 	json_t *rec;
 	char key[128];
+	int r;
 
 	if (f->d.journal == NULL)
-		return;
+		return 0;
 	journal_key(m, key, sizeof(key));
 	rec = mig_record(m);
-	if (rec == NULL || wk_journal_write(f->d.journal, key, rec, &err) < 0)
+	r = rec ? wk_journal_write(f->d.journal, key, rec, &err) : -ENOMEM;
+	if (r < 0)
 		log_error("Cannot journal the migration of '%s': %s", m->uuid,
 		    rec ? err.msg : "out of memory");
 	json_decref(rec);
+	return r;
 }
 
 void
@@ -113,62 +229,313 @@ mig_journal_drop(wk_flow *f, const struct mig *m)
 		log_error("Cannot remove the journal record of '%s': %s", m->uuid, err.msg);
 }
 
-/* The inverse of mig_record; NULL when the record does not fit. */
-struct mig *
-mig_from_record(wk_flow *f, json_t *rec)
+/*
+ * Readers of one key of object o.  Each returns true with the value in *ret,
+ * or false with e naming the key (prefixed by where, e.g. "policy.") and
+ * what is wrong with it, never its value: records hold request contexts.
+ */
+static bool
+bad_key(struct wk_err *e, const char *where, const char *key, json_t *v, const char *want)
 {
-	json_t *instance = NULL, *context = NULL, *md = NULL, *cmd = NULL, *pol = NULL, *pst = NULL;
-	const char *role, *uuid, *dest = NULL, *mig_uuid = NULL, *rid = NULL, *reason = "";
-	json_int_t mig_id, seq, started, downtime;
-	int version, phase, step;
-	int block, persistent, postcopy, paused, aborted;
-	struct mig *m;
+	wk_err_set(
+	    e, -EINVAL, "key '%s%s' %s %s", where, key, v ? "is not" : "is missing, want", want);
+	return false;
+}
 
-	if (json_unpack(rec,
-	        "{s:i,s:s,s:i,s:s,s?s,s?s,s:I,s?s,s:b,s:b,s:b,s:b,s:b,s?s,s:o,s?o,s?o,s?o,s:I,s:I,"
-	        "s:I,s:i,s:o,s:o}",
-	        "version", &version, "role", &role, "phase", &phase, "uuid", &uuid, "dest_host",
-	        &dest, "migration_uuid", &mig_uuid, "migration_id", &mig_id, "request_id", &rid,
-	        "block_migration", &block, "persistent", &persistent, "postcopy_active", &postcopy,
-	        "paused_by_us", &paused, "abort_requested", &aborted, "abort_reason", &reason,
-	        "instance", &instance, "context", &context, "migrate_data", &md,
-	        "cast_migrate_data", &cmd, "seq", &seq, "started_ms", &started, "max_downtime_ms",
-	        &downtime, "policy_step", &step, "policy", &pol, "policy_state", &pst) < 0 ||
-	    version != RECORD_VERSION || phase < PHASE_QUEUED || phase > PHASE_POSTCOPY_FAILED)
-		return NULL;
+static bool
+get_int(json_t *o, const char *where, const char *key, long long min, long long max, long long *ret,
+    struct wk_err *e)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+		return bad_key(e, where, key, v, "an integer in range");
+	*ret = json_integer_value(v);
+	return true;
+}
+
+static bool
+get_bool(json_t *o, const char *where, const char *key, bool *ret, struct wk_err *e)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (!json_is_boolean(v))
+		return bad_key(e, where, key, v, "a boolean");
+	*ret = json_is_true(v);
+	return true;
+}
+
+/* nullable: null or absence give NULL. */
+static bool
+get_str(json_t *o, const char *where, const char *key, bool nullable, const char **ret,
+    struct wk_err *e)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (nullable && (v == NULL || json_is_null(v))) {
+		*ret = NULL;
+		return true;
+	}
+	if (!json_is_string(v))
+		return bad_key(e, where, key, v, nullable ? "a string or null" : "a string");
+	*ret = json_string_value(v);
+	return true;
+}
+
+/* An object (borrowed); nullable as get_str. */
+static bool
+get_obj(
+    json_t *o, const char *where, const char *key, bool nullable, json_t **ret, struct wk_err *e)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (nullable && (v == NULL || json_is_null(v))) {
+		*ret = NULL;
+		return true;
+	}
+	if (!json_is_object(v))
+		return bad_key(e, where, key, v, nullable ? "an object or null" : "an object");
+	*ret = v;
+	return true;
+}
+
+static bool
+get_uint(json_t *o, const char *where, const char *key, unsigned *ret, struct wk_err *e)
+{
+	long long v;
+
+	if (!get_int(o, where, key, 0, UINT_MAX, &v, e))
+		return false;
+	*ret = (unsigned)v;
+	return true;
+}
+
+static bool
+get_u64(json_t *o, const char *where, const char *key, uint64_t *ret, struct wk_err *e)
+{
+	long long v;
+
+	if (!get_int(o, where, key, 0, LLONG_MAX, &v, e))
+		return false;
+	*ret = (uint64_t)v;
+	return true;
+}
+
+static bool
+get_ll(json_t *o, const char *where, const char *key, long long *ret, struct wk_err *e)
+{
+	return get_int(o, where, key, LLONG_MIN, LLONG_MAX, ret, e);
+}
+
+static bool
+iter_from_json(json_t *o, const char *where, struct wk_policy_iter *it, struct wk_err *e)
+{
+	if (!json_is_object(o))
+		return bad_key(e, where, "", json_is_null(o) ? NULL : o, "an object");
+	return get_ll(o, where, "iteration", &it->iteration, e) &&
+	       get_ll(o, where, "rem_min", &it->rem_min, e) &&
+	       get_ll(o, where, "rem_peak", &it->rem_peak, e) &&
+	       get_ll(o, where, "dirty_sum", &it->dirty_sum, e) &&
+	       get_ll(o, where, "n_dirty", &it->n_dirty, e) &&
+	       get_ll(o, where, "bps_sum", &it->bps_sum, e) &&
+	       get_ll(o, where, "n_bps", &it->n_bps, e) &&
+	       get_u64(o, where, "t_first", &it->t_first, e) &&
+	       get_u64(o, where, "t_last", &it->t_last, e) &&
+	       get_ll(o, where, "proc_first", &it->proc_first, e) &&
+	       get_ll(o, where, "proc_last", &it->proc_last, e);
+}
+
+static bool
+policy_from_json(json_t *o, struct wk_policy_config *p, struct wk_err *e)
+{
+	const char *w = "policy.", *action = NULL;
+	long long data_bytes;
+
+	if (!(get_uint(o, w, "max_downtime_ms", &p->max_downtime_ms, e) &&
+	        get_uint(o, w, "downtime_steps", &p->downtime_steps, e) &&
+	        get_uint(o, w, "downtime_delay_s", &p->downtime_delay_s, e) &&
+	        get_uint(o, w, "completion_timeout_s", &p->completion_timeout_s, e) &&
+	        get_str(o, w, "timeout_action", false, &action, e) &&
+	        get_bool(o, w, "permit_post_copy", &p->permit_post_copy, e) &&
+	        get_bool(o, w, "permit_auto_converge", &p->permit_auto_converge, e) &&
+	        get_bool(o, w, "permit_pause", &p->permit_pause, e) &&
+	        get_int(o, w, "data_bytes", 0, LLONG_MAX, &data_bytes, e)))
+		return false;
+	if (strcmp(action, "abort") == 0)
+		p->timeout_action = WK_TIMEOUT_ABORT;
+	else if (strcmp(action, "force_complete") == 0)
+		p->timeout_action = WK_TIMEOUT_FORCE_COMPLETE;
+	else
+		return bad_key(e, w, "timeout_action", o, "\"abort\" or \"force_complete\"");
+	p->data_bytes = (unsigned long long)data_bytes;
+	return true;
+}
+
+static bool
+action_failures_from_json(json_t *o, struct wk_policy_state *s, struct wk_err *e)
+{
+	const char *name;
+	json_t *v;
+
+	if (o == NULL)
+		return true; /* none recorded */
+	if (!json_is_object(o))
+		return bad_key(e, "policy_state.", "action_failures", o, "an object");
+	json_object_foreach (o, name, v) {
+		int a;
+
+		for (a = WK_ACTION_NONE + 1; a < _WK_ACTION_MAX; a++)
+			if (strcmp(name, wk_action_name((enum wk_action)a)) == 0)
+				break;
+		if (a == _WK_ACTION_MAX || !json_is_integer(v) || json_integer_value(v) < 0 ||
+		    json_integer_value(v) > 255)
+			return bad_key(e, "policy_state.action_failures.", name, v,
+			    "a count of refusals of a known action");
+		s->failures[a] = (unsigned char)json_integer_value(v);
+		if (s->failures[a] >= 2)
+			s->refused |= 1u << a;
+	}
+	return true;
+}
+
+static bool
+policy_state_from_json(json_t *o, struct wk_policy_state *s, struct wk_err *e)
+{
+	const char *w = "policy_state.";
+	json_t *done = json_object_get(o, "done");
+	long long step;
+	char where[64];
+
+	if (!(get_u64(o, w, "start_ms", &s->start_ms, e) &&
+	        get_ll(o, w, "deadline_ms", &s->deadline_ms, e) &&
+	        get_ll(o, w, "step_delay_ms", &s->step_delay_ms, e) &&
+	        get_int(o, w, "step", INT_MIN, INT_MAX, &step, e) &&
+	        get_uint(o, w, "reported", &s->reported, e) &&
+	        iter_from_json(json_object_get(o, "cur"), "policy_state.cur", &s->cur, e) &&
+	        get_ll(o, w, "last_processed", &s->last_processed, e) &&
+	        get_u64(o, w, "processed_since_ms", &s->processed_since_ms, e) &&
+	        get_bool(o, w, "ladder_acted", &s->ladder_acted, e) &&
+	        get_ll(o, w, "ladder_iter", &s->ladder_iter, e) &&
+	        get_u64(o, w, "ladder_t_ms", &s->ladder_t_ms, e) &&
+	        get_bool(o, w, "throttled", &s->throttled, e) &&
+	        get_bool(o, w, "post_copy", &s->post_copy, e) &&
+	        get_bool(o, w, "paused", &s->paused, e) &&
+	        get_bool(o, w, "finished", &s->finished, e) &&
+	        action_failures_from_json(json_object_get(o, "action_failures"), s, e)))
+		return false;
+	s->step = (int)step;
+	if (!json_is_array(done) || json_array_size(done) != WK_POLICY_HISTORY)
+		return bad_key(e, w, "done", done, "an array of this version's history length");
+	for (size_t i = 0; i < WK_POLICY_HISTORY; i++) {
+		snprintf(where, sizeof(where), "policy_state.done[%zu]", i);
+		if (!iter_from_json(json_array_get(done, i), where, &s->done[i], e))
+			return false;
+	}
+	return true;
+}
+
+static char *
+dup_or_null(const char *s, bool *ok)
+{
+	char *d = s ? strdup(s) : NULL;
+
+	if (s != NULL && d == NULL)
+		*ok = false;
+	return d;
+}
+
+/* The inverse of mig_record.  -EPROTONOSUPPORT for a record of another
+ * version, -EINVAL for one that does not fit (reterr names the key). */
+int
+mig_from_record(wk_flow *f, json_t *rec, struct mig **ret_m, struct wk_err *reterr)
+{
+	json_t *instance = NULL, *context = NULL, *md = NULL, *cmd = NULL, *pol, *pst;
+	const char *role = NULL, *phase = NULL, *uuid = NULL, *dest = NULL, *mig_uuid = NULL,
+	           *rid = NULL, *reason = NULL;
+	long long version, mig_id, seq, started, downtime, step;
+	json_t *vv = json_object_get(rec, "version");
+	struct mig *m;
+	bool ok = true;
+	int p;
+
+	if (!json_is_integer(vv))
+		return wk_err_set(reterr, -EINVAL, "key 'version' is missing or not an integer");
+	version = json_integer_value(vv);
+	if (version != RECORD_VERSION)
+		return wk_err_set(reterr, -EPROTONOSUPPORT,
+		    "key 'version' is %lld: written by %s ferry (record version %lld), this one "
+		    "reads version %d",
+		    version, version < RECORD_VERSION ? "an older" : "a newer", version,
+		    RECORD_VERSION);
 	m = calloc(1, sizeof(*m));
 	if (m == NULL)
-		return NULL;
+		return wk_err_set(reterr, -ENOMEM, "out of memory");
+	if (!(get_str(rec, "", "role", false, &role, reterr) &&
+	        get_str(rec, "", "phase", false, &phase, reterr) &&
+	        get_str(rec, "", "uuid", false, &uuid, reterr) &&
+	        get_str(rec, "", "dest_host", true, &dest, reterr) &&
+	        get_str(rec, "", "migration_uuid", true, &mig_uuid, reterr) &&
+	        get_ll(rec, "", "migration_id", &mig_id, reterr) &&
+	        get_str(rec, "", "request_id", true, &rid, reterr) &&
+	        get_bool(rec, "", "block_migration", &m->block_migration, reterr) &&
+	        get_bool(rec, "", "persistent", &m->persistent, reterr) &&
+	        get_bool(rec, "", "postcopy_active", &m->postcopy_active, reterr) &&
+	        get_bool(rec, "", "paused_by_us", &m->paused_by_us, reterr) &&
+	        get_bool(rec, "", "abort_requested", &m->abort_requested, reterr) &&
+	        get_str(rec, "", "abort_reason", true, &reason, reterr) &&
+	        get_obj(rec, "", "instance", false, &instance, reterr) &&
+	        get_obj(rec, "", "context", true, &context, reterr) &&
+	        get_obj(rec, "", "migrate_data", true, &md, reterr) &&
+	        get_obj(rec, "", "cast_migrate_data", true, &cmd, reterr) &&
+	        get_int(rec, "", "seq", 0, LLONG_MAX, &seq, reterr) &&
+	        get_int(rec, "", "started_ms", 0, LLONG_MAX, &started, reterr) &&
+	        get_int(rec, "", "max_downtime_ms", 0, LLONG_MAX, &downtime, reterr) &&
+	        get_int(rec, "", "policy_step", INT_MIN, INT_MAX, &step, reterr) &&
+	        get_obj(rec, "", "policy", false, &pol, reterr) &&
+	        get_obj(rec, "", "policy_state", false, &pst, reterr) &&
+	        policy_from_json(pol, &m->policy, reterr) &&
+	        policy_state_from_json(pst, &m->policy_state, reterr))) {
+		mig_free(m);
+		return -EINVAL;
+	}
+	if (strcmp(role, "source") == 0)
+		m->role = ROLE_SOURCE;
+	else if (strcmp(role, "destination") == 0)
+		m->role = ROLE_DEST;
+	else
+		ok = false;
+	for (p = 0; p <= PHASE_POSTCOPY_FAILED && strcmp(phase, phase_names[p]) != 0; p++)
+		;
+	m->phase = (enum mig_phase)p;
+	if (!ok || p > PHASE_POSTCOPY_FAILED ||
+	    (m->role == ROLE_DEST) != (m->phase == PHASE_INBOUND) ||
+	    (m->role == ROLE_SOURCE && dest == NULL)) {
+		mig_free(m);
+		return wk_err_set(reterr, -EINVAL,
+		    "keys 'role', 'phase' and 'dest_host' do not describe a migration");
+	}
 	m->flow = f;
-	m->role = strcmp(role, "source") == 0 ? ROLE_SOURCE : ROLE_DEST;
-	m->phase = (enum mig_phase)phase;
-	m->uuid = strdup(uuid);
-	m->dest_host = dest ? strdup(dest) : NULL;
-	m->migration_uuid = mig_uuid ? strdup(mig_uuid) : NULL;
+	m->uuid = dup_or_null(uuid, &ok);
+	m->dest_host = dup_or_null(dest, &ok);
+	m->migration_uuid = dup_or_null(mig_uuid, &ok);
+	m->request_id = dup_or_null(rid, &ok);
 	m->migration_id = mig_id;
-	m->request_id = rid ? strdup(rid) : NULL;
-	m->block_migration = block;
-	m->persistent = persistent;
-	m->postcopy_active = postcopy;
-	m->paused_by_us = paused;
-	m->abort_requested = aborted;
 	snprintf(m->abort_reason, sizeof(m->abort_reason), "%s", reason ? reason : "");
 	m->instance = json_incref(instance);
-	m->context = json_is_null(context) ? NULL : json_incref(context);
-	m->migrate_data = json_is_null(md) ? NULL : json_incref(md);
-	m->cast_migrate_data = json_is_null(cmd) ? NULL : json_incref(cmd);
+	m->context = json_incref(context);
+	m->migrate_data = json_incref(md);
+	m->cast_migrate_data = json_incref(cmd);
 	m->seq = (uint64_t)seq;
 	m->started_ms = (uint64_t)started;
 	m->max_downtime_ms = (unsigned long long)downtime;
-	m->policy_step = step;
+	m->policy_step = (int)step;
 	wk_progress_init(&m->progress);
-	if (m->uuid == NULL || (m->role == ROLE_SOURCE && m->dest_host == NULL) ||
-	    !unhex(pol, &m->policy, sizeof(m->policy)) ||
-	    !unhex(pst, &m->policy_state, sizeof(m->policy_state))) {
+	if (!ok) {
 		mig_free(m);
-		return NULL;
+		return wk_err_set(reterr, -ENOMEM, "out of memory");
 	}
-	return m;
+	*ret_m = m;
+	return 0;
 }
 
 /* Carries one journalled migration on; false when it cannot be. */
@@ -231,16 +598,18 @@ wk_flow_recover(wk_flow *f, struct wk_err *reterr)
 		          "migrations need an operator",
 		    corrupt);
 	json_object_foreach (records, key, rec) {
-		struct mig *m = mig_from_record(f, rec);
 		struct wk_err err = {{0}};
+		struct mig *m = NULL;
 
-		if (m == NULL) {
-			char *text = json_dumps(rec, JSON_COMPACT);
-
-			log_error("Journal record '%s' does not fit this worker, dropped: %.2000s",
-			    key, text ? text : "?");
-			free(text);
-			wk_journal_remove(f->d.journal, key, &err);
+		/* A record this worker cannot read is kept, never deleted (it
+		 * may be an inbound reservation or an accepted migration) and
+		 * never guessed at; wk_journal has no way to set it aside, so
+		 * it stays where it is, named in one line per start.  The
+		 * record itself is not logged: it holds a request context. */
+		if (mig_from_record(f, rec, &m, &err) < 0) {
+			log_error("Journal record '%s' cannot be carried on: %s; kept for the "
+			          "operator",
+			    key, err.msg);
 			continue;
 		}
 		if (!recover_one(f, m)) {

@@ -348,7 +348,19 @@ wk_flow_live_migration(wk_flow *f, const rpc_msg *msg, json_t **ret_result, stru
 	m->next = f->migs;
 	f->migs = m;
 	*ret_result = NULL;
-	mig_journal_save(f, m); /* before the cast is acked */
+	/* Before the cast is acked: a migration accepted but not on disk would
+	 * be forgotten by a restart while nova believes it runs.  On failure
+	 * the record leaves the table again (it is at the head, queued: no
+	 * slot, no pending call, nothing written to drop) and the cast goes
+	 * back to the queue, so its redelivery is accepted afresh. */
+	r = mig_journal_save(f, m);
+	if (r < 0) {
+		f->migs = m->next;
+		mig_free(m);
+		return wk_err_set(reterr, WK_FLOW_REQUEUE,
+		    "live_migration: cannot journal the migration of '%s' (%s)", uuid,
+		    strerror(-r));
+	}
 	if (outbound_busy(f) >= f->d.tuning->max_outbound && f->d.tuning->max_outbound > 0) {
 		log_info("Live migration of '%s' to '%s' accepted and queued: %d outbound "
 		         "migration(s) at once (libvirt.max_concurrent_live_migrations)",
@@ -482,6 +494,16 @@ on_job_done(wk_flow *f, struct mig *m, const struct wk_mig_event *ev)
 		return;
 	case WK_MIG_POSTCOPY_FAILED:
 		break;
+	case WK_MIG_LOST:
+		if (m->recovering || m->postcopy_active)
+			break; /* a post-copy guest lost: said as a post-copy failure below */
+		/* Neither post nor rollback would be true: say what is. */
+		log_error("Migration of '%s' to '%s' ended with the guest on neither host", m->uuid,
+		    m->dest_host);
+		wk_flow_notify_exception(f, m->context, "live_migration", "MigrationError",
+		    "the guest runs on neither host after its migration (destroyed meanwhile?)");
+		mig_unlink_free(f, m);
+		return;
 	}
 	/* Never a rollback: the guest does not run on the source.  The record
 	 * stays (journal, list_migrations) for an operator, unless the guest
