@@ -74,6 +74,9 @@ push_event(wk_migrate *m, const struct wk_mig_event *ev)
 	(void)!write(m->efd, &one, sizeof(one));
 }
 
+/* How long after a post-copy break a destination without the domain is
+ * taken as gone for good (its QEMU died), not as not shown yet. */
+#define DEST_GONE_MS 3000
 /* How long an in-between state of the two hosts is read again. */
 #define UNSURE_MS 30000
 
@@ -238,10 +241,18 @@ settle(struct job *j, int r, const char *msg, struct wk_mig_event *ev)
 				push_event(owner, &rec);
 			}
 			/* Without the guest's QEMU on the destination its newest pages
-			 * are gone: nothing can resume it. */
-			if (h.dst_r == -ENOENT ||
-			    (h.dst_r == 0 && h.dst.state == WK_HV_STATE_SHUTOFF) ||
-			    wk_now_ms() >= deadline_ms) {
+			 * are gone: nothing can resume it.  Right after a break the
+			 * destination's libvirt may not show its domain for a moment
+			 * (seen on the rig: "absent" 4 ms after the break, then
+			 * running (postcopy_failed)): only a destination still absent
+			 * after a failed resume, DEST_GONE_MS after the break, is. */
+			bool dest_gone =
+			    (h.dst_r == -ENOENT ||
+			        (h.dst_r == 0 && h.dst.state == WK_HV_STATE_SHUTOFF)) &&
+			    ev->recovery_attempts > 0 &&
+			    wk_now_ms() >= ev->broke_at_ms + DEST_GONE_MS;
+
+			if (dest_gone || wk_now_ms() >= deadline_ms) {
 				ev->outcome = WK_MIG_POSTCOPY_FAILED;
 				if (first_error[0] != '\0' && strcmp(first_error, ev->msg) != 0) {
 					char last[112];

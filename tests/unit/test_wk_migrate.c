@@ -25,7 +25,8 @@ static void
 collect(void *userdata, const struct wk_mig_event *ev)
 {
 	(void)userdata;
-	if (nevents < 256)
+	/* samples come every 20 ms: keep only what a test asserts on */
+	if (ev->kind != WK_MIG_SAMPLE && nevents < 256)
 		events[nevents++] = *ev;
 }
 
@@ -171,7 +172,7 @@ Test(wk_migrate, broken_postcopy_is_resumed_until_it_completes)
 		}
 }
 
-Test(wk_migrate, postcopy_without_destination_qemu_fails_at_once)
+Test(wk_migrate, postcopy_without_destination_qemu_fails_after_one_resume)
 {
 	struct fake_mig_step brk = {.kind = FAKE_MIG_BREAK_POSTCOPY};
 	struct fake_mig_step hang = {.kind = FAKE_MIG_HANG};
