@@ -293,7 +293,7 @@ cmd_restart_daemon() {
 	d=$RIG_DIR/$h
 	reaper_pid "$h" >/dev/null || die "host $h is not running"
 	old=$(live_pid "$d/libvirtd.pid") || die "host $h: no live libvirtd pid in $d/libvirtd.pid"
-	ns_pids "$h" | grep -qx "$old" || die "host $h: pid $old is not in the host's namespace"
+	ns_pids "$h" | grep -x "$old" >/dev/null || die "host $h: pid $old is not in the host's namespace"
 	: >"$d/restart.req"
 	kill -"$sig" "$old"
 	for ((i = 0; i < 600; i++)); do
