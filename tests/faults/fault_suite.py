@@ -487,6 +487,7 @@ def make_plan(rng, n, short):
 def main():
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("oslo_messaging").setLevel(logging.ERROR)
+    logging.getLogger("oslo.messaging").setLevel(logging.CRITICAL)  # reconnect chatter
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--short", action="store_true", help="about 6 migrations (CI)")
