@@ -4,82 +4,30 @@
  * channel 2 publishes with confirms.  Frames are read without blocking and
  * assembled here, so the owner's poll loop never stalls on the broker.
  * AMQP status codes become -errno at this edge and nowhere else.
+ *
+ * How we (re)connect to RabbitMQ is all here: rpc_amqp_connect() tries the
+ * brokers round-robin (connect_one: socket, login, channels, declarations,
+ * outbox resend) and any lost connection leaves the handle disconnected for
+ * the owner to call it again (the owner only paces the retries).
  */
 #include "rpc_amqp.h"
 
-#include <sys/socket.h>
 #include <sys/time.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <amqp.h>
 #include <amqp_framing.h>
-#include <amqp_ssl_socket.h>
-#include <amqp_tcp_socket.h>
 
+#include "rpc_amqp_priv.h"
 #include "rpc_msg.h"
+#include "rpc_outbox.h"
 #include "rpc_uuid.h"
 
-#define CH_CONSUME         1
-#define CH_PUBLISH         2
-#define MAX_TOPICS         4
 #define FRAMES_PER_PROCESS 512
-#define NOTIFY_PRIORITIES  3
-
-/* One message waiting for a broker confirm (seq > 0) or to be sent (seq 0). */
-struct outbox_entry {
-	struct outbox_entry *next;
-	uint64_t seq;
-	char *exchange;
-	char *routing_key;
-	char *body;
-	size_t len;
-	bool mandatory;
-	int expiration_ms;
-};
-
-/* A delivery being assembled from method, header and body frames. */
-struct inflight {
-	bool active;
-	enum rpc_delivery_kind kind;
-	uint64_t tag;
-	bool redelivered;
-	bool compressed;
-	bool oversized; /* body frames are skipped, not stored */
-	char routing_key[256];
-	char *body;
-	size_t len, want;
-};
-
-struct rpc_amqp {
-	struct rpc_url *url;
-	size_t next_host;
-	char *exchange;
-	char *topics[MAX_TOPICS];
-	size_t n_topics;
-	char *server;
-	char *connection_name;
-	char *notify_topic;
-	struct rpc_amqp_options o; /* flags only; string fields unused after new */
-	int connect_timeout_ms;
-	char reply_queue[64];
-	char broker[300]; /* host:port of the connection, or of the last one */
-	char fanout_queues[MAX_TOPICS][128];
-
-	amqp_connection_state_t conn;
-	bool connected;
-	uint64_t next_seq;
-	struct inflight in;
-
-	struct outbox_entry *out_head, *out_tail;
-	size_t out_len, out_max;
-	struct rpc_amqp_stats stats;
-};
 
 static char *
 dup_or_null(const char *s)
@@ -100,8 +48,8 @@ replace_str(char **dst, const char *src)
 	return true;
 }
 
-static int
-status_to_errno(int status)
+int
+rpc_amqp_status_to_errno(int status)
 {
 	switch (status) {
 	case AMQP_STATUS_NO_MEMORY:
@@ -126,8 +74,8 @@ status_to_errno(int status)
 }
 
 /* Turns a synchronous call's reply into -errno plus a readable reason. */
-static int
-reply_check(amqp_rpc_reply_t r, const char *what, struct rpc_err *reterr)
+int
+rpc_amqp_reply_check(amqp_rpc_reply_t r, const char *what, struct rpc_err *reterr)
 {
 	switch (r.reply_type) {
 	case AMQP_RESPONSE_NORMAL:
@@ -135,8 +83,8 @@ reply_check(amqp_rpc_reply_t r, const char *what, struct rpc_err *reterr)
 	case AMQP_RESPONSE_NONE:
 		return rpc_err_set(reterr, -EPROTO, "%s: missing reply", what);
 	case AMQP_RESPONSE_LIBRARY_EXCEPTION:
-		return rpc_err_set(reterr, status_to_errno(r.library_error), "%s: %s", what,
-		    amqp_error_string2(r.library_error));
+		return rpc_err_set(reterr, rpc_amqp_status_to_errno(r.library_error), "%s: %s",
+		    what, amqp_error_string2(r.library_error));
 	case AMQP_RESPONSE_SERVER_EXCEPTION:
 		if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
 			amqp_connection_close_t *c = r.reply.decoded;
@@ -172,7 +120,6 @@ rpc_amqp_new(const struct rpc_amqp_options *opts, rpc_amqp **ret_amqp)
 	a->o = *opts;
 	a->o.url = NULL;
 	a->o.ssl_ca_file = a->o.ssl_cert_file = a->o.ssl_key_file = NULL;
-	a->out_max = opts->outbox_max > 0 ? opts->outbox_max : 4096;
 	a->exchange = strdup(opts->exchange);
 	a->server = strdup(opts->server);
 	a->connection_name = strdup(opts->connection_name ? opts->connection_name : "ferry-worker");
@@ -181,7 +128,8 @@ rpc_amqp_new(const struct rpc_amqp_options *opts, rpc_amqp **ret_amqp)
 	u = calloc(1, sizeof(*u));
 	a->url = u;
 	if (a->exchange == NULL || a->server == NULL || a->connection_name == NULL ||
-	    a->notify_topic == NULL || u == NULL)
+	    a->notify_topic == NULL || u == NULL ||
+	    rpc_outbox_new(opts->outbox_max_bytes, &a->outbox) < 0)
 		goto oom;
 	u->n_hosts = opts->url->n_hosts;
 	u->hosts = calloc(u->n_hosts, sizeof(*u->hosts));
@@ -234,17 +182,6 @@ oom:
 }
 
 static void
-outbox_entry_free(struct outbox_entry *e)
-{
-	if (e == NULL)
-		return;
-	free(e->exchange);
-	free(e->routing_key);
-	free(e->body);
-	free(e);
-}
-
-static void
 drop_connection(rpc_amqp *a)
 {
 	if (a->conn != NULL) {
@@ -273,12 +210,7 @@ rpc_amqp_free(rpc_amqp *a)
 		amqp_connection_close(a->conn, AMQP_REPLY_SUCCESS);
 	}
 	drop_connection(a);
-	while (a->out_head != NULL) {
-		struct outbox_entry *e = a->out_head;
-
-		a->out_head = e->next;
-		outbox_entry_free(e);
-	}
+	rpc_outbox_free(a->outbox);
 	rpc_url_free(a->url);
 	free(a->exchange);
 	free(a->server);
@@ -290,193 +222,11 @@ rpc_amqp_free(rpc_amqp *a)
 	return NULL;
 }
 
-/* Arguments oslo puts on the long-lived topic queues (and notification queues). */
-static size_t
-topic_queue_args(const rpc_amqp *a, amqp_table_entry_t *e)
-{
-	size_t n = 0;
-
-	if (a->o.ha) {
-		e[n].key = amqp_cstring_bytes("x-ha-policy");
-		e[n].value.kind = AMQP_FIELD_KIND_UTF8;
-		e[n].value.value.bytes = amqp_cstring_bytes("all");
-		n++;
-	}
-	if (a->o.quorum) {
-		e[n].key = amqp_cstring_bytes("x-queue-type");
-		e[n].value.kind = AMQP_FIELD_KIND_UTF8;
-		e[n].value.value.bytes = amqp_cstring_bytes("quorum");
-		n++;
-		if (a->o.quorum_delivery_limit > 0) {
-			e[n].key = amqp_cstring_bytes("x-delivery-limit");
-			e[n].value.kind = AMQP_FIELD_KIND_I32;
-			e[n].value.value.i32 = a->o.quorum_delivery_limit;
-			n++;
-		}
-		if (a->o.quorum_max_memory_length > 0) {
-			e[n].key = amqp_cstring_bytes("x-max-in-memory-length");
-			e[n].value.kind = AMQP_FIELD_KIND_I32;
-			e[n].value.value.i32 = a->o.quorum_max_memory_length;
-			n++;
-		}
-		if (a->o.quorum_max_memory_bytes > 0) {
-			e[n].key = amqp_cstring_bytes("x-max-in-memory-bytes");
-			e[n].value.kind = AMQP_FIELD_KIND_I32;
-			e[n].value.value.i32 = a->o.quorum_max_memory_bytes;
-			n++;
-		}
-	}
-	return n;
-}
-
-/* Arguments of the fanout and reply queues: x-expires (+ ha). */
-static size_t
-transient_queue_args(const rpc_amqp *a, amqp_table_entry_t *e)
-{
-	size_t n = 0;
-
-	if (a->o.ha) {
-		e[n].key = amqp_cstring_bytes("x-ha-policy");
-		e[n].value.kind = AMQP_FIELD_KIND_UTF8;
-		e[n].value.value.bytes = amqp_cstring_bytes("all");
-		n++;
-	}
-	if (a->o.transient_ttl_s > 0) {
-		e[n].key = amqp_cstring_bytes("x-expires");
-		e[n].value.kind = AMQP_FIELD_KIND_I32;
-		e[n].value.value.i32 = a->o.transient_ttl_s * 1000;
-		n++;
-	}
-	return n;
-}
-
+/* The outbox's send function: one basic.publish on the confirm channel. */
 static int
-declare_topic_queue(rpc_amqp *a, const char *queue, const char *routing_key, struct rpc_err *reterr)
+send_msg(void *userdata, const struct rpc_outbox_msg *e)
 {
-	amqp_table_entry_t e[8];
-	amqp_table_t args;
-	char what[320];
-	int r;
-
-	args.entries = e;
-	args.num_entries = (int)topic_queue_args(a, e);
-	snprintf(what, sizeof(what), "declare queue '%s'", queue);
-	amqp_queue_declare(a->conn, CH_CONSUME, amqp_cstring_bytes(queue), 0,
-	    a->o.durable || a->o.quorum, 0, a->o.auto_delete, args);
-	r = reply_check(amqp_get_rpc_reply(a->conn), what, reterr);
-	if (r < 0)
-		return r;
-	snprintf(what, sizeof(what), "bind queue '%s'", queue);
-	amqp_queue_bind(a->conn, CH_CONSUME, amqp_cstring_bytes(queue),
-	    amqp_cstring_bytes(a->exchange), amqp_cstring_bytes(routing_key), amqp_empty_table);
-	return reply_check(amqp_get_rpc_reply(a->conn), what, reterr);
-}
-
-static int
-declare_transient_queue(rpc_amqp *a, const char *queue, struct rpc_err *reterr)
-{
-	amqp_table_entry_t e[4];
-	amqp_table_t args;
-	char what[320];
-
-	args.entries = e;
-	args.num_entries = (int)transient_queue_args(a, e);
-	snprintf(what, sizeof(what), "declare queue '%s'", queue);
-	amqp_queue_declare(a->conn, CH_CONSUME, amqp_cstring_bytes(queue), 0, 0, 0, 0, args);
-	return reply_check(amqp_get_rpc_reply(a->conn), what, reterr);
-}
-
-static int
-consume(rpc_amqp *a, const char *queue, const char *tag, struct rpc_err *reterr)
-{
-	char what[340];
-
-	snprintf(what, sizeof(what), "consume '%s'", queue);
-	amqp_basic_consume(a->conn, CH_CONSUME, amqp_cstring_bytes(queue), amqp_cstring_bytes(tag),
-	    0, 0, 0, amqp_empty_table);
-	return reply_check(amqp_get_rpc_reply(a->conn), what, reterr);
-}
-
-static int
-declare_all(rpc_amqp *a, struct rpc_err *reterr)
-{
-	static const char *const prios[NOTIFY_PRIORITIES] = {"info", "warn", "error"};
-	int r;
-
-	amqp_exchange_declare(a->conn, CH_CONSUME, amqp_cstring_bytes(a->exchange),
-	    amqp_cstring_bytes("topic"), 0, a->o.durable || a->o.quorum, a->o.auto_delete, 0,
-	    amqp_empty_table);
-	r = reply_check(amqp_get_rpc_reply(a->conn), "declare exchange", reterr);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < a->n_topics; i++) {
-		char name[320];
-		char fanout[160];
-
-		r = declare_topic_queue(a, a->topics[i], a->topics[i], reterr);
-		if (r < 0)
-			return r;
-		snprintf(name, sizeof(name), "%s.%s", a->topics[i], a->server);
-		r = declare_topic_queue(a, name, name, reterr);
-		if (r < 0)
-			return r;
-		snprintf(fanout, sizeof(fanout), "%s_fanout", a->topics[i]);
-		amqp_exchange_declare(a->conn, CH_CONSUME, amqp_cstring_bytes(fanout),
-		    amqp_cstring_bytes("fanout"), 0, 0, 1, 0, amqp_empty_table);
-		r = reply_check(amqp_get_rpc_reply(a->conn), "declare fanout exchange", reterr);
-		if (r < 0)
-			return r;
-		r = declare_transient_queue(a, a->fanout_queues[i], reterr);
-		if (r < 0)
-			return r;
-		amqp_queue_bind(a->conn, CH_CONSUME, amqp_cstring_bytes(a->fanout_queues[i]),
-		    amqp_cstring_bytes(fanout), amqp_cstring_bytes(a->topics[i]), amqp_empty_table);
-		r = reply_check(amqp_get_rpc_reply(a->conn), "bind fanout queue", reterr);
-		if (r < 0)
-			return r;
-	}
-	r = declare_transient_queue(a, a->reply_queue, reterr);
-	if (r < 0)
-		return r;
-	/* The notifier declares its queues so notifications wait for a consumer. */
-	for (size_t i = 0; i < NOTIFY_PRIORITIES; i++) {
-		char rk[128];
-
-		snprintf(rk, sizeof(rk), "%s.%s", a->notify_topic, prios[i]);
-		r = declare_topic_queue(a, rk, rk, reterr);
-		if (r < 0)
-			return r;
-	}
-	if (a->o.prefetch > 0) {
-		amqp_basic_qos(a->conn, CH_CONSUME, 0, (uint16_t)a->o.prefetch, 0);
-		r = reply_check(amqp_get_rpc_reply(a->conn), "basic.qos", reterr);
-		if (r < 0)
-			return r;
-	}
-	for (size_t i = 0; i < a->n_topics; i++) {
-		char name[320], tag[3][32];
-
-		/* Consumer tags must be unique on the channel; "reply" marks our replies. */
-		snprintf(tag[0], sizeof(tag[0]), "topic%zu", i);
-		snprintf(tag[1], sizeof(tag[1]), "server%zu", i);
-		snprintf(tag[2], sizeof(tag[2]), "fanout%zu", i);
-		r = consume(a, a->topics[i], tag[0], reterr);
-		if (r < 0)
-			return r;
-		snprintf(name, sizeof(name), "%s.%s", a->topics[i], a->server);
-		r = consume(a, name, tag[1], reterr);
-		if (r < 0)
-			return r;
-		r = consume(a, a->fanout_queues[i], tag[2], reterr);
-		if (r < 0)
-			return r;
-	}
-	return consume(a, a->reply_queue, "reply", reterr);
-}
-
-static int
-send_entry(rpc_amqp *a, struct outbox_entry *e)
-{
+	rpc_amqp *a = userdata;
 	amqp_basic_properties_t p;
 	amqp_bytes_t body;
 	char exp[32];
@@ -502,8 +252,7 @@ send_entry(rpc_amqp *a, struct outbox_entry *e)
 	st = amqp_basic_publish(a->conn, CH_PUBLISH, amqp_cstring_bytes(e->exchange),
 	    amqp_cstring_bytes(e->routing_key), e->mandatory, 0, &p, body);
 	if (st != AMQP_STATUS_OK)
-		return status_to_errno(st);
-	e->seq = a->next_seq++;
+		return rpc_amqp_status_to_errno(st);
 	a->stats.published++;
 	return 0;
 }
@@ -511,101 +260,7 @@ send_entry(rpc_amqp *a, struct outbox_entry *e)
 static int
 flush_outbox(rpc_amqp *a)
 {
-	for (struct outbox_entry *e = a->out_head; e != NULL; e = e->next) {
-		if (e->seq != 0)
-			continue;
-		int r = send_entry(a, e);
-
-		if (r < 0)
-			return r;
-	}
-	return 0;
-}
-
-static bool
-is_ip_literal(const char *host)
-{
-	unsigned char buf[sizeof(struct in6_addr)];
-
-	return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
-}
-
-/* Why a TLS handshake failed, in words an operator can act on. */
-static const char *
-tls_reason(int status)
-{
-	switch (status) {
-	case AMQP_STATUS_SSL_PEER_VERIFY_FAILED:
-		return "the broker's certificate is not signed by the configured CA";
-	case AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED:
-		return "the broker's certificate does not name this host";
-	case AMQP_STATUS_SSL_CONNECTION_FAILED:
-		return "TLS handshake failed (certificate not trusted by the CA, or the port "
-		       "does not speak TLS)";
-	default:
-		return amqp_error_string2(status);
-	}
-}
-
-/* Why opening the TCP connection failed (rabbitmq-c keeps the errno). */
-static int
-socket_failed(rpc_amqp *a, int st, struct rpc_err *reterr)
-{
-	if (st == AMQP_STATUS_SOCKET_ERROR)
-		return rpc_err_set(
-		    reterr, -ECONNREFUSED, "cannot open a TCP connection (refused or unreachable)");
-	if (st == AMQP_STATUS_TIMEOUT)
-		return rpc_err_set(
-		    reterr, -ETIMEDOUT, "no answer within %d ms", a->connect_timeout_ms);
-	return rpc_err_set(reterr, status_to_errno(st), "%s", amqp_error_string2(st));
-}
-
-/* Opens the socket of one broker, TLS or not.  On failure conn is left for
- * the caller to destroy. */
-static int
-open_socket(rpc_amqp *a, const struct rpc_url_host *h, struct rpc_err *reterr)
-{
-	struct timeval tv;
-	amqp_socket_t *sock;
-	int st;
-
-	tv.tv_sec = a->connect_timeout_ms / 1000;
-	tv.tv_usec = (a->connect_timeout_ms % 1000) * 1000;
-	if (!a->url->ssl) {
-		sock = amqp_tcp_socket_new(a->conn);
-		if (sock == NULL)
-			return rpc_err_set(reterr, -ENOMEM, "cannot create socket");
-		st = amqp_socket_open_noblock(sock, h->host, h->port, &tv);
-		return st == AMQP_STATUS_OK ? 0 : socket_failed(a, st, reterr);
-	}
-	sock = amqp_ssl_socket_new(a->conn);
-	if (sock == NULL)
-		return rpc_err_set(reterr, -ENOMEM, "cannot create TLS socket");
-	/* oslo (py-amqp) verifies the chain only; we also check the name, except
-	 * for IP literals, which rabbitmq-c 0.11 cannot match against IP SANs. */
-	amqp_ssl_socket_set_verify_peer(sock, a->url->ssl_ca_file != NULL);
-	amqp_ssl_socket_set_verify_hostname(
-	    sock, a->url->ssl_ca_file != NULL && !is_ip_literal(h->host));
-	if (a->url->ssl_ca_file != NULL &&
-	    amqp_ssl_socket_set_cacert(sock, a->url->ssl_ca_file) != AMQP_STATUS_OK)
-		return rpc_err_set(
-		    reterr, -EINVAL, "TLS: cannot load CA file '%s'", a->url->ssl_ca_file);
-	if (a->url->ssl_cert_file != NULL &&
-	    amqp_ssl_socket_set_key(sock, a->url->ssl_cert_file,
-	        a->url->ssl_key_file != NULL ? a->url->ssl_key_file : a->url->ssl_cert_file) !=
-	        AMQP_STATUS_OK)
-		return rpc_err_set(reterr, -EINVAL,
-		    "TLS: cannot load client certificate '%s' / key '%s'", a->url->ssl_cert_file,
-		    a->url->ssl_key_file != NULL ? a->url->ssl_key_file : a->url->ssl_cert_file);
-	st = amqp_socket_open_noblock(sock, h->host, h->port, &tv);
-	if (st == AMQP_STATUS_OK)
-		return 0;
-	if (st == AMQP_STATUS_SOCKET_ERROR || st == AMQP_STATUS_TIMEOUT)
-		return socket_failed(a, st, reterr);
-	if (a->url->ssl_ca_file != NULL)
-		return rpc_err_set(reterr, status_to_errno(st), "TLS: %s (CA file '%s')",
-		    tls_reason(st), a->url->ssl_ca_file);
-	return rpc_err_set(reterr, status_to_errno(st), "TLS: %s", tls_reason(st));
+	return rpc_outbox_flush(a->outbox, send_msg, a);
 }
 
 /* One attempt on one broker: socket, login, channels, declarations. */
@@ -621,7 +276,8 @@ connect_one(rpc_amqp *a, const struct rpc_url_host *h, struct rpc_err *reterr)
 	a->conn = amqp_new_connection();
 	if (a->conn == NULL)
 		return rpc_err_set(reterr, -ENOMEM, "out of memory");
-	r = open_socket(a, h, reterr);
+	r = rpc_amqp_open_socket(
+	    a->conn, a->url, h, !a->o.ssl_no_verify, a->connect_timeout_ms, reterr);
 	if (r < 0)
 		return r;
 	props[0].key = amqp_cstring_bytes("connection_name");
@@ -666,30 +322,28 @@ connect_one(rpc_amqp *a, const struct rpc_url_host *h, struct rpc_err *reterr)
 		return rpc_err_set(reterr, -ECONNRESET,
 		    "login: the broker closed the connection without an AMQP answer (a TLS port? "
 		    "then use amqps:// or ssl = true)");
-	r = reply_check(lr, "login", reterr);
+	r = rpc_amqp_reply_check(lr, "login", reterr);
 	if (r < 0)
 		return r;
 	amqp_channel_open(a->conn, CH_CONSUME);
-	r = reply_check(amqp_get_rpc_reply(a->conn), "open channel", reterr);
+	r = rpc_amqp_reply_check(amqp_get_rpc_reply(a->conn), "open channel", reterr);
 	if (r < 0)
 		return r;
 	amqp_channel_open(a->conn, CH_PUBLISH);
-	r = reply_check(amqp_get_rpc_reply(a->conn), "open channel", reterr);
+	r = rpc_amqp_reply_check(amqp_get_rpc_reply(a->conn), "open channel", reterr);
 	if (r < 0)
 		return r;
 	amqp_confirm_select(a->conn, CH_PUBLISH);
-	r = reply_check(amqp_get_rpc_reply(a->conn), "confirm.select", reterr);
+	r = rpc_amqp_reply_check(amqp_get_rpc_reply(a->conn), "confirm.select", reterr);
 	if (r < 0)
 		return r;
-	a->next_seq = 1;
-	r = declare_all(a, reterr);
+	r = rpc_amqp_declare_all(a, reterr);
 	if (r < 0)
 		return r;
 	a->connected = true;
 	a->stats.connects++;
 	/* Everything unconfirmed from the last connection goes out again. */
-	for (struct outbox_entry *e = a->out_head; e != NULL; e = e->next)
-		e->seq = 0;
+	rpc_outbox_restart(a->outbox);
 	r = flush_outbox(a);
 	if (r < 0) {
 		drop_connection(a);
@@ -758,41 +412,18 @@ rpc_amqp_timeout_ms(const rpc_amqp *a)
 }
 
 static void
-confirm(rpc_amqp *a, uint64_t tag, bool multiple, bool nack)
-{
-	struct outbox_entry **pp = &a->out_head;
-	struct outbox_entry *prev = NULL;
-
-	while (*pp != NULL) {
-		struct outbox_entry *e = *pp;
-		bool hit = e->seq != 0 && (multiple ? e->seq <= tag : e->seq == tag);
-
-		if (!hit) {
-			prev = e;
-			pp = &e->next;
-			continue;
-		}
-		if (nack) {
-			/* The broker could not take it: send it again later. */
-			e->seq = 0;
-			prev = e;
-			pp = &e->next;
-			continue;
-		}
-		*pp = e->next;
-		if (a->out_tail == e)
-			a->out_tail = prev;
-		a->out_len--;
-		a->stats.confirmed++;
-		outbox_entry_free(e);
-	}
-}
-
-static void
 deliver(rpc_amqp *a, rpc_amqp_on_delivery cb, void *ud)
 {
 	struct rpc_delivery d;
 
+	if (a->serving_stopped && a->in.kind == RPC_DELIVERY_REQUEST) {
+		/* Sent before our basic.cancel took effect: back to its queue. */
+		(void)amqp_basic_reject(a->conn, CH_CONSUME, a->in.tag, 1);
+		a->stats.requeued++;
+		free(a->in.body);
+		memset(&a->in, 0, sizeof(a->in));
+		return;
+	}
 	d.kind = a->in.kind;
 	d.tag = a->in.tag;
 	d.body = a->in.body != NULL ? a->in.body : "";
@@ -865,13 +496,14 @@ handle_method(rpc_amqp *a, const amqp_frame_t *f, struct rpc_err *reterr)
 	case AMQP_BASIC_ACK_METHOD: {
 		const amqp_basic_ack_t *m = f->payload.method.decoded;
 
-		confirm(a, m->delivery_tag, m->multiple, false);
+		a->stats.confirmed += rpc_outbox_ack(a->outbox, m->delivery_tag, m->multiple);
 		return 0;
 	}
 	case AMQP_BASIC_NACK_METHOD: {
 		const amqp_basic_nack_t *m = f->payload.method.decoded;
 
-		confirm(a, m->delivery_tag, m->multiple, true);
+		/* The broker could not take it: send it again now. */
+		rpc_outbox_nack(a->outbox, m->delivery_tag, m->multiple);
 		a->stats.nacked++;
 		return flush_outbox(a) < 0
 		           ? rpc_err_set(reterr, -ECONNRESET,
@@ -921,8 +553,8 @@ rpc_amqp_process(rpc_amqp *a, rpc_amqp_on_delivery cb, void *ud, struct rpc_err 
 		if (st == AMQP_STATUS_TIMEOUT)
 			break;
 		if (st != AMQP_STATUS_OK) {
-			r = rpc_err_set(reterr, status_to_errno(st), "broker connection lost: %s",
-			    amqp_error_string2(st));
+			r = rpc_err_set(reterr, rpc_amqp_status_to_errno(st),
+			    "broker connection lost: %s", amqp_error_string2(st));
 			break;
 		}
 		if (f.frame_type == AMQP_FRAME_METHOD) {
@@ -983,51 +615,60 @@ rpc_amqp_reject(rpc_amqp *a, uint64_t tag, bool requeue)
 	return amqp_basic_reject(a->conn, CH_CONSUME, tag, requeue) == 0 ? 0 : -ECONNRESET;
 }
 
+static int
+publish(rpc_amqp *a, const char *exchange, const char *routing_key, json_t *inner, bool mandatory,
+    int expiration_ms, enum rpc_outbox_class cls)
+{
+	struct rpc_outbox_msg m;
+	int r;
+
+	m.exchange = exchange;
+	m.routing_key = routing_key;
+	m.body = rpc_envelope_encode(inner, &m.len);
+	m.mandatory = mandatory;
+	m.expiration_ms = expiration_ms;
+	m.cls = cls;
+	if (m.body == NULL)
+		return -ENOMEM;
+	r = rpc_outbox_push(a->outbox, &m);
+	if (r < 0)
+		return r;
+	if (r != 0 && a->on_outbox != NULL) {
+		struct rpc_outbox_stats os;
+		struct rpc_amqp_outbox_event ev;
+
+		rpc_outbox_get_stats(a->outbox, &os);
+		ev.dropped = os.last_drops;
+		ev.dropped_total = os.dropped;
+		ev.over_bound = (r & RPC_OUTBOX_OVER) != 0;
+		ev.bytes = os.bytes;
+		ev.max_bytes = os.max_bytes;
+		ev.routing_key = routing_key;
+		a->on_outbox(a->on_outbox_data, &ev);
+	}
+	if (a->connected && flush_outbox(a) < 0)
+		drop_connection(a); /* the owner notices and reconnects; it stays queued */
+	return 0;
+}
+
 int
 rpc_amqp_publish(rpc_amqp *a, const char *exchange, const char *routing_key, json_t *inner,
     bool mandatory, int expiration_ms)
 {
-	struct outbox_entry *e;
-	int r = 0;
-
-	e = calloc(1, sizeof(*e));
-	if (e == NULL)
-		return -ENOMEM;
-	e->exchange = strdup(exchange);
-	e->routing_key = strdup(routing_key);
-	e->body = rpc_envelope_encode(inner, &e->len);
-	e->mandatory = mandatory;
-	e->expiration_ms = expiration_ms;
-	if (e->exchange == NULL || e->routing_key == NULL || e->body == NULL) {
-		outbox_entry_free(e);
-		return -ENOMEM;
-	}
-	if (a->out_len >= a->out_max) {
-		struct outbox_entry *old = a->out_head;
-
-		a->out_head = old->next;
-		if (a->out_tail == old)
-			a->out_tail = NULL;
-		outbox_entry_free(old);
-		a->out_len--;
-		a->stats.dropped++;
-		r = -ENOBUFS;
-	}
-	if (a->out_tail != NULL)
-		a->out_tail->next = e;
-	else
-		a->out_head = e;
-	a->out_tail = e;
-	a->out_len++;
-	if (a->connected && send_entry(a, e) < 0)
-		drop_connection(a); /* the owner notices and reconnects; e stays queued */
-	return r;
+	return publish(a, exchange, routing_key, inner, mandatory, expiration_ms, RPC_OUTBOX_KEEP);
 }
 
 int
-rpc_amqp_notify(rpc_amqp *a, const char *routing_key, json_t *inner)
+rpc_amqp_notify(rpc_amqp *a, const char *routing_key, json_t *inner, enum rpc_outbox_class cls)
 {
-	return rpc_amqp_publish(a, a->exchange, routing_key, inner, false, 0);
+	return publish(a, a->exchange, routing_key, inner, false, 0, cls);
+}
+
+void
+rpc_amqp_set_outbox_hook(rpc_amqp *a, rpc_amqp_on_outbox cb, void *userdata)
+{
+	a->on_outbox = cb;
+	a->on_outbox_data = userdata;
 }
 
 const char *
@@ -1051,6 +692,25 @@ rpc_amqp_exchange(const rpc_amqp *a)
 void
 rpc_amqp_get_stats(const rpc_amqp *a, struct rpc_amqp_stats *ret_stats)
 {
+	struct rpc_outbox_stats os;
+
+	rpc_outbox_get_stats(a->outbox, &os);
 	*ret_stats = a->stats;
-	ret_stats->outbox_len = a->out_len;
+	ret_stats->outbox_len = os.len;
+	ret_stats->outbox_bytes = os.bytes;
+	ret_stats->dropped = os.dropped;
+}
+
+int
+rpc_amqp_stop_serving(rpc_amqp *a, struct rpc_err *reterr)
+{
+	int r;
+
+	a->serving_stopped = true;
+	if (!a->connected)
+		return 0;
+	r = rpc_amqp_cancel_serving(a, reterr);
+	if (r < 0)
+		drop_connection(a);
+	return r;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * rpc_amqp: the AMQP transport, the only code that includes <amqp.h>.
+ * rpc_amqp: the AMQP transport; its files rpc_amqp*.c are the only code that
+ * includes <amqp.h> (rpc_amqp_priv.h says which does what).
  *
  * Owns one broker connection with two channels: channel 1 consumes the
  * server queues (topic, topic.<host>, the fanout queue) and our own reply
@@ -11,9 +12,11 @@
  * Non-blocking by design: the owner polls rpc_amqp_fd() and calls
  * rpc_amqp_process() whenever it is readable and at least every
  * rpc_amqp_timeout_ms(); that also sends AMQP heartbeats.  Every publish goes
- * through an outbox and leaves it only when the broker confirms it, so a
- * message produced while disconnected, or lost with a connection, is sent
- * again after reconnect (bounded; overflow is counted).
+ * through an outbox (rpc_outbox.h) and leaves it only when the broker
+ * confirms it, so a message produced while disconnected, or lost with a
+ * connection, is sent again after reconnect.  The outbox is bounded in
+ * bytes; only messages published as droppable (progress notifications) are
+ * ever dropped to stay within it, and each drop is counted and reported.
  *
  * Message bodies larger than RPC_AMQP_MAX_BODY are never buffered: their
  * frames are skipped and the delivery is handed over empty with
@@ -31,9 +34,14 @@
 #include <jansson.h>
 
 #include "rpc_err.h"
+#include "rpc_outbox.h"
 #include "rpc_url.h"
 
 typedef struct rpc_amqp rpc_amqp;
+
+/* The CA store a TLS broker is verified against without ssl_ca_file
+ * (Debian's ca-certificates bundle). */
+#define RPC_AMQP_SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
 
 /* Largest message body buffered (the envelope codec's own limit). */
 #define RPC_AMQP_MAX_BODY (8u * 1024u * 1024u)
@@ -51,16 +59,19 @@ struct rpc_amqp_options {
 	bool ha;                  /* rabbit_ha_queues */
 	bool quorum;              /* rabbit_quorum_queue */
 	int quorum_delivery_limit, quorum_max_memory_length, quorum_max_memory_bytes;
-	int transient_ttl_s; /* rabbit_transient_queues_ttl */
-	int prefetch;        /* rabbit_qos_prefetch_count, 0 = unlimited */
-	int heartbeat_s;     /* heartbeat_timeout_threshold, 0 = off */
-	size_t outbox_max;   /* unconfirmed publishes kept; 0 = 4096 */
+	int transient_ttl_s;     /* rabbit_transient_queues_ttl */
+	int prefetch;            /* rabbit_qos_prefetch_count, 0 = unlimited */
+	int heartbeat_s;         /* heartbeat_timeout_threshold, 0 = off */
+	size_t outbox_max_bytes; /* bound of the outbox; 0 = RPC_OUTBOX_DEFAULT_MAX_BYTES */
 	/* TLS ([oslo_messaging_rabbit] ssl*): TLS is on when this or the URL
 	 * says so; each non-NULL file overrides the URL's ssl_*_file query
-	 * option.  With a CA file the broker certificate chain is verified (as
-	 * oslo does), and so is its name when the URL's host is a DNS name
-	 * (rabbitmq-c cannot match IP addresses); without one, nothing is. */
+	 * option.  The broker's certificate chain is verified against the CA
+	 * file, or the system CA store (RPC_AMQP_SYSTEM_CA_FILE) without one, and
+	 * so is its name when the URL's host is a DNS name (rabbitmq-c cannot
+	 * match IP addresses).  ssl_no_verify (ssl_verify = false) verifies
+	 * nothing; the owner warns about it. */
 	bool ssl;
+	bool ssl_no_verify;
 	const char *ssl_ca_file, *ssl_cert_file, *ssl_key_file;
 	int connect_timeout_ms; /* per broker (TCP+TLS); 0 = 5000 */
 };
@@ -92,8 +103,21 @@ struct rpc_amqp_stats {
 	uint64_t nacked;           /* publishes the broker nacked (each is sent again) */
 	uint64_t oversized;        /* deliveries discarded for exceeding RPC_AMQP_MAX_BODY */
 	uint64_t connect_failures; /* failed attempts, one per broker tried */
-	size_t outbox_len;
+	uint64_t requeued;         /* requests given back after rpc_amqp_stop_serving */
+	size_t outbox_len, outbox_bytes;
 };
+
+/* What a publish did to the outbox besides queuing, for the owner to log. */
+struct rpc_amqp_outbox_event {
+	uint64_t dropped;       /* droppable messages this publish dropped (maybe itself) */
+	uint64_t dropped_total; /* == rpc_amqp_stats.dropped */
+	bool over_bound;        /* an episode over the bound with must-keep messages only
+	                         * has begun: reported once until it fits again */
+	size_t bytes, max_bytes;
+	const char *routing_key; /* of the message published; borrowed */
+};
+
+typedef void (*rpc_amqp_on_outbox)(void *userdata, const struct rpc_amqp_outbox_event *ev);
 
 /* Creates a disconnected transport.  Copies everything it needs from opts.
  * Returns 0 or -ENOMEM / -EINVAL. */
@@ -137,18 +161,23 @@ int rpc_amqp_timeout_ms(const rpc_amqp *a);
 int rpc_amqp_ack(rpc_amqp *a, uint64_t tag);
 int rpc_amqp_reject(rpc_amqp *a, uint64_t tag, bool requeue);
 
-/* Queues a message for publishing with oslo's properties and the 2.0
- * envelope around inner (borrowed).  exchange "" is the default exchange.
- * expiration_ms > 0 sets the expiration property (calls).  Sent now when
- * connected, else after reconnect.  Returns 0 or -ENOMEM; -ENOBUFS when the
- * outbox is full (the oldest message was dropped and counted). */
+/* Queues a must-keep message for publishing with oslo's properties and the
+ * 2.0 envelope around inner (borrowed).  exchange "" is the default
+ * exchange.  expiration_ms > 0 sets the expiration property (calls).  Sent
+ * now when connected, else after reconnect.  Returns 0 or -ENOMEM; what the
+ * outbox had to do (drops, over its bound) goes to the outbox hook. */
 int rpc_amqp_publish(rpc_amqp *a, const char *exchange, const char *routing_key, json_t *inner,
     bool mandatory, int expiration_ms);
 
-/* Publishes a notification as oslo's messagingv2 notifier does: declares
- * and binds the queue <routing_key> on the control exchange (once per
- * connection), then publishes.  inner borrowed. */
-int rpc_amqp_notify(rpc_amqp *a, const char *routing_key, json_t *inner);
+/* Publishes a notification on the control exchange as oslo's messagingv2
+ * notifier does (the queues were declared at connect).  inner borrowed.
+ * cls RPC_OUTBOX_DROPPABLE for notifications a later one supersedes
+ * (progress): only those are ever dropped to bound the outbox. */
+int rpc_amqp_notify(rpc_amqp *a, const char *routing_key, json_t *inner, enum rpc_outbox_class cls);
+
+/* Sets the function told about outbox drops and overflow (NULL: nobody).
+ * It runs inside rpc_amqp_publish/notify and must not publish. */
+void rpc_amqp_set_outbox_hook(rpc_amqp *a, rpc_amqp_on_outbox cb, void *userdata);
 
 /* The name of our reply queue (reply_<uuid>), for outgoing calls. Borrowed. */
 const char *rpc_amqp_reply_queue(const rpc_amqp *a);
@@ -157,5 +186,16 @@ const char *rpc_amqp_reply_queue(const rpc_amqp *a);
 const char *rpc_amqp_exchange(const rpc_amqp *a);
 
 void rpc_amqp_get_stats(const rpc_amqp *a, struct rpc_amqp_stats *ret_stats);
+
+/* Stops serving, for a clean stop: cancels the consumers of the server
+ * queues (basic.cancel on topic, topic.<server> and fanout), so requests
+ * stay queued in the broker for the next start, while replies to our own
+ * calls and publisher confirms still arrive.  Requests the broker sent
+ * before the cancel took effect are given back to their queue unprocessed
+ * (basic.reject with requeue) and never reach on_delivery; a reconnect
+ * after this does not consume them again.  Returns 0 (also while
+ * disconnected), or -errno with reterr when the connection was lost doing
+ * it (as in rpc_amqp_process). */
+int rpc_amqp_stop_serving(rpc_amqp *a, struct rpc_err *reterr);
 
 #endif

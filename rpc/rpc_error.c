@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* rpc_error: -errno -> nova exception class, the only such table. */
+#include "rpc_error.h"
+
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -7,7 +9,6 @@
 
 #include <jansson.h>
 
-#include "rpc_error.h"
 #include "rpc_reply.h"
 
 static const struct {
@@ -18,6 +19,7 @@ static const struct {
     {-ENOENT, "NotFound", 404},
     {-EINVAL, "InvalidInput", 400},
     {-EBUSY, "InstanceInvalidState", 400},
+    {-EEXIST, "InstanceExists", 409},
     {-EAGAIN, "MigrationPreCheckError", 400},
     {-EHOSTUNREACH, "MigrationPreCheckError", 400},
     {-ETIMEDOUT, "MigrationError", 500},
@@ -65,7 +67,7 @@ rpc_error_failure(int r, const char *message)
 		kwargs = json_pack("{s:i,s:s}", "code", code, "reason", message);
 	}
 	text = kwargs ? rpc_failure_build(rpc_error_class(r), "nova.exception", message, kwargs)
-		      : NULL;
+	              : NULL;
 	free(clean);
 	return text;
 }

@@ -384,8 +384,7 @@ scan_scalar(struct scan *s)
 {
 	const unsigned char *start = s->p;
 
-	while (s->p < s->end && *s->p != '\0' &&
-	       (strchr("+-.", *s->p) != NULL || isalnum(*s->p)))
+	while (s->p < s->end && *s->p != '\0' && (strchr("+-.", *s->p) != NULL || isalnum(*s->p)))
 		s->p++;
 	return s->p > start ? 0 : -EINVAL;
 }
@@ -529,8 +528,8 @@ tail:
 }
 
 int
-rpc_reply_peek_target(const void *body, size_t len, char **ret_msg_id, char **ret_reply_q,
-    char **ret_request_id)
+rpc_reply_peek_target(
+    const void *body, size_t len, char **ret_msg_id, char **ret_reply_q, char **ret_request_id)
 {
 	json_t *outer = NULL;
 	json_t *jmsg;

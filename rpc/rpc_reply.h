@@ -96,7 +96,7 @@ json_t *rpc_request_build(const char *method, json_t *args, const char *version,
  * is non-NULL, the request id or NULL; -EINVAL when the text cannot be
  * scanned, -ENOMEM (outputs untouched on failure).
  */
-int rpc_reply_peek_target(const void *body, size_t len, char **ret_msg_id, char **ret_reply_q,
-    char **ret_request_id);
+int rpc_reply_peek_target(
+    const void *body, size_t len, char **ret_msg_id, char **ret_reply_q, char **ret_request_id);
 
 #endif /* RPC_REPLY_H */

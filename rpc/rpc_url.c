@@ -14,20 +14,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "rpc_uuid.h"
+
 #define PORT_PLAIN 5672
 #define PORT_SSL   5671
-
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /*
  * Percent-decodes @n bytes at @s into a new string, as Python's unquote()
@@ -47,8 +37,9 @@ pct_decode(const char *s, size_t n, bool plus, char **ret)
 	for (i = 0; i < n; i++) {
 		char c = s[i];
 
-		if (c == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-			c = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+		if (c == '%' && i + 2 < n && rpc_hex_value(s[i + 1]) >= 0 &&
+		    rpc_hex_value(s[i + 2]) >= 0) {
+			c = (char)(rpc_hex_value(s[i + 1]) * 16 + rpc_hex_value(s[i + 2]));
 			i += 2;
 		} else if (plus && c == '+') {
 			c = ' ';

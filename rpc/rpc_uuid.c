@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* rpc_uuid: uuid4 from getrandom(2), retried until 16 bytes arrive. */
+#include "rpc_uuid.h"
+
 #include <sys/random.h>
 
+#include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-
-#include "rpc_uuid.h"
 
 static void
 uuid4_bytes(uint8_t b[16])
@@ -46,4 +48,63 @@ rpc_uuid4_dashed(char out[RPC_UUID_DASHED_LEN])
 		snprintf(p, 3, "%02x", b[i]);
 		p += 2;
 	}
+}
+
+int
+rpc_hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static bool
+is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+/* The grammar of libvirt's virUUIDParse (src/util/viruuid.c), so that
+ * whatever libvirt resolves to one domain is one uuid here too. */
+int
+rpc_uuid_canonical(const char *in, char out[RPC_UUID_DASHED_LEN])
+{
+	static const char digits[] = "0123456789abcdef";
+	uint8_t b[16];
+	const char *p = in;
+	char *o = out;
+
+	if (in == NULL)
+		return -EINVAL;
+	while (is_space(*p))
+		p++;
+	for (int i = 0; i < 16;) {
+		int hi, lo;
+
+		if (*p == '-' || *p == ' ') {
+			p++;
+			continue;
+		}
+		hi = rpc_hex_value(p[0]);
+		lo = hi >= 0 ? rpc_hex_value(p[1]) : -1;
+		if (lo < 0)
+			return -EINVAL;
+		b[i++] = (uint8_t)(hi << 4 | lo);
+		p += 2;
+	}
+	while (*p != '\0')
+		if (!is_space(*p++))
+			return -EINVAL;
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			*o++ = '-';
+		*o++ = digits[b[i] >> 4];
+		*o++ = digits[b[i] & 15];
+	}
+	*o = '\0';
+	return 0;
 }

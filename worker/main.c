@@ -2,9 +2,11 @@
 /*
  * ferry-worker: options, wiring of the modules, and the event loop.
  *
- * One thread (this one) owns the loop, the AMQP connection and every json_t;
- * it polls the broker socket, the migration hand-off eventfd and a signalfd.
- * The loop wakes at least every heartbeat/4 to service AMQP heartbeats.
+ * One thread (this one) owns the loop, the AMQP connection and every json_t.
+ * Each source of work owns a watch or a timer of the wk_loop: the signalfd,
+ * the migration hand-off eventfd, the broker socket (plus its heartbeat
+ * timer, every heartbeat/4, and its reconnect timer), the systemd watchdog
+ * ping, the flow's retries and the bus's call deadlines.
  */
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -29,6 +31,7 @@
 #include "wk_hv.h"
 #include "wk_hv_backend.h"
 #include "wk_log.h"
+#include "wk_loop.h"
 #include "wk_migrate.h"
 #include "wk_sdnotify.h"
 #include "wk_statelock.h"
@@ -38,7 +41,14 @@ WK_LOG_NAME("worker.main");
 
 #define DEFAULT_CONFIG   "/etc/ferry/worker.conf"
 #define RECONNECT_MAX_MS 30000
+/* The stop sequence (stop_done): migrations get SHUTDOWN_WAIT_MS to end,
+ * then the broker CONFIRM_WAIT_MS to confirm what we published; the unit's
+ * TimeoutStopSec leaves room for both. */
 #define SHUTDOWN_WAIT_MS 30000
+#define CONFIRM_WAIT_MS  5000
+/* The flow is ticked at least this often: it also releases stale inbound
+ * reservations (every 5 s) and retries it schedules from its callbacks. */
+#define FLOW_TICK_MAX_MS 1000
 
 struct worker {
 	struct wk_conf *conf;
@@ -55,8 +65,15 @@ struct worker {
 	uint64_t reconnect_at_ms;
 	unsigned backoff_ms;
 	bool stopping;
-	uint64_t stop_deadline_ms;
-	uint64_t watchdog_ms, watchdog_next_ms; /* systemd WatchdogSec; 0 = off */
+	uint64_t stop_deadline_ms;    /* migrations may run until then */
+	uint64_t confirm_deadline_ms; /* then confirms may come until this; 0 = not yet */
+	uint64_t watchdog_ms;         /* systemd WatchdogSec; 0 = off */
+	wk_loop *loop;
+	int signal_watch, migrate_watch, broker_watch; /* wk_loop ids */
+	int watchdog_timer, flow_timer, bus_timer, reconnect_timer, heartbeat_timer, stop_timer;
+	/* The connection the broker watch follows: its socket and connect count. */
+	int broker_fd;
+	uint64_t broker_connects;
 };
 
 static void
@@ -102,6 +119,33 @@ on_job_event(void *userdata, const struct wk_mig_event *ev)
 	wk_flow_on_job_event(w->flow, ev);
 }
 
+/* Keeps the broker watch and timers in step with the connection, however
+ * it changed: connected, lost in rpc_amqp_process, or dropped by a publish
+ * (then reconnect_at_ms is in the past: reconnect at once, as before). */
+static void
+broker_follow(struct worker *w)
+{
+	struct rpc_amqp_stats st;
+	int fd = rpc_amqp_fd(w->amqp);
+
+	rpc_amqp_get_stats(w->amqp, &st);
+	if (fd == w->broker_fd && st.connects == w->broker_connects)
+		return;
+	w->broker_fd = fd;
+	w->broker_connects = st.connects;
+	wk_loop_watch_update(w->loop, w->broker_watch, fd, POLLIN);
+	if (fd >= 0) {
+		/* The library sends heartbeats only from inside its reads. */
+		int hb = rpc_amqp_timeout_ms(w->amqp);
+
+		wk_loop_timer_update(w->loop, w->heartbeat_timer, wk_now_ms() + hb, (unsigned)hb);
+		wk_loop_timer_update(w->loop, w->reconnect_timer, WK_LOOP_NEVER, 0);
+	} else {
+		wk_loop_timer_update(w->loop, w->heartbeat_timer, WK_LOOP_NEVER, 0);
+		wk_loop_timer_update(w->loop, w->reconnect_timer, w->reconnect_at_ms, 0);
+	}
+}
+
 static void
 try_connect(struct worker *w)
 {
@@ -114,6 +158,7 @@ try_connect(struct worker *w)
 		log_info("Connected to the broker %s, consuming '%s' and '%s.%s'",
 		    rpc_amqp_broker(w->amqp), w->conf->topic, w->conf->topic, w->conf->host);
 		w->backoff_ms = 0;
+		broker_follow(w);
 		return;
 	}
 	w->backoff_ms = w->backoff_ms == 0 ? 1000 : w->backoff_ms * 2;
@@ -122,6 +167,8 @@ try_connect(struct worker *w)
 	w->reconnect_at_ms = wk_now_ms() + w->backoff_ms;
 	log_error("Cannot connect to the broker: %s, retrying in %us", err.msg,
 	    (w->backoff_ms + 999) / 1000);
+	broker_follow(w);
+	wk_loop_timer_update(w->loop, w->reconnect_timer, w->reconnect_at_ms, 0);
 }
 
 /* Bound on one libvirt call from the main thread, well under WatchdogSec. */
@@ -204,6 +251,11 @@ setup(struct worker *w)
 	o.ssl_ca_file = c->rabbit.ssl_ca_file;
 	o.ssl_cert_file = c->rabbit.ssl_cert_file;
 	o.ssl_key_file = c->rabbit.ssl_key_file;
+	o.ssl_no_verify = !c->rabbit.ssl_verify;
+	o.outbox_max_bytes = (size_t)c->rabbit.outbox_max_bytes;
+	if ((url->ssl || c->rabbit.ssl) && !c->rabbit.ssl_verify)
+		log_warning("ssl_verify = false: the broker's TLS certificate is not verified; "
+		            "anyone on the path can pose as the broker");
 	r = rpc_amqp_new(&o, &w->amqp);
 	rpc_url_free(url);
 	if (r < 0)
@@ -221,8 +273,8 @@ setup(struct worker *w)
 	r = wk_migrate_new(w->hv, &w->migrate);
 	if (r < 0)
 		return log_error_errno(r, "Cannot set up migration jobs: %s", strerror(-r));
-	wk_migrate_set_recovery(w->migrate,
-	    (unsigned)c->libvirt.live_migration_postcopy_recovery_timeout, 500);
+	wk_migrate_set_recovery(
+	    w->migrate, (unsigned)c->libvirt.live_migration_postcopy_recovery_timeout, 500);
 	r = wk_journal_open(c->state_dir, &w->journal, &err);
 	if (r < 0)
 		return log_error_errno(r, "%s: state_dir: %s", c->path, err.msg);
@@ -260,99 +312,246 @@ teardown(struct worker *w)
 		w->hv = wk_hv_close(w->hv);
 	w->migrate = wk_migrate_free(w->migrate);
 	w->lock = wk_statelock_free(w->lock);
+	w->loop = wk_loop_free(w->loop);
 	if (w->sfd >= 0)
 		close(w->sfd);
 }
 
+/* Work arrived that may have queued migrations or sent calls: the flow and
+ * the bus look at their deadlines on the next pass. */
 static void
-handle_signal(struct worker *w)
+kick(struct worker *w)
 {
+	uint64_t now = wk_now_ms();
+
+	wk_loop_timer_update(w->loop, w->flow_timer, now, 0);
+	wk_loop_timer_update(w->loop, w->bus_timer, now, 0);
+}
+
+static void
+on_signal(wk_loop *l, int watch, int fd, short revents, void *userdata)
+{
+	struct worker *w = userdata;
 	struct signalfd_siginfo si;
 
-	while (read(w->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+	(void)watch;
+	(void)revents;
+	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
 			log_info(
 			    "SIGHUP received; the configuration is read at start only, ignoring");
 			continue;
 		}
 		if (!w->stopping) {
-			log_info(
-			    "Signal %u received, stopping once %zu migration(s) end (at most %ds)",
-			    si.ssi_signo, wk_migrate_running(w->migrate), SHUTDOWN_WAIT_MS / 1000);
+			struct rpc_err err = {{0}};
+
+			log_info("Signal %u received: no new requests are taken, they stay queued "
+			         "in the broker; stopping once %zu migration(s) end (at most %ds) "
+			         "and the broker confirmed what was sent (at most %ds more)",
+			    si.ssi_signo, wk_migrate_running(w->migrate), SHUTDOWN_WAIT_MS / 1000,
+			    CONFIRM_WAIT_MS / 1000);
 			w->stopping = true;
 			w->stop_deadline_ms = wk_now_ms() + SHUTDOWN_WAIT_MS;
+			wk_loop_timer_update(l, w->stop_timer, w->stop_deadline_ms, 0);
 			wk_sd_notify("STOPPING=1");
+			/* First, so no request is taken only to be refused. */
+			if (rpc_amqp_stop_serving(w->amqp, &err) < 0) {
+				log_error("Broker connection lost: %s, reconnecting", err.msg);
+				w->backoff_ms = 0;
+				w->reconnect_at_ms = wk_now_ms() + 500;
+				broker_follow(w);
+			}
 			wk_flow_stop(w->flow);
+			kick(w);
 		}
 	}
 }
 
-static int
-next_timeout(struct worker *w, uint64_t now)
+static void
+on_migrate(wk_loop *l, int watch, int fd, short revents, void *userdata)
 {
-	int t = rpc_amqp_connected(w->amqp) ? rpc_amqp_timeout_ms(w->amqp) : 1000;
-	int b = wk_bus_tick(w->bus, now);
-	int q = wk_flow_tick(w->flow, now);
+	struct worker *w = userdata;
 
-	if (w->watchdog_ms > 0) {
-		/* Pinged from the loop itself: a stuck loop lets systemd restart us. */
-		if (now >= w->watchdog_next_ms) {
-			wk_sd_notify("WATCHDOG=1");
-			w->watchdog_next_ms = now + w->watchdog_ms / 2;
-		}
-		if ((int)(w->watchdog_next_ms - now) < t)
-			t = (int)(w->watchdog_next_ms - now);
+	(void)l;
+	(void)watch;
+	(void)fd;
+	if (revents & POLLIN) {
+		wk_migrate_drain(w->migrate, on_job_event, w);
+		kick(w);
 	}
+}
 
-	if (!rpc_amqp_connected(w->amqp) && w->reconnect_at_ms > now &&
-	    (int)(w->reconnect_at_ms - now) < t)
-		t = (int)(w->reconnect_at_ms - now);
-	if (b >= 0 && b < t)
-		t = b;
-	if (q >= 0 && q < t)
-		t = q;
-	return t;
+static void
+broker_process(struct worker *w)
+{
+	struct rpc_err err = {{0}};
+
+	if (!rpc_amqp_connected(w->amqp))
+		return;
+	if (rpc_amqp_process(w->amqp, wk_dispatch_delivery, w->dispatch, &err) < 0) {
+		log_error("Broker connection lost: %s, reconnecting", err.msg);
+		w->backoff_ms = 0;
+		w->reconnect_at_ms = wk_now_ms() + 500;
+	}
+	broker_follow(w);
+	kick(w);
+}
+
+static void
+on_broker(wk_loop *l, int watch, int fd, short revents, void *userdata)
+{
+	(void)l;
+	(void)watch;
+	(void)fd;
+	(void)revents;
+	broker_process(userdata);
+}
+
+static bool
+broker_pending(void *userdata)
+{
+	struct worker *w = userdata;
+
+	return rpc_amqp_pending(w->amqp);
+}
+
+static void
+on_heartbeat(wk_loop *l, int timer, void *userdata)
+{
+	(void)l;
+	(void)timer;
+	broker_process(userdata);
+}
+
+static void
+on_reconnect(wk_loop *l, int timer, void *userdata)
+{
+	struct worker *w = userdata;
+
+	(void)l;
+	(void)timer;
+	if (!rpc_amqp_connected(w->amqp))
+		try_connect(w);
+}
+
+static void
+on_watchdog(wk_loop *l, int timer, void *userdata)
+{
+	(void)l;
+	(void)timer;
+	(void)userdata;
+	/* Pinged from the loop itself: a stuck loop lets systemd restart us. */
+	wk_sd_notify("WATCHDOG=1");
+}
+
+static void
+on_flow_tick(wk_loop *l, int timer, void *userdata)
+{
+	struct worker *w = userdata;
+	uint64_t now = wk_now_ms();
+	int next = wk_flow_tick(w->flow, now);
+
+	if (next < 0 || next > FLOW_TICK_MAX_MS)
+		next = FLOW_TICK_MAX_MS;
+	wk_loop_timer_update(l, timer, now + (uint64_t)next, 0);
+	/* A migration leaving the queue calls pre_live_migration. */
+	wk_loop_timer_update(l, w->bus_timer, now, 0);
+}
+
+static void
+on_bus_tick(wk_loop *l, int timer, void *userdata)
+{
+	struct worker *w = userdata;
+	uint64_t now = wk_now_ms();
+	int next = wk_bus_tick(w->bus, now);
+
+	wk_loop_timer_update(l, timer, next < 0 ? WK_LOOP_NEVER : now + (uint64_t)next, 0);
+}
+
+/* Only wakes the loop: stop_done() compares the deadlines. */
+static void
+on_stop_deadline(wk_loop *l, int timer, void *userdata)
+{
+	(void)l;
+	(void)timer;
+	(void)userdata;
+}
+
+/* After SIGTERM: true once the running migrations ended (or had their
+ * time) and the broker confirmed every publish (or had its time). */
+static bool
+stop_done(struct worker *w)
+{
+	struct rpc_amqp_stats st;
+	uint64_t now = wk_now_ms();
+
+	if (!w->stopping)
+		return false;
+	if (w->confirm_deadline_ms == 0) {
+		if (wk_migrate_running(w->migrate) > 0 && now < w->stop_deadline_ms)
+			return false;
+		w->confirm_deadline_ms = now + CONFIRM_WAIT_MS;
+		wk_loop_timer_update(w->loop, w->stop_timer, w->confirm_deadline_ms, 0);
+	}
+	rpc_amqp_get_stats(w->amqp, &st);
+	if (st.outbox_len == 0)
+		return true;
+	if (now < w->confirm_deadline_ms)
+		return false;
+	log_warning("Stopping with %zu message(s) the broker has not confirmed", st.outbox_len);
+	return true;
+}
+
+/* Gives each source of work its watch or timer. */
+static int
+loop_setup(struct worker *w)
+{
+	uint64_t now = wk_now_ms();
+	int r;
+
+	r = wk_loop_new(&w->loop);
+	if (r < 0)
+		return r;
+	w->broker_fd = -1;
+	/* Added in this order, so a pass reads signals, then migration events,
+	 * then the broker, as the loop always did. */
+	w->signal_watch = wk_loop_watch_add(w->loop, w->sfd, POLLIN, on_signal, w);
+	w->migrate_watch =
+	    wk_loop_watch_add(w->loop, wk_migrate_fd(w->migrate), POLLIN, on_migrate, w);
+	w->broker_watch = wk_loop_watch_add(w->loop, -1, POLLIN, on_broker, w);
+	w->heartbeat_timer = wk_loop_timer_add(w->loop, WK_LOOP_NEVER, 0, on_heartbeat, w);
+	w->reconnect_timer = wk_loop_timer_add(w->loop, WK_LOOP_NEVER, 0, on_reconnect, w);
+	w->flow_timer = wk_loop_timer_add(w->loop, now, 0, on_flow_tick, w);
+	w->bus_timer = wk_loop_timer_add(w->loop, now, 0, on_bus_tick, w);
+	w->stop_timer = wk_loop_timer_add(w->loop, WK_LOOP_NEVER, 0, on_stop_deadline, w);
+	if (w->signal_watch < 0 || w->migrate_watch < 0 || w->broker_watch < 0 ||
+	    w->heartbeat_timer < 0 || w->reconnect_timer < 0 || w->flow_timer < 0 ||
+	    w->bus_timer < 0 || w->stop_timer < 0)
+		return -ENOMEM;
+	(void)wk_loop_watch_pending(w->loop, w->broker_watch, broker_pending);
+	if (w->watchdog_ms > 0) {
+		w->watchdog_timer =
+		    wk_loop_timer_add(w->loop, now, (unsigned)(w->watchdog_ms / 2), on_watchdog, w);
+		if (w->watchdog_timer < 0)
+			return -ENOMEM;
+	}
+	return 0;
 }
 
 static int
 run(struct worker *w)
 {
 	for (;;) {
-		struct pollfd p[3];
-		uint64_t now = wk_now_ms();
-		struct rpc_err err = {{0}};
-		int n, r;
+		int r;
 
 		wk_log_set_request_id(NULL);
-		if (w->stopping &&
-		    (wk_migrate_running(w->migrate) == 0 || now >= w->stop_deadline_ms))
+		if (stop_done(w))
 			break;
-		if (!rpc_amqp_connected(w->amqp) && now >= w->reconnect_at_ms)
-			try_connect(w);
-		p[0].fd = w->sfd;
-		p[0].events = POLLIN;
-		p[1].fd = wk_migrate_fd(w->migrate);
-		p[1].events = POLLIN;
-		p[2].fd = rpc_amqp_fd(w->amqp);
-		p[2].events = POLLIN;
-		p[0].revents = p[1].revents = p[2].revents = 0;
-		n = rpc_amqp_pending(w->amqp) ? 0 : next_timeout(w, now);
-		if (poll(p, 3, n) < 0 && errno != EINTR)
-			return log_error_errno(-errno, "poll failed: %s", strerror(errno));
-		if (p[0].revents & POLLIN)
-			handle_signal(w);
-		if (p[1].revents & POLLIN)
-			wk_migrate_drain(w->migrate, on_job_event, w);
-		if (rpc_amqp_connected(w->amqp)) {
-			/* Also on timeout: the library sends heartbeats from inside its reads. */
-			r = rpc_amqp_process(w->amqp, wk_dispatch_delivery, w->dispatch, &err);
-			if (r < 0) {
-				log_error("Broker connection lost: %s, reconnecting", err.msg);
-				w->backoff_ms = 0;
-				w->reconnect_at_ms = wk_now_ms() + 500;
-			}
-		}
-		wk_bus_tick(w->bus, wk_now_ms());
+		/* A publish from any callback may have dropped the connection. */
+		broker_follow(w);
+		r = wk_loop_run_once(w->loop, -1);
+		if (r < 0)
+			return log_error_errno(r, "poll failed: %s", strerror(-r));
 	}
 	if (wk_migrate_running(w->migrate) > 0)
 		log_warning("Stopping with %zu migration(s) still running inside libvirtd",
@@ -441,8 +640,13 @@ main(int argc, char **argv)
 		/* Ready once the journal is recovered; the broker may come later. */
 		if (wk_sd_notify("READY=1\nSTATUS=started") < 0)
 			log_warning("Cannot notify systemd through $NOTIFY_SOCKET");
-		try_connect(&w);
-		r = run(&w);
+		r = loop_setup(&w);
+		if (r < 0) {
+			log_error_errno(r, "Cannot set up the event loop: %s", strerror(-r));
+		} else {
+			try_connect(&w);
+			r = run(&w);
+		}
 		log_info("ferry-worker stopped");
 	}
 	teardown(&w);

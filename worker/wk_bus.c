@@ -3,8 +3,11 @@
  * wk_bus: notifications, replies and our own calls over rpc_amqp.
  * Pending calls are a short list (a handful of migrations at most).
  */
+#include "wk_bus.h"
+
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +15,7 @@
 #include "rpc_notify.h"
 #include "rpc_reply.h"
 #include "rpc_uuid.h"
-#include "wk_bus.h"
+#include "wk_bus_priv.h"
 #include "wk_log.h"
 #include "wk_util.h"
 
@@ -31,11 +34,29 @@ struct pending_call {
 
 struct wk_bus {
 	rpc_amqp *amqp;
+	wk_bus_tap_fn tap; /* tests: sees every outgoing message (wk_bus_priv.h) */
+	void *tap_data;
 	char *topic, *publisher_id, *notify_topic;
 	bool notify_enabled;
 	int rpc_response_timeout;
 	struct pending_call *calls;
 };
+
+/* Every drop is logged with the running count; overflow once per episode. */
+static void
+on_outbox(void *userdata, const struct rpc_amqp_outbox_event *ev)
+{
+	(void)userdata;
+	if (ev->dropped > 0)
+		log_warning("Outbox over its bound (%zu of %zu bytes held): dropped %" PRIu64
+		            " progress notification(s), %" PRIu64 " in total",
+		    ev->bytes, ev->max_bytes, ev->dropped, ev->dropped_total);
+	if (ev->over_bound)
+		log_warning("Outbox over its bound (%zu of %zu bytes held) with nothing left that "
+		            "may be dropped: keeping calls, casts, replies and terminal "
+		            "notifications anyway (is the broker unreachable?)",
+		    ev->bytes, ev->max_bytes);
+}
 
 int
 wk_bus_new(rpc_amqp *amqp, const struct wk_bus_config *cfg, wk_bus **ret_bus)
@@ -54,6 +75,8 @@ wk_bus_new(rpc_amqp *amqp, const struct wk_bus_config *cfg, wk_bus **ret_bus)
 		wk_bus_free(b);
 		return -ENOMEM;
 	}
+	if (amqp != NULL) /* a test's bus has no transport (wk_bus_priv.h) */
+		rpc_amqp_set_outbox_hook(amqp, on_outbox, b);
 	*ret_bus = b;
 	return 0;
 }
@@ -63,6 +86,8 @@ wk_bus_free(wk_bus *b)
 {
 	if (b == NULL)
 		return NULL;
+	if (b->amqp != NULL)
+		rpc_amqp_set_outbox_hook(b->amqp, NULL, NULL);
 	while (b->calls != NULL) {
 		struct pending_call *c = b->calls;
 
@@ -76,9 +101,39 @@ wk_bus_free(wk_bus *b)
 	return NULL;
 }
 
+void
+wk_bus_set_tap(wk_bus *b, wk_bus_tap_fn fn, void *userdata)
+{
+	b->tap = fn;
+	b->tap_data = userdata;
+}
+
+/* Every publish goes through here: the tap sees it first; without a
+ * transport (a test's bus) that is all. */
+static int
+publish(wk_bus *b, const char *exchange, const char *rk, json_t *inner, bool mandatory,
+    int expiration_ms)
+{
+	if (b->tap != NULL)
+		b->tap(b->tap_data, exchange, rk, inner);
+	if (b->amqp == NULL)
+		return b->tap != NULL ? 0 : -ENOTCONN;
+	return rpc_amqp_publish(b->amqp, exchange, rk, inner, mandatory, expiration_ms);
+}
+
+static int
+publish_notification(wk_bus *b, const char *rk, json_t *inner, enum rpc_outbox_class cls)
+{
+	if (b->tap != NULL)
+		b->tap(b->tap_data, "", rk, inner);
+	if (b->amqp == NULL)
+		return b->tap != NULL ? 0 : -ENOTCONN;
+	return rpc_amqp_notify(b->amqp, rk, inner, cls);
+}
+
 int
-wk_bus_notify(wk_bus *b, const char *event_type, const char *priority, json_t *payload,
-    json_t *context)
+wk_bus_notify(
+    wk_bus *b, const char *event_type, const char *priority, json_t *payload, json_t *context)
 {
 	json_auto_t *inner = NULL;
 	char rk[256];
@@ -94,11 +149,13 @@ wk_bus_notify(wk_bus *b, const char *event_type, const char *priority, json_t *p
 	r = rpc_notify_routing_key(b->notify_topic, priority, rk, sizeof(rk));
 	if (r < 0)
 		return r;
-	r = rpc_amqp_notify(b->amqp, rk, inner);
-	if (r == -ENOBUFS)
-		log_warning("Notification outbox full, dropped the oldest message");
+	/* Progress is superseded by the next report: the only class the
+	 * outbox may drop.  Terminal notifications must reach nova. */
+	r = publish_notification(b, rk, inner,
+	    strcmp(event_type, WK_BUS_PROGRESS_EVENT) == 0 ? RPC_OUTBOX_DROPPABLE
+	                                                   : RPC_OUTBOX_KEEP);
 	log_debug("Notification '%s' queued", event_type);
-	return r == -ENOBUFS ? 0 : r;
+	return r;
 }
 
 static int
@@ -114,7 +171,7 @@ send_reply(wk_bus *b, const rpc_msg *req, json_t *result, const char *failure, b
 	if (inner == NULL)
 		return -ENOMEM;
 	/* oslo replies through the default exchange, mandatory, to _reply_q. */
-	return rpc_amqp_publish(b->amqp, "", rpc_msg_reply_q(req), inner, true, 0);
+	return publish(b, "", rpc_msg_reply_q(req), inner, true, 0);
 }
 
 int
@@ -130,26 +187,26 @@ wk_bus_reply_heartbeat(wk_bus *b, const rpc_msg *req)
 }
 
 static int
-send_request(wk_bus *b, const char *server, const char *method, const char *version,
-    json_t *args, json_t *context, const char *msg_id, int timeout_s)
+send_request(wk_bus *b, const char *server, const char *method, const char *version, json_t *args,
+    json_t *context, const char *msg_id, int timeout_s)
 {
 	json_auto_t *inner = NULL;
 	char rk[256];
 
 	inner = rpc_request_build(method, args, version, context, msg_id,
-	    msg_id ? rpc_amqp_reply_queue(b->amqp) : NULL, timeout_s);
+	    msg_id ? (b->amqp ? rpc_amqp_reply_queue(b->amqp) : "reply_test") : NULL, timeout_s);
 	if (inner == NULL)
 		return -ENOMEM;
 	if ((size_t)snprintf(rk, sizeof(rk), "%s.%s", b->topic, server) >= sizeof(rk))
 		return -ENAMETOOLONG;
 	/* Calls are mandatory so an absent destination fails now, not at timeout. */
-	return rpc_amqp_publish(b->amqp, rpc_amqp_exchange(b->amqp), rk, inner, msg_id != NULL,
+	return publish(b, b->amqp ? rpc_amqp_exchange(b->amqp) : "nova", rk, inner, msg_id != NULL,
 	    msg_id ? b->rpc_response_timeout * 1000 : 0);
 }
 
 int
-wk_bus_call(wk_bus *b, const char *server, const char *method, const char *version,
-    json_t *args, json_t *context, int timeout_s, wk_bus_reply_cb cb, void *data)
+wk_bus_call(wk_bus *b, const char *server, const char *method, const char *version, json_t *args,
+    json_t *context, int timeout_s, wk_bus_reply_cb cb, void *data)
 {
 	struct pending_call *c = calloc(1, sizeof(*c));
 	int r;
@@ -176,8 +233,8 @@ wk_bus_call(wk_bus *b, const char *server, const char *method, const char *versi
 }
 
 int
-wk_bus_cast(wk_bus *b, const char *server, const char *method, const char *version,
-    json_t *args, json_t *context)
+wk_bus_cast(wk_bus *b, const char *server, const char *method, const char *version, json_t *args,
+    json_t *context)
 {
 	int r = send_request(b, server, method, version, args, context, NULL, 0);
 
@@ -223,7 +280,8 @@ on_reply(wk_bus *b, json_t *inner)
 		log_debug("Reply for unknown or finished call '%s', ignoring", rep.msg_id);
 		return;
 	}
-	if (!rep.ending && rep.failure == NULL && (rep.result == NULL || json_is_null(rep.result))) {
+	if (!rep.ending && rep.failure == NULL &&
+	    (rep.result == NULL || json_is_null(rep.result))) {
 		/* A call-monitor heartbeat: the peer is alive and busy. */
 		c->deadline_ms = wk_now_ms() + (uint64_t)c->timeout_ms;
 		return;

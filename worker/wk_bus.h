@@ -41,10 +41,15 @@ int wk_bus_new(rpc_amqp *amqp, const struct wk_bus_config *cfg, wk_bus **ret_bus
 /* Fails nothing, frees the pending table.  NULL-safe, returns NULL. */
 wk_bus *wk_bus_free(wk_bus *bus);
 
+/* The one event type the outbox may drop when over its bound: a later
+ * progress report supersedes it.  Everything else is must-keep. */
+#define WK_BUS_PROGRESS_EVENT "instance.live_migration_progress"
+
 /* Publishes a versioned notification: payload STOLEN, context borrowed
- * (the request context it belongs to, may be NULL). */
-int wk_bus_notify(wk_bus *bus, const char *event_type, const char *priority, json_t *payload,
-    json_t *context);
+ * (the request context it belongs to, may be NULL).  Progress
+ * (WK_BUS_PROGRESS_EVENT) is published droppable, the rest must-keep. */
+int wk_bus_notify(
+    wk_bus *bus, const char *event_type, const char *priority, json_t *payload, json_t *context);
 
 /* Sends the one final reply to the call req: result STOLEN (NULL -> null),
  * failure is oslo failure text or NULL.  A cast (no _msg_id) gets nothing. */

@@ -92,6 +92,8 @@ static const struct opt opts[] = {
     RABBIT(ssl_ca_file, OPT_STR_OPT, 0, NULL),
     RABBIT(ssl_cert_file, OPT_STR_OPT, 0, NULL),
     RABBIT(ssl_key_file, OPT_STR_OPT, 0, NULL),
+    RABBIT(ssl_verify, OPT_BOOL, 0, NULL),
+    RABBIT(outbox_max_bytes, OPT_INT, 65536, "bytes"),
 
     LIBVIRT(connection_uri, OPT_STR, 0, NULL),
     LIBVIRT(live_migration_scheme, OPT_STR, 0, NULL),
@@ -111,6 +113,8 @@ static const struct opt opts[] = {
     LIBVIRT(live_migration_compression, OPT_BOOL, 0, NULL),
     LIBVIRT(live_migration_parallel_connections, OPT_INT, 0, NULL),
     LIBVIRT(live_migration_postcopy_recovery_timeout, OPT_INT, 1, "s"),
+    LIBVIRT(live_migration_queue_timeout, OPT_INT, 0, "s"),
+    LIBVIRT(max_queued_live_migrations, OPT_INT, 0, NULL),
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -202,6 +206,8 @@ conf_defaults(struct wk_conf *c)
 	c->notifications.enabled = true;
 	c->rabbit.rabbit_transient_queues_ttl = 1800;
 	c->rabbit.heartbeat_timeout_threshold = 60;
+	c->rabbit.outbox_max_bytes = 16 * 1024 * 1024;
+	c->rabbit.ssl_verify = true;
 	c->libvirt.live_migration_bandwidth = 0;
 	c->libvirt.live_migration_downtime = 500;
 	c->libvirt.live_migration_downtime_steps = 10;
@@ -210,6 +216,8 @@ conf_defaults(struct wk_conf *c)
 	c->libvirt.max_concurrent_live_migrations = 1;
 	c->libvirt.max_concurrent_inbound_migrations = 1;
 	c->libvirt.live_migration_postcopy_recovery_timeout = 600;
+	c->libvirt.live_migration_queue_timeout = 600;
+	c->libvirt.max_queued_live_migrations = 64;
 	return 0;
 }
 

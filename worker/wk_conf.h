@@ -49,6 +49,12 @@ struct wk_conf {
 		int heartbeat_timeout_threshold; /* s, 60, >= 0 (0 disables heartbeats) */
 		char *ssl_ca_file, *ssl_cert_file, *ssl_key_file; /* default NULL */
 		bool ssl;                                         /* default false */
+		/* ferry: verify the broker's certificate (chain against ssl_ca_file or
+		 * the system CA store, and its name); default true */
+		bool ssl_verify;
+		/* ferry: bound of the outbox of unconfirmed publishes; bytes, default
+		 * 16 MiB, >= 65536.  Over it only progress notifications are dropped. */
+		int outbox_max_bytes;
 	} rabbit;
 	struct {                      /* group libvirt, Nova's names and defaults */
 		char *connection_uri; /* default "qemu:///system" */
@@ -72,6 +78,13 @@ struct wk_conf {
 		int live_migration_parallel_connections; /* ferry: multifd streams, 0 = one */
 		/* ferry: s to retry resuming a broken post-copy migration, default 600 */
 		int live_migration_postcopy_recovery_timeout;
+		/* ferry: s a source migration may wait for a slot (its own outbound
+		 * one or the destination's inbound one) before it is rolled back;
+		 * default 600, 0 = no limit */
+		int live_migration_queue_timeout;
+		/* ferry: outbound migrations waiting in the queue; a live_migration
+		 * beyond it is rolled back; default 64, 0 = unlimited */
+		int max_queued_live_migrations;
 	} libvirt;
 
 	/* Internal: offsets of the options the file set explicitly (wk_conf_explicit). */

@@ -7,15 +7,20 @@
  * Undecodable messages are rejected without requeue; a call among them is
  * still answered with a failure when its top level says where to, and an
  * invalid cast naming an instance gets a compute.exception notification.
+ * The one requeue: a handler that could not keep the request durably
+ * (WK_FLOW_REQUEUE, a journal write failed) leaves it unacknowledged and
+ * rejects it with requeue, so the broker hands it over again.
  */
 #include "wk_dispatch.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "rpc_dispatch.h"
 #include "rpc_error.h"
+#include "rpc_methods.h"
 #include "rpc_nova.h"
 #include "rpc_reply.h"
 #include "wk_log.h"
@@ -23,36 +28,29 @@
 WK_LOG_NAME("worker.dispatch");
 
 #define DEDUP_SLOTS 64 /* oslo remembers 16 */
+/*
+ * A requeued message comes straight back (the broker puts it at the head
+ * of the queue), and while the disk stays full its journal write fails
+ * again at once.  A redelivery that is requeued again therefore waits
+ * this long first, blocking the main loop: it bounds that loop to two
+ * tries a second, one log line each, and stays far below the heartbeat
+ * interval.  The first requeue is immediate (a passing error costs
+ * nothing).  A quorum queue with a delivery limit drops the message after
+ * that many tries; that limit is the operator's choice.
+ */
+#define REQUEUE_PAUSE_MS 500
 
-static const struct {
-	const char *name;
-	wk_flow_handler handler;
-} handlers[] = {
-    {"live_migration", wk_flow_live_migration},
-    {"live_migration_force_complete", wk_flow_force_complete},
-    {"live_migration_abort", wk_flow_abort},
-    {"pre_live_migration", wk_flow_pre_live_migration},
-    {"post_live_migration_at_destination", wk_flow_post_at_destination},
-    {"rollback_live_migration_at_destination", wk_flow_rollback_at_destination},
-    {"list_migrations", wk_flow_list_migrations},
-    {"recover_migration", wk_flow_recover_migration},
-};
-
-/* nova-compute 26 serves 6.1 and, through its proxy, 5.13; the admin query is ferry's own. */
-#define NOVA_METHOD(i, n)         \
-	{n, NULL, 6, 1, i},       \
-	{                         \
-		n, NULL, 5, 13, i \
-	}
-static const struct rpc_method methods[] = {
-    NOVA_METHOD(0, "live_migration"),
-    NOVA_METHOD(1, "live_migration_force_complete"),
-    NOVA_METHOD(2, "live_migration_abort"),
-    NOVA_METHOD(3, "pre_live_migration"),
-    NOVA_METHOD(4, "post_live_migration_at_destination"),
-    NOVA_METHOD(5, "rollback_live_migration_at_destination"),
-    {"list_migrations", "ferry", 1, 0, 6},
-    {"recover_migration", "ferry", 1, 0, 7},
+/* Handlers by method id: the methods themselves (names, namespaces,
+ * versions) are rpc/rpc_methods.c's one table. */
+static const wk_flow_handler handlers[_RPC_M_MAX] = {
+    [RPC_M_LIVE_MIGRATION] = wk_flow_live_migration,
+    [RPC_M_LIVE_MIGRATION_FORCE_COMPLETE] = wk_flow_force_complete,
+    [RPC_M_LIVE_MIGRATION_ABORT] = wk_flow_abort,
+    [RPC_M_PRE_LIVE_MIGRATION] = wk_flow_pre_live_migration,
+    [RPC_M_POST_LIVE_MIGRATION_AT_DESTINATION] = wk_flow_post_at_destination,
+    [RPC_M_ROLLBACK_LIVE_MIGRATION_AT_DESTINATION] = wk_flow_rollback_at_destination,
+    [RPC_M_LIST_MIGRATIONS] = wk_flow_list_migrations,
+    [RPC_M_RECOVER_MIGRATION] = wk_flow_recover_migration,
 };
 
 struct wk_dispatch {
@@ -66,8 +64,14 @@ struct wk_dispatch {
 int
 wk_dispatch_new(rpc_amqp *amqp, wk_bus *bus, wk_flow *flow, wk_dispatch **ret_dispatch)
 {
-	wk_dispatch *d = calloc(1, sizeof(*d));
+	wk_dispatch *d;
 
+	/* A method added to rpc_methods.c without its handler here is a bug. */
+	for (size_t i = 0; i < rpc_methods_count; i++)
+		if (rpc_methods[i].id < 0 || rpc_methods[i].id >= _RPC_M_MAX ||
+		    handlers[rpc_methods[i].id] == NULL)
+			return -EINVAL;
+	d = calloc(1, sizeof(*d));
 	if (d == NULL)
 		return -ENOMEM;
 	d->amqp = amqp;
@@ -98,6 +102,34 @@ seen_before(wk_dispatch *d, const char *unique_id)
 	snprintf(d->seen[d->seen_next], sizeof(d->seen[0]), "%s", unique_id);
 	d->seen_next = (d->seen_next + 1) % DEDUP_SLOTS;
 	return false;
+}
+
+/* Forgets unique_id, so its redelivery is handled rather than dropped as a
+ * duplicate. */
+static void
+forget(wk_dispatch *d, const char *unique_id)
+{
+	if (unique_id == NULL || unique_id[0] == '\0')
+		return;
+	for (size_t i = 0; i < DEDUP_SLOTS; i++)
+		if (strcmp(d->seen[i], unique_id) == 0)
+			d->seen[i][0] = '\0';
+}
+
+/* Puts a request the handler could not keep back on the queue. */
+static void
+requeue(wk_dispatch *d, const struct rpc_delivery *dl, const rpc_msg *msg)
+{
+	struct timespec pause = {REQUEUE_PAUSE_MS / 1000, (REQUEUE_PAUSE_MS % 1000) * 1000000L};
+
+	forget(d, rpc_msg_unique_id(msg));
+	if (dl->redelivered)
+		while (nanosleep(&pause, &pause) < 0 && errno == EINTR)
+			;
+	if (rpc_amqp_reject(d->amqp, dl->tag, true) < 0)
+		log_warning("Cannot requeue message %llu: broker connection lost, it will be "
+		            "redelivered",
+		    (unsigned long long)dl->tag);
 }
 
 /* Answers a call that could not even be parsed, when it says where to. */
@@ -244,8 +276,8 @@ handle(wk_dispatch *d, const struct rpc_delivery *dl, rpc_msg *msg)
 	char *failure = NULL;
 	int r;
 
-	r = rpc_dispatch_lookup(methods, sizeof(methods) / sizeof(methods[0]), method,
-	    rpc_msg_version(msg), rpc_msg_namespace(msg), &m, &rerr);
+	r = rpc_dispatch_lookup(rpc_methods, rpc_methods_count, method, rpc_msg_version(msg),
+	    rpc_msg_namespace(msg), &m, &rerr);
 	if (r < 0) {
 		trim_cut_utf8(rerr.msg);
 		log_error("Cannot dispatch '%s' version '%s': %s", method, rpc_msg_version(msg),
@@ -263,7 +295,15 @@ handle(wk_dispatch *d, const struct rpc_delivery *dl, rpc_msg *msg)
 		return;
 	}
 	log_debug("Dispatching '%s' version '%s'", method, rpc_msg_version(msg));
-	r = handlers[m->id].handler(d->flow, msg, &result, &err);
+	r = handlers[m->id](d->flow, msg, &result, &err);
+	if (r == WK_FLOW_REQUEUE) {
+		trim_cut_utf8(err.msg);
+		log_warning("%s; not acknowledged, requeued to be handled again%s", err.msg,
+		    dl->redelivered ? " (after a pause)" : "");
+		json_decref(result);
+		requeue(d, dl, msg);
+		return;
+	}
 	if (r < 0) {
 		if (err.msg[0] == '\0')
 			snprintf(err.msg, sizeof(err.msg), "%s failed: %s", method, strerror(-r));

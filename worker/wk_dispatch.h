@@ -4,7 +4,9 @@
  * the method (oslo's name + version rules), run its handler, answer.  The
  * logging layer for the bus: every bad input ends here in one log line with
  * the request id, an oslo failure reply for calls, a notification for casts,
- * and an ack or a reject without requeue, never a redelivery loop.
+ * and an ack or a reject without requeue, never a redelivery loop.  Only a
+ * request a handler could not make durable (WK_FLOW_REQUEUE) is rejected
+ * with requeue, redeliveries of it after a pause.
  *
  * Thread: main thread only.
  */

@@ -14,8 +14,10 @@
 #include <string.h>
 
 #include "rpc_nova.h"
+#include "rpc_uuid.h"
 #include "wk_flow_priv.h"
 #include "wk_log.h"
+#include "wk_utf8.h"
 
 WK_LOG_NAME("worker.flow");
 
@@ -157,10 +159,24 @@ wk_flow_arg_get(json_t *args, const char *method, const char *name, json_type ty
 }
 
 int
+wk_flow_uuid_arg(const char *method, const char *uuid, char canonical[RPC_UUID_DASHED_LEN],
+    struct wk_err *reterr)
+{
+	if (rpc_uuid_canonical(uuid, canonical) < 0)
+		return wk_err_set(reterr, -EINVAL, "%s: instance uuid '%.*s' is not a uuid", method,
+		    (int)wk_utf8_prefix(uuid ? uuid : "", 64), uuid ? uuid : "");
+	return 0;
+}
+
+/* The instance's uuid is canonicalised in the message itself, so that the
+ * records, the journal, notifications and the calls to the peer host all
+ * name the instance the same way, whatever spelling the sender used. */
+int
 wk_flow_instance_arg(json_t *args, const char *method, const char **ret_uuid, json_t **ret_instance,
     struct wk_err *reterr)
 {
-	json_t *instance = NULL;
+	char canonical[RPC_UUID_DASHED_LEN];
+	json_t *instance = NULL, *data;
 	const char *uuid = NULL;
 	int r;
 
@@ -171,7 +187,14 @@ wk_flow_instance_arg(json_t *args, const char *method, const char **ret_uuid, js
 	if (uuid == NULL)
 		return wk_err_set(reterr, -EINVAL,
 		    "%s: argument 'instance' is not a nova Instance with a uuid", method);
-	*ret_uuid = uuid;
+	r = wk_flow_uuid_arg(method, uuid, canonical, reterr);
+	if (r < 0)
+		return r;
+	data = rpc_nova_object_data(instance);
+	if (strcmp(uuid, canonical) != 0 &&
+	    json_object_set_new(data, "uuid", json_string(canonical)) < 0)
+		return -ENOMEM;
+	*ret_uuid = rpc_nova_instance_uuid(instance);
 	*ret_instance = instance;
 	return 0;
 }
@@ -184,18 +207,26 @@ wk_flow_obj_str(json_t *primitive, const char *key)
 	return data ? json_string_value(json_object_get(data, key)) : NULL;
 }
 
+static int
+earliest(int a, int b)
+{
+	return a < 0 ? b : b < 0 ? a : a < b ? a : b;
+}
+
 int
 wk_flow_tick(wk_flow *f, uint64_t now_ms)
 {
 	uint64_t next = 0;
+	int t;
 
-	wk_flow_release_stale(f, now_ms);
+	t = wk_flow_check_leases(f, now_ms);
+	t = earliest(t, wk_flow_expire_queued(f, now_ms));
 	wk_flow_start_queued(f);
 	for (const struct mig *m = f->migs; m != NULL; m = m->next)
 		if (m->role == ROLE_SOURCE && m->phase == PHASE_QUEUED && m->retry_at_ms > now_ms &&
 		    (next == 0 || m->retry_at_ms < next))
 			next = m->retry_at_ms;
-	return next == 0 ? -1 : (int)(next - now_ms);
+	return earliest(t, next == 0 ? -1 : (int)(next - now_ms));
 }
 
 void

@@ -47,10 +47,16 @@ wk_flow *wk_flow_free(wk_flow *flow);
 /*
  * RPC handlers.  Each returns 0 and sets *ret_result to the call's result
  * (new reference, or NULL for None), or returns -errno with reterr saying
- * why in one line (the caller logs it and answers the sender).
+ * why in one line (the caller logs it and answers the sender), or
+ * WK_FLOW_REQUEUE with reterr saying why: the request was not kept (its
+ * journal record could not be written) and must not be acknowledged, but
+ * put back on the queue to be handled again, with no answer or failure
+ * notification (only live_migration does so).
  * instance_uuid (when the handler got that far) is written to
  * ret_instance_uuid so the caller can notify about a failed cast.
  */
+#define WK_FLOW_REQUEUE 1
+
 typedef int (*wk_flow_handler)(
     wk_flow *flow, const rpc_msg *msg, json_t **ret_result, struct wk_err *reterr);
 
@@ -83,8 +89,10 @@ void wk_flow_on_job_event(wk_flow *flow, const struct wk_mig_event *ev);
 /* Migrations this host is still working on (either end). */
 size_t wk_flow_active(const wk_flow *flow);
 
-/* Starts queued migrations whose retry time has come.  Returns the ms until
- * the next retry, or -1 when none waits.  Call from the main loop. */
+/* Time-driven work: checks the leases of inbound reservations, rolls back
+ * queued migrations past libvirt.live_migration_queue_timeout, starts
+ * queued migrations whose retry time has come.  Returns the ms until the
+ * next such deadline, or -1 when none.  Call from the main loop. */
 int wk_flow_tick(wk_flow *flow, uint64_t now_ms);
 
 /* Carries on every migration the journal holds (called once, at start):

@@ -2,10 +2,11 @@
 /*
  * wk_flow_dest: the destination side.  pre_live_migration reserves an
  * inbound slot and answers with where to connect; post/rollback at
- * destination release it; a reservation no migration arrived for is
- * released as stale.  Main thread only.
+ * destination release it; every reservation holds a lease, renewed while
+ * the migration runs here, and is released when it ends.  Main thread only.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,41 +16,104 @@
 
 WK_LOG_NAME("worker.flow");
 
-/* A reservation no migration arrived for is released after
- * 2 * rpc_response_timeout, at least this long. */
-#define INBOUND_GRACE_MIN_MS 20000
+/* A reservation lasts 2 * rpc_response_timeout, at least this long: the
+ * source's pre_live_migration call has long expired by then. */
+#define LEASE_MIN_MS 20000
+/* How often the leases are checked (one domain lookup per reservation). */
+#define LEASE_CHECK_MS 5000
 
-/* A reservation is stale when no migration arrived for it (libvirt has no
- * domain of that uuid here) long after the source's pre_live_migration:
- * the source gave up or died without a rollback.  Released, so one lost
- * rollback cannot close this host to inbound migrations for good. */
-void
-wk_flow_release_stale(wk_flow *f, uint64_t now_ms)
+uint64_t
+wk_flow_lease_ms(const wk_flow *f)
 {
-	uint64_t grace_ms = 2ULL * (uint64_t)f->d.conf->rpc_response_timeout * 1000ULL;
-	struct mig *m, *next;
+	uint64_t ms = 2ULL * (uint64_t)f->d.conf->rpc_response_timeout * 1000ULL;
 
-	if (grace_ms < INBOUND_GRACE_MIN_MS)
-		grace_ms = INBOUND_GRACE_MIN_MS;
-	if (now_ms < f->next_stale_check_ms)
-		return;
-	f->next_stale_check_ms = now_ms + 5000;
-	for (m = f->migs; m != NULL; m = next) {
-		struct wk_hv_domain_info info;
-		struct wk_err err = {{0}};
+	return ms < LEASE_MIN_MS ? LEASE_MIN_MS : ms;
+}
 
-		next = m->next;
-		if (m->role != ROLE_DEST || now_ms < m->started_ms + grace_ms ||
-		    wk_hv_domain_info(f->d.hv, m->uuid, &info, &err) != -ENOENT)
-			continue;
-		wk_log_set_request_id(m->request_id);
-		log_warning(
-		    "Released the inbound reservation of '%s': no migration arrived in %llu s "
-		    "and no rollback came",
-		    m->uuid, (unsigned long long)(grace_ms / 1000));
-		mig_unlink_free(f, m);
+/* The guest is here because a migration into this host is under way (or
+ * its post-copy phase broke and waits for recovery). */
+static bool
+incoming(const struct wk_hv_domain_info *info)
+{
+	return info->reason == WK_HV_REASON_MIGRATING || info->reason == WK_HV_REASON_POSTCOPY ||
+	       info->reason == WK_HV_REASON_POSTCOPY_FAILED;
+}
+
+/* Ends a reservation at its lease end.  Only where nothing arrived is it
+ * a rollback at the destination, and said so (rollback_dest start/end, as
+ * if the source's rollback had come); a guest that runs here gets no
+ * notification that would claim a post or a rollback that did not happen. */
+static void
+release(wk_flow *f, struct mig *m, const char *why, bool nothing_arrived)
+{
+	wk_log_set_request_id(m->request_id);
+	log_warning("Released the inbound reservation of '%s': %s", m->uuid, why);
+	if (nothing_arrived) {
+		wk_flow_notify_action(
+		    f, m->instance, m->context, "live_migration_rollback_dest", "start");
+		wk_flow_notify_action(
+		    f, m->instance, m->context, "live_migration_rollback_dest", "end");
 	}
-	wk_log_set_request_id(NULL);
+	mig_unlink_free(f, m);
+}
+
+/* One reservation's lease: renewed while the migration runs here; at its
+ * end the slot is freed whatever libvirt says, so neither a source that
+ * vanished nor a post_live_migration_at_destination lost with the broker
+ * can close this host to inbound migrations for good. */
+static void
+check_lease(wk_flow *f, struct mig *m, uint64_t now_ms, uint64_t lease_ms)
+{
+	struct wk_hv_domain_info info;
+	struct wk_err err = {{0}};
+	char why[sizeof(err.msg) + 160];
+	int r = wk_hv_domain_info(f->d.hv, m->uuid, &info, &err);
+
+	if (m->lease_until_ms == 0)
+		m->lease_until_ms = m->started_ms + lease_ms;
+	if (r == 0 && incoming(&info)) {
+		m->lease_until_ms = now_ms + lease_ms;
+		return;
+	}
+	if (now_ms < m->lease_until_ms)
+		return;
+	if (r == -ENOENT)
+		snprintf(why, sizeof(why),
+		    "no migration arrived within its %llu s lease and no rollback came",
+		    (unsigned long long)(lease_ms / 1000));
+	else if (r == 0)
+		snprintf(why, sizeof(why),
+		    "the guest runs here and no migration is active for it, but "
+		    "post_live_migration_at_destination did not come within %llu s; the guest "
+		    "stays",
+		    (unsigned long long)(lease_ms / 1000));
+	else
+		snprintf(why, sizeof(why),
+		    "its %llu s lease ended and libvirt cannot say whether a migration runs "
+		    "(%s)",
+		    (unsigned long long)(lease_ms / 1000), err.msg);
+	release(f, m, why, r == -ENOENT);
+}
+
+int
+wk_flow_check_leases(wk_flow *f, uint64_t now_ms)
+{
+	uint64_t lease_ms = wk_flow_lease_ms(f);
+	struct mig *m, *next;
+	bool any = false;
+
+	if (now_ms >= f->next_lease_check_ms) {
+		f->next_lease_check_ms = now_ms + LEASE_CHECK_MS;
+		for (m = f->migs; m != NULL; m = next) {
+			next = m->next;
+			if (m->role == ROLE_DEST)
+				check_lease(f, m, now_ms, lease_ms);
+		}
+		wk_log_set_request_id(NULL);
+	}
+	for (m = f->migs; m != NULL; m = m->next)
+		any = any || m->role == ROLE_DEST;
+	return any ? (int)(f->next_lease_check_ms - now_ms) : -1;
 }
 
 static int
@@ -61,6 +125,33 @@ inbound_reserved(const wk_flow *f)
 		if (m->role == ROLE_DEST)
 			n++;
 	return n;
+}
+
+/* A guest that already runs here cannot migrate in: libvirt would refuse
+ * the migration, and the slot would wait for a migration that never comes.
+ * One that is arriving (a source that restarted between starting libvirt's
+ * migration and journalling it asks again) is not refused. */
+static int
+refuse_running_here(wk_flow *f, const char *uuid, struct wk_err *reterr)
+{
+	struct wk_hv_domain_info info;
+	struct wk_err err = {{0}};
+	int r = wk_hv_domain_info(f->d.hv, uuid, &info, &err);
+
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0) {
+		log_warning("pre_live_migration: cannot check whether '%s' already runs here: %s",
+		    uuid, err.msg);
+		return 0; /* libvirt decides when the migration comes */
+	}
+	if ((info.state == WK_HV_STATE_RUNNING || info.state == WK_HV_STATE_PAUSED) &&
+	    !incoming(&info))
+		return wk_err_set(reterr, -EEXIST,
+		    "pre_live_migration: instance '%s' already runs on '%s'; nothing to migrate "
+		    "here",
+		    uuid, f->d.conf->host);
+	return 0;
 }
 
 int
@@ -78,6 +169,9 @@ wk_flow_pre_live_migration(
 		return r;
 	r = wk_flow_arg_get(
 	    args, "pre_live_migration", "migrate_data", JSON_OBJECT, false, &migrate_data, reterr);
+	if (r < 0)
+		return r;
+	r = refuse_running_here(f, uuid, reterr);
 	if (r < 0)
 		return r;
 	m = mig_find(f, uuid, ROLE_DEST);
@@ -133,12 +227,15 @@ wk_flow_pre_live_migration(
 	m->context = json_incref(rpc_msg_context(msg));
 	m->request_id = rpc_msg_request_id(msg) ? strdup(rpc_msg_request_id(msg)) : NULL;
 	m->started_ms = wk_now_ms();
+	m->lease_until_ms = m->started_ms + wk_flow_lease_ms(f);
 	m->next = f->migs;
 	f->migs = m;
 	mig_journal_save(f, m);
 	wk_flow_notify_action(f, instance, rpc_msg_context(msg), "live_migration_pre", "end");
-	log_info("Inbound migration of '%s' prepared, connect to '%s'", uuid,
-	    f->d.conf->libvirt.live_migration_inbound_addr);
+	log_info("Inbound migration of '%s' prepared, connect to '%s' (slot held for %llu s "
+	         "unless the migration starts)",
+	    uuid, f->d.conf->libvirt.live_migration_inbound_addr,
+	    (unsigned long long)(wk_flow_lease_ms(f) / 1000));
 	*ret_result = result;
 	return 0;
 }

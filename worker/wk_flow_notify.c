@@ -91,11 +91,20 @@ mig_notify_progress(wk_flow *f, struct mig *m)
 	m->last_notify_ms = wk_now_ms();
 }
 
+static void
+send_struggling(wk_flow *f, struct mig *m, const struct rpc_struggling *st)
+{
+	json_t *payload = rpc_nova_struggling_payload(st);
+
+	if (payload == NULL || wk_bus_notify(f->d.bus, "instance.live_migration_struggling", "WARN",
+	                           payload, m->context) < 0)
+		log_error("Cannot queue the struggling notification of '%s'", m->uuid);
+}
+
 void
 mig_notify_struggling(wk_flow *f, struct mig *m, const struct wk_decision *d)
 {
 	struct rpc_struggling st;
-	json_t *payload;
 	size_t n = 0;
 
 	memset(&st, 0, sizeof(st));
@@ -121,10 +130,7 @@ mig_notify_struggling(wk_flow *f, struct mig *m, const struct wk_decision *d)
 	    st.reasons[0] ? st.reasons[0] : "?", st.reasons[1] ? ", " : "",
 	    st.reasons[1] ? st.reasons[1] : "", st.action, d->action_reason ? ": " : "",
 	    d->action_reason ? d->action_reason : "");
-	payload = rpc_nova_struggling_payload(&st);
-	if (payload == NULL || wk_bus_notify(f->d.bus, "instance.live_migration_struggling", "WARN",
-	                           payload, m->context) < 0)
-		log_error("Cannot queue the struggling notification of '%s'", m->uuid);
+	send_struggling(f, m, &st);
 }
 
 /* Whether this decision is news for instance.live_migration_struggling.  A
@@ -167,7 +173,6 @@ mig_notify_stream_broken(wk_flow *f, struct mig *m, const struct wk_mig_event *e
 {
 	struct rpc_struggling st;
 	char when[32], why[400];
-	json_t *payload;
 
 	utc_text(m->broke_at_wall, when, sizeof(when));
 	snprintf(why, sizeof(why),
@@ -192,10 +197,7 @@ mig_notify_stream_broken(wk_flow *f, struct mig *m, const struct wk_mig_event *e
 	st.max_downtime_ms = m->max_downtime_ms > 0 ? (long long)m->max_downtime_ms : -1;
 	st.policy_step = m->policy_step;
 	log_warning("Migration of '%s' is struggling (postcopy_stream_broken): %s", m->uuid, why);
-	payload = rpc_nova_struggling_payload(&st);
-	if (payload == NULL || wk_bus_notify(f->d.bus, "instance.live_migration_struggling", "WARN",
-	                           payload, m->context) < 0)
-		log_error("Cannot queue the struggling notification of '%s'", m->uuid);
+	send_struggling(f, m, &st);
 }
 
 void

@@ -14,6 +14,8 @@
 
 #include <jansson.h>
 
+#include "rpc_uuid.h"
+#include "wk_addr.h"
 #include "wk_flow.h"
 #include "wk_policy.h"
 #include "wk_progress.h"
@@ -46,6 +48,13 @@ struct mig {
 	uint64_t job_id;
 	uint64_t seq;         /* acceptance order, for the outbound FIFO */
 	uint64_t retry_at_ms; /* queued: not before (the destination had no inbound slot) */
+	/* source: when it was accepted (wk_now_ms), for
+	 * libvirt.live_migration_queue_timeout; 0 = not known (taken as the
+	 * first tick after a restart).  To be journalled. */
+	uint64_t queued_since_ms;
+	/* destination: the reservation ends then unless renewed (the migration
+	 * runs here); 0 = started_ms + the lease.  Derived, not journalled. */
+	uint64_t lease_until_ms;
 	char *uuid;
 	char *dest_host;
 	char *migration_uuid;
@@ -81,7 +90,7 @@ struct wk_flow {
 	uint64_t next_job_id;
 	uint64_t next_seq;
 	bool stopping; /* no queued migration starts any more */
-	uint64_t next_stale_check_ms;
+	uint64_t next_lease_check_ms;
 };
 
 /* ---- the record table (wk_flow.c) ---- */
@@ -103,8 +112,13 @@ const char *mig_phase_name(const struct mig *m);
  * naming the argument when it is missing (required) or of the wrong type. */
 int wk_flow_arg_get(json_t *args, const char *method, const char *name, json_type type,
     bool required, json_t **ret, struct wk_err *reterr);
+/* The instance argument; its uuid is canonicalised in args (rpc_uuid), a
+ * uuid that is not one is refused (-EINVAL). */
 int wk_flow_instance_arg(json_t *args, const char *method, const char **ret_uuid,
     json_t **ret_instance, struct wk_err *reterr);
+/* canonical = uuid in canonical spelling, or -EINVAL naming method. */
+int wk_flow_uuid_arg(const char *method, const char *uuid, char canonical[RPC_UUID_DASHED_LEN],
+    struct wk_err *reterr);
 /* A string field of a nova object primitive (borrowed), or NULL. */
 const char *wk_flow_obj_str(json_t *primitive, const char *key);
 
@@ -123,8 +137,9 @@ int mig_from_record(wk_flow *f, json_t *rec, struct mig **ret_m, struct wk_err *
  * secret, password or service catalog.  NULL for a NULL or non-object
  * context, or out of memory.  Pure. */
 json_t *wk_flow_journal_context(json_t *context);
-/* Records m as it is now; a failure is logged. */
-void mig_journal_save(wk_flow *f, const struct mig *m);
+/* Records m as it is now: 0 (also without a journal), or -errno after
+ * logging the failure. */
+int mig_journal_save(wk_flow *f, const struct mig *m);
 /* Removes m's record; a failure is logged. */
 void mig_journal_drop(wk_flow *f, const struct mig *m);
 
@@ -160,6 +175,7 @@ int mig_force_complete(
 /* ---- source side (wk_flow_source.c) ---- */
 
 struct mig_job_uris {
+	char host[WK_ADDR_MAX + 3]; /* the address, IPv6 in brackets */
 	char dest[512], migrate[300];
 };
 /* m's libvirt migration parameters (strings point into m and uris); returns
@@ -178,11 +194,20 @@ void mig_finish_post(wk_flow *f, struct mig *m);
 void mig_finish_rollback(wk_flow *f, struct mig *m, const char *why);
 /* Starts queued migrations, oldest first, while outbound slots are free. */
 void wk_flow_start_queued(wk_flow *f);
+/* Rolls back queued migrations past libvirt.live_migration_queue_timeout;
+ * returns the ms until the next expiry, or -1. */
+int wk_flow_expire_queued(wk_flow *f, uint64_t now_ms);
 
 /* ---- destination side (wk_flow_dest.c) ---- */
 
-/* Releases inbound reservations no migration arrived for (checked at most
- * every 5 s). */
-void wk_flow_release_stale(wk_flow *f, uint64_t now_ms);
+/* Checks the lease of every inbound reservation (at most every
+ * LEASE_CHECK_MS): renewed while the migration runs here, released when it
+ * ends (no migration arrived, or it ended without
+ * post_live_migration_at_destination).  Returns the ms until the next
+ * check, or -1 when no reservation is held. */
+int wk_flow_check_leases(wk_flow *f, uint64_t now_ms);
+/* How long a reservation lasts unless the migration starts:
+ * 2 * rpc_response_timeout, at least 20 s. */
+uint64_t wk_flow_lease_ms(const wk_flow *f);
 
 #endif /* WK_FLOW_PRIV_H */

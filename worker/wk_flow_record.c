@@ -95,15 +95,16 @@ policy_state_to_json(const struct wk_policy_state *s)
 		}
 	if (done == NULL)
 		return NULL;
-	return json_pack("{s:I,s:I,s:I,s:i,s:I,s:o,s:o,s:I,s:I,s:b,s:I,s:I,s:b,s:b,s:b,s:b,s:o}",
-	    "start_ms", (json_int_t)s->start_ms, "deadline_ms", (json_int_t)s->deadline_ms,
-	    "step_delay_ms", (json_int_t)s->step_delay_ms, "step", s->step, "reported",
-	    (json_int_t)s->reported, "cur", iter_to_json(&s->cur), "done", done, "last_processed",
+	return json_pack(
+	    "{s:I,s:I,s:I,s:i,s:I,s:o,s:o,s:I,s:I,s:b,s:I,s:I,s:b,s:b,s:b,s:b,s:b,s:o}", "start_ms",
+	    (json_int_t)s->start_ms, "deadline_ms", (json_int_t)s->deadline_ms, "step_delay_ms",
+	    (json_int_t)s->step_delay_ms, "step", s->step, "reported", (json_int_t)s->reported,
+	    "cur", iter_to_json(&s->cur), "done", done, "last_processed",
 	    (json_int_t)s->last_processed, "processed_since_ms", (json_int_t)s->processed_since_ms,
 	    "ladder_acted", s->ladder_acted, "ladder_iter", (json_int_t)s->ladder_iter,
 	    "ladder_t_ms", (json_int_t)s->ladder_t_ms, "throttled", s->throttled, "post_copy",
-	    s->post_copy, "paused", s->paused, "finished", s->finished, "action_failures",
-	    action_failures_to_json(s));
+	    s->post_copy, "paused", s->paused, "finished", s->finished, "aborted", s->aborted,
+	    "action_failures", action_failures_to_json(s));
 }
 
 /*
@@ -190,26 +191,37 @@ mig_record(const struct mig *m)
 	    "policy_step", m->policy_step, "policy", policy_to_json(&m->policy), "policy_state",
 	    policy_state_to_json(&m->policy_state));
 	json_decref(context);
+	/* When it was accepted: the queue timeout runs from there, also across
+	 * a restart (monotonic ms, like started_ms). */
+	if (rec != NULL && json_object_set_new(rec, "queued_since_ms",
+	                       json_integer((json_int_t)m->queued_since_ms)) < 0) {
+		json_decref(rec);
+		return NULL;
+	}
 	return rec;
 }
 
-/* Records m as it is now.  A failure is logged: the migration goes on, it
- * would only not survive a restart of the worker. */
-void
+/* Records m as it is now.  A failure is logged; most callers go on (the
+ * migration would only not survive a restart of the worker), the accepting
+ * write of live_migration does not. */
+int
 mig_journal_save(wk_flow *f, const struct mig *m)
 {
 	struct wk_err err = {{0}};
 	json_t *rec;
 	char key[128];
+	int r;
 
 	if (f->d.journal == NULL)
-		return;
+		return 0;
 	journal_key(m, key, sizeof(key));
 	rec = mig_record(m);
-	if (rec == NULL || wk_journal_write(f->d.journal, key, rec, &err) < 0)
+	r = rec ? wk_journal_write(f->d.journal, key, rec, &err) : -ENOMEM;
+	if (r < 0)
 		log_error("Cannot journal the migration of '%s': %s", m->uuid,
 		    rec ? err.msg : "out of memory");
 	json_decref(rec);
+	return r;
 }
 
 void
@@ -419,6 +431,8 @@ policy_state_from_json(json_t *o, struct wk_policy_state *s, struct wk_err *e)
 	        get_bool(o, w, "finished", &s->finished, e) &&
 	        action_failures_from_json(json_object_get(o, "action_failures"), s, e)))
 		return false;
+	/* absent in records of the first version-2 workers */
+	s->aborted = json_is_true(json_object_get(o, "aborted"));
 	s->step = (int)step;
 	if (!json_is_array(done) || json_array_size(done) != WK_POLICY_HISTORY)
 		return bad_key(e, w, "done", done, "an array of this version's history length");
@@ -523,6 +537,11 @@ mig_from_record(wk_flow *f, json_t *rec, struct mig **ret_m, struct wk_err *rete
 	m->cast_migrate_data = json_incref(cmd);
 	m->seq = (uint64_t)seq;
 	m->started_ms = (uint64_t)started;
+	/* absent in records of the first version-2 workers: 0 = from now */
+	if (json_is_integer(json_object_get(rec, "queued_since_ms")) &&
+	    json_integer_value(json_object_get(rec, "queued_since_ms")) > 0)
+		m->queued_since_ms =
+		    (uint64_t)json_integer_value(json_object_get(rec, "queued_since_ms"));
 	m->max_downtime_ms = (unsigned long long)downtime;
 	m->policy_step = (int)step;
 	wk_progress_init(&m->progress);

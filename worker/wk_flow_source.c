@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "rpc_nova.h"
+#include "wk_addr.h"
 #include "wk_flow_priv.h"
 #include "wk_log.h"
 
@@ -112,9 +113,12 @@ mig_job_params(
 
 	if (addr == NULL)
 		addr = m->dest_host;
+	/* Checked when it came in (wk_addr_check); an IPv6 address is bracketed. */
+	if (wk_addr_uri_host(addr, uris->host, sizeof(uris->host)) < 0)
+		uris->host[0] = '\0'; /* a URI libvirt refuses, never a cut name */
 	snprintf(uris->dest, sizeof(uris->dest), "qemu+%s://%s/system",
-	    c->libvirt.live_migration_scheme, addr);
-	snprintf(uris->migrate, sizeof(uris->migrate), "tcp://%s", addr);
+	    c->libvirt.live_migration_scheme, uris->host);
+	snprintf(uris->migrate, sizeof(uris->migrate), "tcp://%s", uris->host);
 	memset(p, 0, sizeof(*p));
 	p->uuid = m->uuid;
 	p->dest_uri = uris->dest;
@@ -179,6 +183,7 @@ on_pre_reply(void *data, int r, json_t *result, const char *error)
 	struct mig *m = data;
 	wk_flow *f = m->flow;
 	struct wk_err err = {{0}};
+	const char *addr;
 
 	wk_log_set_request_id(m->request_id);
 	if (r < 0 && !m->abort_requested && !f->stopping && error != NULL &&
@@ -198,6 +203,13 @@ on_pre_reply(void *data, int r, json_t *result, const char *error)
 	}
 	if (m->abort_requested) {
 		mig_finish_rollback(f, m, "aborted before it started");
+		return;
+	}
+	addr = json_is_object(result) ? wk_flow_obj_str(result, "target_connect_addr") : NULL;
+	if (addr != NULL && wk_addr_check(addr, "target_connect_addr", true, &err) < 0) {
+		log_error("pre_live_migration on '%s' for '%s' answered an unusable address: %s",
+		    m->dest_host, m->uuid, err.msg);
+		mig_finish_rollback(f, m, err.msg); /* frees the destination's slot too */
 		return;
 	}
 	if (json_is_object(result))
@@ -265,6 +277,79 @@ wk_flow_start_queued(wk_flow *f)
 	}
 }
 
+static int
+queued_count(const wk_flow *f)
+{
+	int n = 0;
+
+	for (const struct mig *m = f->migs; m != NULL; m = m->next)
+		if (m->role == ROLE_SOURCE && m->phase == PHASE_QUEUED)
+			n++;
+	return n;
+}
+
+/* A migration that would wait joins a queue of at most
+ * libvirt.max_queued_live_migrations; beyond it the cast is refused (the
+ * dispatcher sends rollback start/end and compute.exception). */
+static int
+queue_has_room(const wk_flow *f, struct wk_err *reterr)
+{
+	int max = f->d.conf->libvirt.max_queued_live_migrations, n;
+
+	if (max <= 0 || f->d.tuning->max_outbound <= 0 ||
+	    outbound_busy(f) < f->d.tuning->max_outbound)
+		return 0; /* unbounded, or it starts at once */
+	n = queued_count(f);
+	if (n < max)
+		return 0;
+	return wk_err_set(reterr, -EAGAIN,
+	    "live_migration: the outbound queue of '%s' is full: %d migration(s) wait "
+	    "(libvirt.max_queued_live_migrations = %d); rolled back",
+	    f->d.conf->host, n, max);
+}
+
+/* Rolls back the queued migrations that waited for a slot (ours or the
+ * destination's) longer than libvirt.live_migration_queue_timeout.  Returns
+ * the ms until the next one would expire, or -1. */
+int
+wk_flow_expire_queued(wk_flow *f, uint64_t now_ms)
+{
+	uint64_t limit_ms = (uint64_t)f->d.conf->libvirt.live_migration_queue_timeout * 1000ULL;
+	uint64_t next = 0;
+	struct mig *m;
+
+	if (limit_ms == 0)
+		return -1;
+again:
+	for (m = f->migs; m != NULL; m = m->next) {
+		char why[200];
+
+		if (m->role != ROLE_SOURCE || m->phase != PHASE_QUEUED)
+			continue;
+		/* Unknown (recovered from the journal) or from before a reboot:
+		 * the wait counts from now. */
+		if (m->queued_since_ms == 0 || m->queued_since_ms > now_ms)
+			m->queued_since_ms = now_ms;
+		if (now_ms - m->queued_since_ms < limit_ms) {
+			if (next == 0 || m->queued_since_ms + limit_ms < next)
+				next = m->queued_since_ms + limit_ms;
+			continue;
+		}
+		snprintf(why, sizeof(why),
+		    "waited %llu s in the queue for %s (libvirt.live_migration_queue_timeout = "
+		    "%d s)",
+		    (unsigned long long)((now_ms - m->queued_since_ms) / 1000),
+		    m->retry_at_ms != 0 ? "a free inbound slot on the destination"
+		                        : "a free outbound slot",
+		    f->d.conf->libvirt.live_migration_queue_timeout);
+		wk_log_set_request_id(m->request_id);
+		mig_finish_rollback(f, m, why);
+		goto again; /* the table changed */
+	}
+	wk_log_set_request_id(NULL);
+	return next == 0 ? -1 : (int)(next - now_ms);
+}
+
 int
 wk_flow_live_migration(wk_flow *f, const rpc_msg *msg, json_t **ret_result, struct wk_err *reterr)
 {
@@ -290,6 +375,10 @@ wk_flow_live_migration(wk_flow *f, const rpc_msg *msg, json_t **ret_result, stru
 	    (r = wk_flow_arg_get(args, "live_migration", "migrate_data", JSON_OBJECT, false,
 	         &migrate_data, reterr)) < 0)
 		return r;
+	/* dest names the AMQP routing key and the libvirt URIs: only a host. */
+	r = wk_addr_check(json_string_value(dest), "live_migration: dest", true, reterr);
+	if (r < 0)
+		return r;
 	if (strcmp(json_string_value(dest), f->d.conf->host) == 0)
 		return wk_err_set(reterr, -EINVAL, "live_migration: destination '%s' is this host",
 		    f->d.conf->host);
@@ -304,6 +393,9 @@ wk_flow_live_migration(wk_flow *f, const rpc_msg *msg, json_t **ret_result, stru
 	}
 	if (m != NULL)
 		return wk_err_set(reterr, -EBUSY, "instance '%s' is already migrating", uuid);
+	r = queue_has_room(f, reterr);
+	if (r < 0)
+		return r;
 	r = wk_hv_domain_info(f->d.hv, uuid, &info, reterr);
 	if (r < 0)
 		return r;
@@ -344,11 +436,24 @@ wk_flow_live_migration(wk_flow *f, const rpc_msg *msg, json_t **ret_result, stru
 	}
 	m->cast_migrate_data = json_incref(migrate_data);
 	m->seq = f->next_seq++;
+	m->queued_since_ms = wk_now_ms();
 	m->phase = PHASE_QUEUED;
 	m->next = f->migs;
 	f->migs = m;
 	*ret_result = NULL;
-	mig_journal_save(f, m); /* before the cast is acked */
+	/* Before the cast is acked: a migration accepted but not on disk would
+	 * be forgotten by a restart while nova believes it runs.  On failure
+	 * the record leaves the table again (it is at the head, queued: no
+	 * slot, no pending call, nothing written to drop) and the cast goes
+	 * back to the queue, so its redelivery is accepted afresh. */
+	r = mig_journal_save(f, m);
+	if (r < 0) {
+		f->migs = m->next;
+		mig_free(m);
+		return wk_err_set(reterr, WK_FLOW_REQUEUE,
+		    "live_migration: cannot journal the migration of '%s' (%s)", uuid,
+		    strerror(-r));
+	}
 	if (outbound_busy(f) >= f->d.tuning->max_outbound && f->d.tuning->max_outbound > 0) {
 		log_info("Live migration of '%s' to '%s' accepted and queued: %d outbound "
 		         "migration(s) at once (libvirt.max_concurrent_live_migrations)",
@@ -482,6 +587,16 @@ on_job_done(wk_flow *f, struct mig *m, const struct wk_mig_event *ev)
 		return;
 	case WK_MIG_POSTCOPY_FAILED:
 		break;
+	case WK_MIG_LOST:
+		if (m->recovering || m->postcopy_active)
+			break; /* a post-copy guest lost: said as a post-copy failure below */
+		/* Neither post nor rollback would be true: say what is. */
+		log_error("Migration of '%s' to '%s' ended with the guest on neither host", m->uuid,
+		    m->dest_host);
+		wk_flow_notify_exception(f, m->context, "live_migration", "MigrationError",
+		    "the guest runs on neither host after its migration (destroyed meanwhile?)");
+		mig_unlink_free(f, m);
+		return;
 	}
 	/* Never a rollback: the guest does not run on the source.  The record
 	 * stays (journal, list_migrations) for an operator, unless the guest
@@ -506,6 +621,7 @@ int
 wk_flow_recover_migration(
     wk_flow *f, const rpc_msg *msg, json_t **ret_result, struct wk_err *reterr)
 {
+	char uuid[RPC_UUID_DASHED_LEN];
 	json_t *uuid_arg = NULL;
 	struct mig *m;
 	int r;
@@ -514,10 +630,13 @@ wk_flow_recover_migration(
 	    true, &uuid_arg, reterr);
 	if (r < 0)
 		return r;
-	m = mig_find(f, json_string_value(uuid_arg), ROLE_SOURCE);
+	r = wk_flow_uuid_arg("recover_migration", json_string_value(uuid_arg), uuid, reterr);
+	if (r < 0)
+		return r;
+	m = mig_find(f, uuid, ROLE_SOURCE);
 	if (m == NULL)
-		return wk_err_set(reterr, -ENOENT, "recover_migration: no migration of '%s' here",
-		    json_string_value(uuid_arg));
+		return wk_err_set(
+		    reterr, -ENOENT, "recover_migration: no migration of '%s' here", uuid);
 	if (m->phase != PHASE_POSTCOPY_FAILED)
 		return wk_err_set(reterr, -EBUSY,
 		    "recover_migration: the migration of '%s' is %s, not postcopy_failed", m->uuid,
@@ -575,9 +694,14 @@ void
 wk_flow_cast_failed(wk_flow *f, const rpc_msg *msg, const char *method, const char *text)
 {
 	json_t *instance = json_object_get(rpc_msg_args(msg), "instance");
+	const char *uuid = rpc_nova_instance_uuid(instance);
 
 	wk_flow_notify_exception(f, rpc_msg_context(msg), method, "MigrationError", text);
-	if (strcmp(method, "live_migration") == 0 && rpc_nova_instance_uuid(instance) != NULL) {
+	/* A refused second cast for a guest that is migrating must not say
+	 * "rolled back" about the migration that goes on. */
+	if (uuid != NULL && mig_find(f, uuid, ROLE_SOURCE) != NULL)
+		return;
+	if (strcmp(method, "live_migration") == 0 && uuid != NULL) {
 		wk_flow_notify_action(
 		    f, instance, rpc_msg_context(msg), "live_migration_rollback", "start");
 		wk_flow_notify_action(

@@ -238,13 +238,7 @@ dispatch(wk_hv *hv, struct call *c)
 	hv->pending = h;
 	hv->busy = true;
 	pthread_cond_broadcast(&hv->cond);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += hv->timeout_ms / 1000;
-	ts.tv_nsec += (long)(hv->timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	ts = wk_timespec_in(CLOCK_REALTIME, hv->timeout_ms);
 	while (!h->done && pthread_cond_timedwait(&hv->cond, &hv->lock, &ts) != ETIMEDOUT)
 		;
 	if (!h->done) {

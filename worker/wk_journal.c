@@ -29,26 +29,6 @@ struct wk_journal {
 	void *skip_userdata;
 };
 
-static int
-mkdir_p(const char *path)
-{
-	char buf[4096];
-
-	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-		return -ENAMETOOLONG;
-	for (char *p = buf + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 int
 wk_journal_open(const char *state_dir, wk_journal **ret_journal, struct wk_err *reterr)
 {
@@ -59,7 +39,7 @@ wk_journal_open(const char *state_dir, wk_journal **ret_journal, struct wk_err *
 
 	if (snprintf(path, sizeof(path), "%s/migrations", state_dir) >= (int)sizeof(path))
 		return wk_err_set(reterr, -ENAMETOOLONG, "state_dir: path too long");
-	r = mkdir_p(path);
+	r = wk_mkdir_p(path);
 	if (r < 0)
 		return wk_err_set(reterr, r, "cannot create '%s': %s", path, strerror(-r));
 	j = calloc(1, sizeof(*j));

@@ -74,6 +74,9 @@ push_event(wk_migrate *m, const struct wk_mig_event *ev)
 	(void)!write(m->efd, &one, sizeof(one));
 }
 
+/* How long an in-between state of the two hosts is read again. */
+#define UNSURE_MS 30000
+
 static void
 sleep_ms(unsigned ms)
 {
@@ -195,7 +198,7 @@ settle(struct job *j, int r, const char *msg, struct wk_mig_event *ev)
 {
 	wk_migrate *owner = j->owner;
 	struct both_hosts h;
-	uint64_t deadline_ms = 0, unsure_until_ms = wk_now_ms() + 30000;
+	uint64_t deadline_ms = 0, unsure_until_ms = wk_now_ms() + UNSURE_MS;
 	unsigned backoff_ms = owner->recovery_backoff_ms;
 	char first_error[128] = "";
 
@@ -266,19 +269,45 @@ settle(struct job *j, int r, const char *msg, struct wk_mig_event *ev)
 			ev->outcome = WK_MIG_ON_SOURCE;
 			return;
 		}
-		/* In between (libvirt finishing on both sides) or the destination
-		 * cannot be read: ask again; past that, only this host can tell,
-		 * and libvirt undefines the source only after the destination
-		 * confirmed. */
+		/* Gone from here and the destination cannot be read (no access to
+		 * its libvirt): libvirt undefines the source only after the
+		 * destination confirmed it runs the guest. */
+		if (!present(h.src_r, &h.src) && h.src_r != -ENOTCONN && h.dst_r < 0 &&
+		    h.dst_r != -ENOENT) {
+			ev->outcome = WK_MIG_MIGRATED;
+			log_warning("Outcome of '%s' read from this host only (destination %s)",
+			    j->uuid, ev->dest_state);
+			return;
+		}
+		/* In between (libvirt finishing on both sides), or on neither host:
+		 * read again; what is still true after that is reported. */
 		if (wk_now_ms() >= unsure_until_ms) {
-			ev->outcome = present(h.src_r, &h.src) ? WK_MIG_ON_SOURCE : WK_MIG_MIGRATED;
-			log_warning("Outcome of '%s' read from this host only (source %s, "
-			            "destination %s)",
+			ev->outcome = present(h.src_r, &h.src)   ? WK_MIG_ON_SOURCE
+			              : present(h.dst_r, &h.dst) ? WK_MIG_MIGRATED
+			                                         : WK_MIG_LOST;
+			log_warning(
+			    "Outcome of '%s' after 30 s of asking: source %s, destination %s",
 			    j->uuid, ev->source_state, ev->dest_state);
 			return;
 		}
 		sleep_ms(500);
 	}
+}
+
+static const char *
+outcome_text(enum wk_mig_outcome o)
+{
+	switch (o) {
+	case WK_MIG_MIGRATED:
+		return "the guest runs on the destination";
+	case WK_MIG_ON_SOURCE:
+		return "the guest is on the source";
+	case WK_MIG_POSTCOPY_FAILED:
+		return "post-copy failed, the guest is split over both hosts";
+	case WK_MIG_LOST:
+		return "the guest runs on neither host";
+	}
+	return "?";
 }
 
 static void *
@@ -303,11 +332,7 @@ run_thread(void *arg)
 	}
 	settle(j, r, r < 0 ? err.msg : "", &ev);
 	log_info("Migration of '%s' ended: %s (source %s, destination %s)", j->uuid,
-	    ev.outcome == WK_MIG_MIGRATED ? "the guest runs on the destination"
-	    : ev.outcome == WK_MIG_ON_SOURCE
-	        ? "the guest is on the source"
-	        : "post-copy failed, the guest is split over both hosts",
-	    ev.source_state, ev.dest_state);
+	    outcome_text(ev.outcome), ev.source_state, ev.dest_state);
 	pthread_mutex_lock(&j->lock);
 	j->done = true;
 	pthread_cond_signal(&j->cond);
@@ -329,13 +354,7 @@ watch_thread(void *arg)
 		bool done;
 		int r;
 
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += j->interval_ms / 1000;
-		ts.tv_nsec += (long)(j->interval_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		ts = wk_timespec_in(CLOCK_MONOTONIC, j->interval_ms);
 		pthread_mutex_lock(&j->lock);
 		while (!j->done && pthread_cond_timedwait(&j->cond, &j->lock, &ts) != ETIMEDOUT)
 			;

@@ -44,6 +44,7 @@ enum wk_mig_outcome {
 	WK_MIG_MIGRATED,        /* runs on the destination and no longer on this host */
 	WK_MIG_ON_SOURCE,       /* still on this host, not on the destination */
 	WK_MIG_POSTCOPY_FAILED, /* post-copy broke and was not recovered by the deadline */
+	WK_MIG_LOST,            /* on neither host (destroyed from outside meanwhile) */
 };
 
 struct wk_mig_event {

@@ -435,6 +435,7 @@ deadline_action(
 	st->finished = true;
 	if (abort_first && !refused(st, WK_ACTION_ABORT)) {
 		d->action = WK_ACTION_ABORT;
+		st->aborted = true;
 		d->action_reason = "completion timeout reached: aborting";
 	} else if (cfg->permit_post_copy && !refused(st, WK_ACTION_POST_COPY)) {
 		d->action = WK_ACTION_FORCE_COMPLETE;
@@ -458,6 +459,7 @@ deadline_action(
 		st->paused = true;
 	} else if (!refused(st, WK_ACTION_ABORT)) {
 		d->action = WK_ACTION_ABORT;
+		st->aborted = true;
 		d->action_reason = st->paused
 		                       ? "completion timeout reached with the guest paused: "
 		                         "aborting (the guest is resumed on the source)"
@@ -493,6 +495,8 @@ wk_policy_action_result(struct wk_policy_state *st, const struct wk_decision *d,
 	}
 	if (d->action == WK_ACTION_ABORT || d->action == WK_ACTION_FORCE_COMPLETE)
 		st->finished = false;
+	if (d->action == WK_ACTION_ABORT)
+		st->aborted = false;
 	st->ladder_acted = false;
 }
 
@@ -532,7 +536,15 @@ wk_policy_step(struct wk_policy_state *st, const struct wk_policy_config *cfg,
 	st->reported = d.reasons;
 	d.planned = next_rung(st, cfg, &why);
 
-	if (st->finished) {
+	if (st->finished && st->paused && !st->aborted && !refused(st, WK_ACTION_ABORT) &&
+	    (d.reasons & WK_REASON_TRANSFER_STALLED) &&
+	    (uint64_t)elapsed + st->start_ms - st->processed_since_ms >= STALL_ABORT_MS) {
+		/* Paused to complete, yet nothing moves: never wait forever. */
+		d.action = WK_ACTION_ABORT;
+		d.action_reason = "transfer stalled for 30 s with the guest paused: aborting (the "
+		                  "guest is resumed on the source)";
+		st->aborted = true;
+	} else if (st->finished) {
 		d.planned = WK_ACTION_NONE;
 		d.action_reason = "abort or force-complete already requested";
 	} else if (st->post_copy) {
@@ -545,6 +557,7 @@ wk_policy_step(struct wk_policy_state *st, const struct wk_policy_config *cfg,
 		    "transfer stalled for 30 s: aborting (post-copy cannot help a dead "
 		    "link)";
 		st->finished = true;
+		st->aborted = true;
 	} else if (st->deadline_ms >= 0 && elapsed >= st->deadline_ms) {
 		deadline_action(st, cfg, &d);
 	} else if (d.reasons & WK_REASON_TRANSFER_STALLED) {

@@ -7,7 +7,8 @@
  * from the samples (wk_job_sample.t_ms) and the start time given to
  * wk_policy_init().  One caller-allocated struct wk_policy_state per
  * migration, used by one thread at a time.  The state is a plain struct of
- * bounded size (no pointers), so it can be journalled and restored as is.
+ * bounded size (no pointers); the journal stores it field by field
+ * (wk_flow_record.c), so a new field must be added there too.
  *
  * Detection is per memory iteration (pre-copy pass, memory_iteration), not
  * per raw sample: data_remaining is a saw-tooth (it falls while a pass sends
@@ -46,7 +47,7 @@
  *   1. nothing after ABORT or FORCE_COMPLETE, and nothing in the post-copy
  *      phase (after POST_COPY: libvirt cannot abort it, nothing is faster);
  *   2. transfer stalled for >= 30 s: ABORT (post-copy cannot help a dead
- *      link);
+ *      link), also after a force-complete that paused the guest;
  *   3. elapsed >= deadline: timeout_action: ABORT, or FORCE_COMPLETE, which
  *      the caller performs as Nova does: post-copy when permit_post_copy,
  *      else pause (an explicit operator setting, so it does not need
@@ -168,6 +169,7 @@ struct wk_policy_state {
 	long long ladder_iter;                         /* memory_iteration at the last rung */
 	uint64_t ladder_t_ms;                          /* sample time of the last rung */
 	bool throttled, post_copy, paused, finished;
+	bool aborted;                           /* an abort was decided (and not refused) */
 	unsigned char failures[_WK_ACTION_MAX]; /* refusals seen per action */
 	unsigned refused;                       /* 1u << action: given up after two refusals */
 };

@@ -2,6 +2,8 @@
 /*
  * wk_sdnotify: sd_notify(3) without libsystemd.
  */
+#include "wk_sdnotify.h"
+
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -11,7 +13,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "wk_sdnotify.h"
 #include "wk_util.h"
 
 int

@@ -24,26 +24,6 @@ struct wk_statelock {
 	int fd;
 };
 
-static int
-mkdir_p(const char *path)
-{
-	char buf[4096];
-
-	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-		return -ENAMETOOLONG;
-	for (char *p = buf + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 /* The pid the holder wrote, or 0 when the file does not hold one (yet). */
 static long
 holder_pid(int fd)
@@ -75,7 +55,7 @@ wk_statelock_take(const char *state_dir, wk_statelock **ret_lock, struct wk_err 
 		path = NULL;
 		return -ENOMEM;
 	}
-	r = mkdir_p(state_dir);
+	r = wk_mkdir_p(state_dir);
 	if (r < 0)
 		return wk_err_set(reterr, r, "cannot create '%s': %s", state_dir, strerror(-r));
 	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);

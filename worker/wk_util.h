@@ -9,6 +9,8 @@
 #ifndef WK_UTIL_H
 #define WK_UTIL_H
 
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -113,6 +115,45 @@ wk_now_ms(void)
 
 	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* The absolute time ms from now on clock (for pthread_cond_timedwait: the
+ * clock its condition variable was made with). */
+static inline struct timespec
+wk_timespec_in(clockid_t clock, unsigned ms)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(clock, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
+
+/* Creates path and its missing parents, mode 0700 (state directories hold
+ * request contexts).  An existing directory is fine.  0 or -errno. */
+static inline int
+wk_mkdir_p(const char *path)
+{
+	char buf[4096];
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	for (char *p = buf + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
 }
 
 #endif /* WK_UTIL_H */

@@ -138,3 +138,83 @@ def test_stale_inbound_reservation_is_released(workers):
         assert pre(other).target_connect_addr == "127.0.0.3"
     finally:
         w.stop()
+
+
+@pytest.fixture(scope="module")
+def leased_dest(workers):
+    """host12 on libvirt B with one inbound slot and a 20 s lease
+    (rpc_response_timeout 5 s: 2 * 5 s is below the 20 s floor)."""
+    import ferry_proc
+    tmp = tempfile.mkdtemp(prefix="ferry-e2e-limits-lease-")
+    w = ferry_proc.Worker(tmp, "host12", "B", "127.0.0.3", rpc_timeout=5,
+                          libvirt="\tmax_concurrent_inbound_migrations = 1;")
+    w.start()
+    yield w
+    w.stop()
+
+
+def test_pre_refuses_bogus_uuids_and_guests_running_here_and_leases_end(
+        leased_dest, workers, notifications):
+    """pre_live_migration for what is not a uuid, or for a guest that already
+    runs on the destination, is refused with a nova exception and reserves
+    nothing; a reservation no migration arrives for holds the one inbound
+    slot only until its lease ends, and a real migration then gets it."""
+    from nova import exception
+    nova_peer.setup()
+    ctx = nova_peer.context()
+    api = nova_peer.compute_api()
+
+    def pre(uuid):
+        return api.pre_live_migration(ctx, nova_peer.instance(ctx, uuid, "host1"), False,
+                                      None, "host12", nova_peer.migrate_data())
+
+    with pytest.raises(exception.InvalidInput) as e:
+        pre("../../etc/not-a-uuid")
+    assert "is not a uuid" in str(e.value)
+    here = rig.boot_guest("B", name="h" + uuidlib.uuid4().hex[:8], mem_mib=256)
+    try:
+        with pytest.raises(exception.InstanceExists) as e:
+            pre(here)
+        assert "already runs on 'host12'" in str(e.value)
+    finally:
+        conn = rig.connect("B")
+        try:
+            conn.lookupByUUIDString(here).destroy()
+        finally:
+            conn.close()
+    assert phases("host12") == {}
+
+    ghost = str(uuidlib.uuid4())
+    t0 = time.monotonic()
+    assert pre(ghost).target_connect_addr == "127.0.0.3"
+    (u, name), = boot(1)
+    nova_peer.cast_live_migration(u, "host1", "host12")  # waits for the slot
+    leased_dest.wait_log("Released the inbound reservation of '%s': no migration arrived "
+                         "within its 20 s lease" % ghost, timeout=60)
+    assert time.monotonic() - t0 >= 19
+    assert notifications.wait_for("instance.live_migration_post.end", u, timeout=90), \
+        leased_dest.log()[-3000:]
+    assert "has no free inbound slot for '%s'" % u in workers["host1"].log()
+    assert rig.domain_state("B", u) == "running"
+    rig.wait_heartbeat_advances("B", name, timeout=15)
+    assert phases("host12") == {}
+
+
+def test_spellings_of_one_uuid_are_one_migration(workers, notifications):
+    """libvirt takes a uuid in any case, with or without hyphens, padded with
+    spaces: ferry too, and it stays one migration of one instance."""
+    (u, name), = boot(1)
+    shouting = u.upper().replace("-", "")
+    nova_peer.cast_live_migration(shouting, "host1", "host2")
+    nova_peer.cast_live_migration("  %s " % u.upper(), "host1", "host2")
+    assert notifications.wait_for("instance.live_migration_post.end", u, timeout=90), \
+        workers["host1"].log()[-3000:]
+    log = workers["host1"].log()
+    assert "Live migration of '%s' to 'host2' accepted" % u in log
+    assert "instance '%s' is already migrating" % u in log
+    posts = [m for m in notifications.events(u)
+             if m["event_type"] == "instance.live_migration_post.end"]
+    assert len(posts) == 1, posts
+    assert rig.domain_state("B", u) == "running"
+    assert rig.domain_state("A", u) is None
+    rig.wait_heartbeat_advances("B", name, timeout=15)

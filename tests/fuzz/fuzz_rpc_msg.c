@@ -19,25 +19,12 @@
 
 #include "rpc_dispatch.h"
 #include "rpc_error.h"
+#include "rpc_methods.h"
 #include "rpc_msg.h"
 #include "rpc_nova.h"
 #include "rpc_reply.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* The same shape as worker/wk_dispatch.c's table. */
-/* clang-format off */
-#define NOVA_METHOD(i, n) {n, NULL, 6, 1, i}, {n, NULL, 5, 13, i}
-static const struct rpc_method methods[] = {
-    NOVA_METHOD(0, "live_migration"),
-    NOVA_METHOD(1, "live_migration_force_complete"),
-    NOVA_METHOD(2, "live_migration_abort"),
-    NOVA_METHOD(3, "pre_live_migration"),
-    NOVA_METHOD(4, "post_live_migration_at_destination"),
-    NOVA_METHOD(5, "rollback_live_migration_at_destination"),
-    {"list_migrations", "ferry", 1, 0, 6},
-};
-/* clang-format on */
 
 static volatile size_t sink;
 
@@ -118,7 +105,7 @@ use_request(const rpc_msg *msg)
 	if (!json_is_object(args) || !json_is_object(context) || rpc_msg_inner(msg) == NULL)
 		abort();
 
-	if (rpc_dispatch_lookup(methods, sizeof(methods) / sizeof(methods[0]), rpc_msg_method(msg),
+	if (rpc_dispatch_lookup(rpc_methods, rpc_methods_count, rpc_msg_method(msg),
 	        rpc_msg_version(msg), rpc_msg_namespace(msg), &m, &err) == 0)
 		sink += (size_t)m->id;
 	else

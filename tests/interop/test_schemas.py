@@ -179,14 +179,23 @@ def _context(inner):
     return {k[len("_context_"):]: v for k, v in inner.items() if k.startswith("_context_")}
 
 
-def worker(tmp, host, transport_url):
+def worker(tmp, host, transport_url, empty_host=False):
+    """A worker on libvirt's test driver.  empty_host: a node with no
+    domains (a destination: pre_live_migration refuses a guest that already
+    runs there, and test:///default always runs its "test" guest)."""
     w = Worker(tmp, host, transport_url)
+    uri = "test:///default"
+    if empty_host:
+        node = os.path.join(w.dir, "empty-node.xml")
+        with open(node, "w") as f:
+            f.write("<node/>\n")
+        uri = "test://" + node
     with open(w.conf) as f:
         text = f.read()
     # Loopback only: the destination answers pre_live_migration with 127.0.0.1.
     text = text.replace('connection_uri = "test:///default";',
-                        'connection_uri = "test:///default"; '
-                        'live_migration_inbound_addr = "127.0.0.1";')
+                        'connection_uri = "%s"; '
+                        'live_migration_inbound_addr = "127.0.0.1";' % uri)
     with open(w.conf, "w") as f:
         f.write(text)
     return w.start()
@@ -200,7 +209,7 @@ def wire(shared_broker, tmp_root):
     u = url(vhost.name)
     tap = Firehose(vhost.name, u).start()
     src = worker(tmp_root, "hD-src-" + vhost.name[-6:], u)
-    dst = worker(tmp_root, "hD-dst-" + vhost.name[-6:], u)
+    dst = worker(tmp_root, "hD-dst-" + vhost.name[-6:], u, empty_host=True)
     nova = Nova(u)
     unknown = str(uuidlib.uuid4())
     try:
@@ -257,7 +266,9 @@ def test_every_message_on_the_wire_matches_its_schema(wire):
                       "live_migration_abort": 1, "list_migrations": 1,
                       "pre_live_migration": 3, "post_live_migration_at_destination": 1,
                       "rollback_live_migration_at_destination": 2}, counts
-    assert sorted(schemas.METHODS) == sorted(counts)  # every method ferry accepts
+    # every method ferry accepts, but recover_migration: it needs a post-copy
+    # migration that broke for good (tests/e2e/test_postcopy_recovery.py)
+    assert sorted(set(schemas.METHODS) - {"recover_migration"}) == sorted(counts)
     checked = 0
     for method, ms in requests.items():
         for m in ms:

@@ -114,3 +114,43 @@ def test_tls_port_without_tls_is_reported(node4, vhost4, tmp_root):
     finally:
         code = w.stop()
     assert code == 0
+
+
+def test_no_ca_file_verifies_against_the_system_store(node4, vhost4, tmp_root):
+    """Issue 12.13: amqps:// without ssl_ca_file used to verify nothing.  Now
+    the chain is checked against the system CA store, which does not know
+    the suite's private CA: refused, with a line that says what to set."""
+    u = "amqps://nova:nova@localhost:%d/%s" % (TLS_PORT, vhost4.name)
+    w = Worker(tmp_root, "tls-system-store", u, rabbit=client_files(node4.certs))
+    try:
+        w.start(wait=False)
+        w.wait_log("retrying in 2s", timeout=20)  # failed twice, still running
+        assert w.alive()
+        log = w.log()
+        assert ("Cannot connect to the broker: broker localhost:%d: TLS: the broker's "
+                "certificate is not signed by a CA of the system store "
+                "'/etc/ssl/certs/ca-certificates.crt' (set ssl_ca_file to the broker's CA, "
+                "or ssl_verify = false to not verify it)" % TLS_PORT) in log, log[-2000:]
+        assert "Connected to the broker" not in log
+        assert tls_connections(node4, vhost4.name) == []
+    finally:
+        code = w.stop()
+    assert code == 0
+
+
+def test_ssl_verify_false_connects_with_a_warning(node4, vhost4, tmp_root):
+    """ssl_verify = false: the same broker is accepted unverified, and the
+    worker says so once at start."""
+    u = "amqps://nova:nova@127.0.0.1:%d/%s" % (TLS_PORT, vhost4.name)
+    w = Worker(tmp_root, "tls-no-verify", u,
+               rabbit=dict(client_files(node4.certs), ssl_verify=False)).start()
+    try:
+        (conn,) = tls_connections(node4, vhost4.name)
+        assert conn["ssl"] is True
+        log = w.log()
+        assert w.count("ssl_verify = false: the broker's TLS certificate is not verified; "
+                       "anyone on the path can pose as the broker") == 1, log[-2000:]
+        assert log.index("ssl_verify = false") < log.index("Connected to the broker")
+    finally:
+        code = w.stop()
+    assert code == 0

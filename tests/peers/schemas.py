@@ -129,15 +129,15 @@ def _missing(method):
 
 
 def _source_coverage():
-    """Every method in worker/wk_dispatch.c's table has an args schema and
+    """Every method in rpc/rpc_methods.c's table has an args schema and
     example; every event worker/wk_flow*.c emit is in events.json with the
     priority it is sent with."""
     import re
-    with open(os.path.join(REPO, "worker", "wk_dispatch.c"), encoding="utf-8") as f:
-        table = f.read().split("handlers[] = {", 1)[1].split("};", 1)[0]
-    methods = re.findall(r'\{"(\w+)",\s*wk_flow_\w+\}', table)
+    with open(os.path.join(REPO, "rpc", "rpc_methods.c"), encoding="utf-8") as f:
+        table = f.read().split("rpc_methods[] = {", 1)[1].split("};", 1)[0]
+    methods = sorted(set(re.findall(r'"(\w+)"', table)) - {"ferry"})
     if not methods:
-        raise SchemaError("no method table found in wk_dispatch.c")
+        raise SchemaError("no method table found in rpc/rpc_methods.c")
     missing = [m for m in methods if m not in METHODS]
     flow = ""
     for path in sorted(glob.glob(os.path.join(REPO, "worker", "wk_flow*.c"))):

@@ -613,12 +613,7 @@ f_migrate(void *priv, const struct wk_hv_migrate_params *p, struct wk_err *reter
 			r = finish_step(a, reterr);
 			break;
 		}
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 10 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		ts = wk_timespec_in(CLOCK_REALTIME, 10);
 		pthread_cond_timedwait(&w.cond, &w.lock, &ts);
 	}
 	a->used = false;

@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Tests for rpc_amqp without a broker: the bounded outbox and its drop
- * counter, and failover across brokers that refuse connections (loopback
- * ports nobody listens on). */
+/* Tests for rpc_amqp without a broker: the outbox bound as the transport
+ * applies it (classes, drop counter, the owner's hook), and failover across brokers that refuse
+ * connections (loopback ports nobody listens on). */
 #include <sys/socket.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -35,7 +36,7 @@ dead_port(void)
 }
 
 static rpc_amqp *
-make(const char *url, size_t outbox_max)
+make(const char *url, size_t outbox_max_bytes)
 {
 	struct rpc_amqp_options o;
 	struct rpc_err err = {{0}};
@@ -48,7 +49,7 @@ make(const char *url, size_t outbox_max)
 	o.exchange = "nova";
 	o.topics[0] = "compute";
 	o.server = "unit-host";
-	o.outbox_max = outbox_max;
+	o.outbox_max_bytes = outbox_max_bytes;
 	o.connect_timeout_ms = 1000;
 	cr_assert_eq(rpc_amqp_new(&o, &a), 0);
 	rpc_url_free(u);
@@ -61,51 +62,68 @@ msg(int i)
 	return json_pack("{s:s,s:i}", "event_type", "test.event", "i", i);
 }
 
-Test(rpc_amqp, outbox_is_bounded_and_counts_drops)
+/* What the owner's hook saw. */
+struct seen {
+	int calls, overs;
+	uint64_t dropped, dropped_total;
+};
+
+static void
+hook(void *userdata, const struct rpc_amqp_outbox_event *ev)
 {
-	char url[128];
-	struct rpc_amqp_stats st;
-	rpc_amqp *a;
+	struct seen *s = userdata;
 
-	snprintf(url, sizeof(url), "rabbit://nova:nova@127.0.0.1:%d/", dead_port());
-	a = make(url, 3);
-	for (int i = 0; i < 5; i++) {
-		json_t *m = msg(i);
-		int r = rpc_amqp_notify(a, "versioned_notifications.info", m);
-
-		json_decref(m);
-		/* Disconnected: kept while there is room, then the oldest goes. */
-		cr_assert_eq(r, i < 3 ? 0 : -ENOBUFS, "publish %d: %d", i, r);
-	}
-	rpc_amqp_get_stats(a, &st);
-	cr_assert_eq(st.outbox_len, 3);
-	cr_assert_eq(st.dropped, 2);
-	cr_assert_eq(st.published, 0);
-	cr_assert_eq(st.confirmed, 0);
-	rpc_amqp_free(a); /* frees what is still queued (LeakSanitizer checks) */
+	s->calls++;
+	s->overs += ev->over_bound;
+	s->dropped += ev->dropped;
+	s->dropped_total = ev->dropped_total;
+	cr_assert_str_eq(ev->routing_key, "versioned_notifications.info");
 }
 
-Test(rpc_amqp, default_outbox_bound)
+/* A notification of about len bytes once encoded. */
+static json_t *
+big(int i, size_t len)
+{
+	char *pad = malloc(len + 1);
+	json_t *m;
+
+	cr_assert_not_null(pad);
+	memset(pad, 'x', len);
+	pad[len] = '\0';
+	m = json_pack("{s:s,s:i,s:s}", "event_type", "test.event", "i", i, "pad", pad);
+	free(pad);
+	return m;
+}
+
+Test(rpc_amqp, outbox_drops_only_droppable_and_tells_the_hook)
 {
 	char url[128];
 	struct rpc_amqp_stats st;
+	struct seen seen = {0};
 	rpc_amqp *a;
-	size_t dropped_at = 0;
 
 	snprintf(url, sizeof(url), "rabbit://nova:nova@127.0.0.1:%d/", dead_port());
-	a = make(url, 0);
-	for (size_t i = 0; i < 5000 && dropped_at == 0; i++) {
-		json_t *m = msg((int)i);
+	a = make(url, 64 * 1024);
+	rpc_amqp_set_outbox_hook(a, hook, &seen);
+	/* Disconnected: 10 progress reports of ~4 KiB, then 20 terminal ones. */
+	for (int i = 0; i < 30; i++) {
+		json_t *m = big(i, 4000);
 
-		if (rpc_amqp_notify(a, "versioned_notifications.info", m) == -ENOBUFS)
-			dropped_at = i;
+		cr_assert_eq(rpc_amqp_notify(a, "versioned_notifications.info", m,
+		                 i < 10 ? RPC_OUTBOX_DROPPABLE : RPC_OUTBOX_KEEP),
+		    0);
 		json_decref(m);
 	}
 	rpc_amqp_get_stats(a, &st);
-	cr_assert_eq(dropped_at, 4096);
-	cr_assert_eq(st.outbox_len, 4096);
-	cr_assert_eq(st.dropped, 1);
-	rpc_amqp_free(a);
+	/* Every progress report made room for terminal ones; none of those went. */
+	cr_assert_eq(st.dropped, 10);
+	cr_assert_eq(st.outbox_len, 20);
+	cr_assert_gt(st.outbox_bytes, 64 * 1024);
+	cr_assert_eq(seen.dropped, 10);
+	cr_assert_eq(seen.dropped_total, 10);
+	cr_assert_eq(seen.overs, 1);
+	cr_assert_eq(st.published, 0);
+	rpc_amqp_free(a); /* frees what is still queued (LeakSanitizer checks) */
 }
 
 Test(rpc_amqp, connect_tries_every_broker_and_keeps_the_outbox)
@@ -121,7 +139,7 @@ Test(rpc_amqp, connect_tries_every_broker_and_keeps_the_outbox)
 	snprintf(
 	    url, sizeof(url), "rabbit://nova:nova@127.0.0.1:%d,nova:nova@127.0.0.1:%d/", p1, p2);
 	a = make(url, 0);
-	cr_assert_eq(rpc_amqp_notify(a, "versioned_notifications.info", m), 0);
+	cr_assert_eq(rpc_amqp_notify(a, "versioned_notifications.info", m, RPC_OUTBOX_KEEP), 0);
 	json_decref(m);
 	r = rpc_amqp_connect(a, &err);
 	cr_assert_lt(r, 0);

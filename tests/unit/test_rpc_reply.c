@@ -544,8 +544,8 @@ Test(rpc_reply, peek_target_reads_calls_the_decoder_refuses)
 	free(q);
 	free(env);
 	cr_assert_eq(peek("{\"args\": {\"x\": \"\xff\xfe\"}, \"_msg_id\": \"m3\", "
-			  "\"_reply_q\": \"r3\"}",
-			 &id, &q, &rid),
+	                  "\"_reply_q\": \"r3\"}",
+	                 &id, &q, &rid),
 	    0);
 	cr_assert_str_eq(id, "m3");
 	free(id);
@@ -577,7 +577,7 @@ Test(rpc_reply, peek_target_casts_and_junk)
 	}
 	/* a cast: nowhere to answer, the request id still read */
 	cr_assert_eq(peek("{\"method\": \"m\", \"_context_request_id\": \"req-9\", \"args\": {}}",
-			 &id, &q, &rid),
+	                 &id, &q, &rid),
 	    0);
 	cr_assert_null(id);
 	cr_assert_null(q);
@@ -587,8 +587,8 @@ Test(rpc_reply, peek_target_casts_and_junk)
 	cr_assert_eq(peek("{\"_msg_id\": \"m\"}", &id, &q, &rid), 0);
 	cr_assert_null(id);
 	cr_assert_null(q);
-	cr_assert_eq(peek("{\"args\": {\"_msg_id\": \"m\", \"_reply_q\": \"r\"}}", &id, &q, &rid),
-	    0);
+	cr_assert_eq(
+	    peek("{\"args\": {\"_msg_id\": \"m\", \"_reply_q\": \"r\"}}", &id, &q, &rid), 0);
 	cr_assert_null(id);
 	cr_assert_eq(peek("{\"_msg_id\": \"m\\u0041\", \"_reply_q\": \"r\"}", &id, &q, &rid), 0);
 	cr_assert_null(id);
@@ -599,8 +599,8 @@ Test(rpc_reply, peek_target_casts_and_junk)
 	cr_assert_null(rid);
 	/* an envelope whose oslo.message is not a string is read as a bare body */
 	cr_assert_eq(peek("{\"oslo.version\": \"2.0\", \"oslo.message\": 5, \"_msg_id\": \"m\", "
-			  "\"_reply_q\": \"r\"}",
-			 &id, &q, &rid),
+	                  "\"_reply_q\": \"r\"}",
+	                 &id, &q, &rid),
 	    0);
 	cr_assert_str_eq(id, "m");
 	free(id);
@@ -629,10 +629,10 @@ Test(rpc_reply, error_failure_survives_a_message_cut_mid_utf8)
 	cr_assert_not_null(text);
 	f = json_loads(text, 0, NULL);
 	cr_assert_str_eq(json_string_value(json_object_get(f, "class")), "InvalidInput");
-	cr_assert_str_eq(
-	    json_string_value(json_object_get(json_object_get(f, "kwargs"), "reason")),
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(f, "kwargs"), "reason")),
 	    "instance 'caf?' is busy");
-	cr_assert_eq(json_integer_value(json_object_get(json_object_get(f, "kwargs"), "code")), 400);
+	cr_assert_eq(
+	    json_integer_value(json_object_get(json_object_get(f, "kwargs"), "code")), 400);
 	json_decref(f);
 	free(text);
 }

@@ -88,6 +88,8 @@ assert_defaults(const struct wk_conf *c)
 	cr_assert_null(c->rabbit.ssl_cert_file);
 	cr_assert_null(c->rabbit.ssl_key_file);
 	cr_assert_not(c->rabbit.ssl);
+	cr_assert(c->rabbit.ssl_verify);
+	cr_assert_eq(c->rabbit.outbox_max_bytes, 16 * 1024 * 1024);
 
 	cr_assert_str_eq(c->libvirt.connection_uri, "qemu:///system");
 	cr_assert_str_eq(c->libvirt.live_migration_scheme, "tcp");
@@ -103,6 +105,8 @@ assert_defaults(const struct wk_conf *c)
 	cr_assert_null(c->libvirt.link_speed);
 	cr_assert_eq(c->libvirt.max_concurrent_live_migrations, 1);
 	cr_assert_eq(c->libvirt.max_concurrent_inbound_migrations, 1);
+	cr_assert_eq(c->libvirt.live_migration_queue_timeout, 600);
+	cr_assert_eq(c->libvirt.max_queued_live_migrations, 64);
 }
 
 Test(wk_conf, example_file_loads_and_states_the_defaults)

@@ -15,6 +15,7 @@
 
 #include <criterion/criterion.h>
 
+#include "tu_tmpdir.h"
 #include "wk_flow_priv.h"
 
 static char dir[64];
@@ -30,8 +31,7 @@ setup(void)
 	struct wk_flow_deps deps;
 	struct wk_err err = {{0}};
 
-	snprintf(dir, sizeof(dir), "/tmp/ferry-flow-record-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
+	tu_tmpdir_make(dir, sizeof(dir), "flow-record");
 	cr_assert_eq(wk_journal_open(dir, &journal, &err), 0, "%s", err.msg);
 	cr_assert_eq(wk_bus_new(NULL, &bc, &bus), 0);
 	memset(&deps, 0, sizeof(deps));
@@ -43,13 +43,10 @@ setup(void)
 static void
 teardown(void)
 {
-	char cmd[128];
-
 	flow = wk_flow_free(flow);
 	bus = wk_bus_free(bus);
 	journal = wk_journal_free(journal);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	cr_assert_eq(system(cmd), 0);
+	tu_tmpdir_remove(dir);
 }
 
 TestSuite(wk_flow_record, .init = setup, .fini = teardown);
@@ -427,5 +424,18 @@ Test(wk_flow_record, no_token_reaches_the_journal_file)
 	cr_assert_null(json_object_get(back->context, "auth_token"));
 	json_decref(rec);
 	mig_free(back);
+	mig_free(m);
+}
+
+Test(wk_flow_record, failed_journal_write_is_returned)
+{
+	struct mig *m = dest_reservation();
+	char path[128];
+
+	/* Root ignores permissions: take the directory away under the open
+	 * journal instead, so the write fails as on a lost disk. */
+	snprintf(path, sizeof(path), "%s/migrations", dir);
+	cr_assert_eq(rmdir(path), 0);
+	cr_assert_lt(mig_journal_save(flow, m), 0, "live_migration must not ack this");
 	mig_free(m);
 }

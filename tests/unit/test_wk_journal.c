@@ -16,6 +16,7 @@
 
 #include <criterion/criterion.h>
 
+#include "tu_tmpdir.h"
 #include "wk_journal.h"
 
 static char dir[64];
@@ -23,17 +24,13 @@ static char dir[64];
 static void
 setup(void)
 {
-	snprintf(dir, sizeof(dir), "/tmp/ferry-journal-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
+	tu_tmpdir_make(dir, sizeof(dir), "journal");
 }
 
 static void
 teardown(void)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	cr_assert_eq(system(cmd), 0);
+	tu_tmpdir_remove(dir);
 }
 
 static int

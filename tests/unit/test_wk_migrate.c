@@ -266,3 +266,19 @@ Test(wk_migrate, lost_libvirt_connection_is_reopened_to_read_the_outcome)
 	cr_assert_eq(ev->r, -ENOTCONN);
 	cr_assert_eq(wk_hv_ensure_connected(hv, NULL), 0, "the shared connection was reopened");
 }
+
+/* No access to the destination's libvirt (auth, TLS): the source alone
+ * decides, at once, and only where it can (the guest gone from here). */
+Test(wk_migrate, unreadable_destination_is_decided_from_the_source_at_once)
+{
+	struct wk_hv_migrate_params p = params(false);
+	const struct wk_mig_event *ev;
+	uint64_t t0 = wk_now_ms();
+
+	fake_hv_fail_always("remote_domain_info", -EACCES, "authentication failed");
+	cr_assert_eq(wk_migrate_start(mig, 1, &p, 20, NULL), 0);
+	ev = wait_done();
+	cr_assert_eq(ev->outcome, WK_MIG_MIGRATED);
+	cr_assert_lt(wk_now_ms() - t0, 5000, "no 30 s wait");
+	cr_assert(strncmp(ev->dest_state, "unknown", 7) == 0, "%s", ev->dest_state);
+}

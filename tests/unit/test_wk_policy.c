@@ -14,6 +14,7 @@
 #include <criterion/parameterized.h>
 #include <jansson.h>
 
+#include "trace_sample.h"
 #include "wk_policy.h"
 
 #define MIB        (1024LL * 1024LL)
@@ -172,29 +173,9 @@ load_trace(const char *name, struct trace *t)
 				t->ok = json_is_true(json_object_get(o, "ok"));
 			}
 		} else {
-			struct wk_job_sample *s = &t->s[t->n++];
-
+			cr_assert(trace_sample_from_json(o, &t->s[t->n]), "%s: bad sample", path);
+			t->n++;
 			cr_assert_lt(t->n, MAX_SAMPLE);
-			s->t_ms = (uint64_t)field(o, "t_ms");
-			s->type = (int)field(o, "type");
-			s->memory_total = field(o, "memory_total");
-			s->memory_processed = field(o, "memory_processed");
-			s->memory_remaining = field(o, "memory_remaining");
-			s->data_total = field(o, "data_total");
-			s->data_processed = field(o, "data_processed");
-			s->data_remaining = field(o, "data_remaining");
-			s->disk_total = field(o, "disk_total");
-			s->disk_processed = field(o, "disk_processed");
-			s->disk_remaining = field(o, "disk_remaining");
-			s->memory_dirty_rate = field(o, "memory_dirty_rate");
-			s->memory_page_size = field(o, "memory_page_size");
-			s->memory_bps = field(o, "memory_bps");
-			s->memory_iteration = field(o, "memory_iteration");
-			s->time_elapsed_ms = field(o, "time_elapsed");
-			s->downtime_ms = field(o, "downtime");
-			s->setup_time_ms = field(o, "setup_time");
-			s->auto_converge_throttle = field(o, "auto_converge_throttle");
-			s->memory_postcopy_requests = field(o, "memory_postcopy_requests");
 		}
 		json_decref(o);
 	}
@@ -870,4 +851,37 @@ Test(wk_policy, an_accepted_action_is_not_repeated)
 	k = play_refusing(&st, &cfg, slow_next, NULL, 100, 0, acts, 16, &last);
 	cr_assert_eq(k, 1);
 	cr_assert_eq(acts[0], WK_ACTION_ABORT);
+}
+
+/* Moves until 12 s, then nothing moves (a dead link under a paused guest). */
+static struct wk_job_sample
+stalls_after_12s(void *unused)
+{
+	long long t;
+
+	(void)unused;
+	slow_t += 250;
+	t = slow_t < 12000 ? (long long)slow_t : 12000;
+	return sample(slow_t, 1, 64LL * 1024 * MIB - t * 1024, t * 1024, 0, MIB);
+}
+
+Test(wk_policy, a_paused_guest_whose_transfer_stalls_is_aborted_not_left_forever)
+{
+	struct wk_policy_config cfg = nova_defaults();
+	struct wk_policy_state st;
+	struct wk_decision last;
+	enum wk_action acts[16];
+	size_t k;
+
+	cfg.completion_timeout_s = 10;
+	cfg.data_bytes = GIB_BYTES;
+	cfg.permit_post_copy = false;
+	cfg.timeout_action = WK_TIMEOUT_FORCE_COMPLETE;
+	cfg.downtime_delay_s = 1000;
+	wk_policy_init(&st, &cfg, 0);
+	slow_t = 0;
+	k = play_refusing(&st, &cfg, stalls_after_12s, NULL, 240, 0, acts, 16, &last);
+	cr_assert_eq(k, 2, "got %zu drastic actions", k);
+	cr_assert_eq(acts[0], WK_ACTION_PAUSE, "force-complete by pause at the deadline");
+	cr_assert_eq(acts[1], WK_ACTION_ABORT, "then abort once nothing moves for 30 s");
 }

@@ -30,7 +30,7 @@ bound_socket(const char *name)
 	if (name[0] == '@')
 		sa.sun_path[0] = '\0';
 	cr_assert_eq(bind(fd, (struct sockaddr *)&sa,
-			 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)),
+	                 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)),
 	    0);
 	return fd;
 }

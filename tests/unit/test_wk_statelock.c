@@ -17,6 +17,7 @@
 
 #include <criterion/criterion.h>
 
+#include "tu_tmpdir.h"
 #include "wk_statelock.h"
 
 static char dir[64];
@@ -24,17 +25,13 @@ static char dir[64];
 static void
 setup(void)
 {
-	snprintf(dir, sizeof(dir), "/tmp/ferry-statelock-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
+	tu_tmpdir_make(dir, sizeof(dir), "statelock");
 }
 
 static void
 teardown(void)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	cr_assert_eq(system(cmd), 0);
+	tu_tmpdir_remove(dir);
 }
 
 TestSuite(wk_statelock, .init = setup, .fini = teardown);

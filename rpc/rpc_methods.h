@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * rpc_methods: the one table of RPC methods ferry serves (name, namespace,
+ * endpoint versions), for rpc_dispatch_lookup.  Each entry's id is an
+ * enum rpc_method_id; the worker binds ids to handlers (wk_dispatch.c) and
+ * the fuzz target dispatches over the same table.  Pure constant data.
+ */
+#ifndef RPC_METHODS_H
+#define RPC_METHODS_H
+
+#include <stddef.h>
+
+#include "rpc_dispatch.h"
+
+enum rpc_method_id {
+	RPC_M_LIVE_MIGRATION,
+	RPC_M_LIVE_MIGRATION_FORCE_COMPLETE,
+	RPC_M_LIVE_MIGRATION_ABORT,
+	RPC_M_PRE_LIVE_MIGRATION,
+	RPC_M_POST_LIVE_MIGRATION_AT_DESTINATION,
+	RPC_M_ROLLBACK_LIVE_MIGRATION_AT_DESTINATION,
+	RPC_M_LIST_MIGRATIONS,   /* ferry's admin query, namespace "ferry" */
+	RPC_M_RECOVER_MIGRATION, /* ferry: retry a failed post-copy recovery */
+	_RPC_M_MAX,
+};
+
+/* nova-compute 26's endpoints (6.1, and 5.13 through its proxy) for nova's
+ * methods; 1.0 in namespace "ferry" for ferry's own. */
+extern const struct rpc_method rpc_methods[];
+extern const size_t rpc_methods_count;
+
+#endif /* RPC_METHODS_H */
