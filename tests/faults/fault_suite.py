@@ -25,6 +25,7 @@ first, one row per migration, and `N passed, M failed`; exits 1 if any
 failed.  Needs the rig (deploy/rig) and FERRY_WORKER; run it under the rig
 lock."""
 import argparse
+import datetime
 import logging
 import math
 import os
@@ -297,6 +298,19 @@ class Suite:
     def terminals(self, uuid):
         return [e["event_type"] for e in self.notes.events(uuid) if e["event_type"] in TERMINAL]
 
+    def ended_at(self, uuid, t0_wall):
+        """Seconds from the cast to the first terminal notification, by the
+        publisher's timestamp (oslo's UTC format), or None."""
+        for e in self.notes.events(uuid):
+            if e["event_type"] in TERMINAL:
+                try:
+                    ts = datetime.datetime.strptime(e["timestamp"].replace("T", " "),
+                                                    "%Y-%m-%d %H:%M:%S.%f")
+                except (TypeError, ValueError):
+                    return None
+                return ts.replace(tzinfo=datetime.timezone.utc).timestamp() - t0_wall
+        return None
+
     def wait_terminal(self, uuid, deadline):
         while time.monotonic() < deadline:
             if self.terminals(uuid):
@@ -321,6 +335,11 @@ class Suite:
             problems.append("guest running on both hosts")
         elif where.startswith("none") and PC_FAILED not in terms:
             problems.append("guest runs nowhere (lost)")
+        for e in self.notes.events(uuid):
+            if e["event_type"] in (POST_END, ROLLBACK_END) and \
+                    source not in (e.get("publisher_id") or ""):
+                problems.append("%s published by %r, not the source host"
+                                % (SHORT_NAME[e["event_type"]], e.get("publisher_id")))
         if len(terms) == 1:
             t = terms[0]
             if t == POST_END and where != "B":
@@ -375,6 +394,7 @@ class Suite:
         rig.wait_heartbeat_advances("A", name, timeout=15)
         specs = {"ferry:live_migration_permit_post_copy": "false"} if kind == "forbidden" else None
         t0 = time.monotonic()
+        m["t0_wall"] = time.time()
         nova_peer.cast_live_migration(uuid, m["source"], DEST, extra_specs=specs,
                                       mig_id=m["mig_id"])
         injected = aborted = False
@@ -383,7 +403,7 @@ class Suite:
         while not (injected and (aborted or kind != "abort")) and time.monotonic() < bound:
             now = time.monotonic()
             if not injected and now - t0 >= m["at"]:
-                m["when"] = "+%.1fs %s" % (now - t0, self.phase_now(uuid))
+                m["when"] = "+%.1fs %s%s" % (now - t0, self.phase_now(uuid), m["when"])
                 m["problems"] += self.inject(fault, m)
                 injected = True
                 continue
@@ -401,7 +421,7 @@ class Suite:
             m["problems"].append("no progress within 60s, abort not sent")
         deadline = time.monotonic() + self.args.end_timeout
         self.wait_terminal(uuid, deadline)
-        m["ended"] = time.monotonic() - t0 if self.terminals(uuid) else None
+        m["ended"] = self.ended_at(uuid, m["t0_wall"])
         if m["extra_uuid"]:
             self.wait_terminal(m["extra_uuid"], deadline)
         time.sleep(3.0)  # a duplicate terminal notification would come now
