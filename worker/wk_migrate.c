@@ -156,7 +156,10 @@ read_both_hosts(struct job *j, struct both_hosts *h)
 	h->dst_r = wk_hv_remote_domain_info(hv, j->dest_uri, j->uuid, &h->dst, &err);
 	if (h->dst_r < 0 && h->dst_r != -ENOENT)
 		log_warning("Cannot read '%s' on the destination: %s", j->uuid, err.msg);
-	h->src_job_active = h->src_r == 0 && wk_hv_job_stats(hv, j->uuid, &s, &err) == 0 &&
+	/* A post-copy that broke still shows a libvirt job on the source: it is
+	 * what recovery is for, not something to wait out. */
+	h->src_job_active = h->src_r == 0 && h->src.reason != WK_HV_REASON_POSTCOPY_FAILED &&
+	                    wk_hv_job_stats(hv, j->uuid, &s, &err) == 0 &&
 	                    (s.type == WK_JOB_BOUNDED || s.type == WK_JOB_UNBOUNDED);
 }
 
@@ -176,6 +179,7 @@ wait_job_end(struct job *j)
 	wk_hv *hv = j->owner->hv;
 
 	for (;;) {
+		struct wk_hv_domain_info info;
 		struct wk_job_sample s;
 		struct wk_err err = {{0}};
 		int r = wk_hv_job_stats(hv, j->uuid, &s, &err);
@@ -186,6 +190,10 @@ wait_job_end(struct job *j)
 			continue;
 		}
 		if (r < 0 || (s.type != WK_JOB_BOUNDED && s.type != WK_JOB_UNBOUNDED))
+			return;
+		/* The job of a broken post-copy never ends by itself. */
+		if (wk_hv_domain_info(hv, j->uuid, &info, &err) == 0 &&
+		    info.reason == WK_HV_REASON_POSTCOPY_FAILED)
 			return;
 		sleep_ms(j->interval_ms);
 	}

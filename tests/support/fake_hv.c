@@ -652,7 +652,11 @@ f_job_stats(void *priv, const char *uuid, struct wk_job_sample *ret, struct wk_e
 		s.memory_iteration = 1;
 		s.memory_bps = 100LL << 20;
 	}
-	s.type = a != NULL ? WK_JOB_UNBOUNDED : WK_JOB_NONE;
+	/* libvirt keeps the job of a post-copy migration that broke (seen on
+	 * the rig): it ends only with a resume, never by itself. */
+	s.type = a != NULL || dom_find(c->uri, uuid)->info.reason == WK_HV_REASON_POSTCOPY_FAILED
+	             ? WK_JOB_UNBOUNDED
+	             : WK_JOB_NONE;
 	s.t_ms = wk_now_ms();
 	*ret = s;
 	pthread_mutex_unlock(&w.lock);
