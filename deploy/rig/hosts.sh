@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
 #
-# hosts.sh start|stop|status|uris: two root libvirtd "hosts" on one machine
+# hosts.sh start|stop|status|uris|restart-daemon: two root libvirtd "hosts" on one machine
 # (libvirt-lab.md §3).  Each runs in its own mount namespace with
 # /etc/libvirt, /var/lib/libvirt, /run/libvirt, /var/cache/libvirt and
 # /var/log/libvirt bind-mounted from $RIG_DIR/<host>/, under reaper.py (a
@@ -10,6 +10,11 @@
 #   A: qemu+tcp://127.0.0.2/system   qemu+unix:///system?socket=$RIG_DIR/A/sock/libvirt-sock
 #   B: qemu+tcp://127.0.0.3/system   qemu+unix:///system?socket=$RIG_DIR/B/sock/libvirt-sock
 #
+# restart-daemon A|B [TERM|KILL]: stops only that host's libvirtd with the
+# signal (default TERM; KILL after 60 s if it has not exited) and starts it
+# again in the same namespace, leaving its QEMUs running (a libvirtd restart
+# under a migration, as an operator or a crash does it); returns once the new
+# daemon answers.
 # Environment: RIG_DIR (default /tmp/ferry-rig), RIG_LOG_LEVEL (libvirtd log
 # level 1..4, default 3), RIG_START_TIMEOUT (seconds, default 90), RIG_CLEAN=1
 # (stop also deletes $RIG_DIR/A and $RIG_DIR/B; the QEMU capability cache in
@@ -176,7 +181,7 @@ start_host() {
 	local h=$1 d=$RIG_DIR/$1 m sub mp bind=""
 	stop_host "$h" # clears what a killed run left behind
 	# Fresh state, but keep the QEMU capability cache: it saves ~1 s a start.
-	rm -rf "${d:?}/etc" "$d/lib" "$d/run" "$d/log" "$d/sock" "$d"/*.log "$d"/*.out
+	rm -rf "${d:?}/etc" "$d/lib" "$d/run" "$d/log" "$d/sock" "$d"/*.log "$d"/*.out "$d/restart.req"
 	mkdir -p "$d/sock" "$d/cache"
 	for m in $MOUNTS; do
 		sub=${m%%:*}
@@ -189,7 +194,7 @@ start_host() {
 	# setsid: own session, so the caller's terminal signals do not reach it.
 	setsid unshare --mount --propagation private -- /bin/sh -c "
 		echo \$\$ >'$d/reaper.pid' && readlink /proc/self/ns/mnt >'$d/mntns' &&
-		$bind exec /usr/bin/python3 '$HERE/reaper.py' libvirtd --listen -f '$d/etc/libvirtd.conf' -p '$d/libvirtd.pid'
+		$bind REAPER_RESTART_FILE='$d/restart.req' exec /usr/bin/python3 '$HERE/reaper.py' libvirtd --listen -f '$d/etc/libvirtd.conf' -p '$d/libvirtd.pid'
 	" </dev/null >"$d/daemon.out" 2>&1 &
 }
 
@@ -280,6 +285,38 @@ cmd_stop() {
 	say "stopped"
 }
 
+cmd_restart_daemon() {
+	local h=${1:-} sig=${2:-TERM} d pid old t0 i
+	[[ $(id -u) == 0 ]] || die "must run as root"
+	[[ $h == A || $h == B ]] || die "restart-daemon: want host A or B, got '$h'"
+	[[ $sig == TERM || $sig == KILL ]] || die "restart-daemon: want TERM or KILL, got '$sig'"
+	d=$RIG_DIR/$h
+	reaper_pid "$h" >/dev/null || die "host $h is not running"
+	old=$(live_pid "$d/libvirtd.pid") || die "host $h: no live libvirtd pid in $d/libvirtd.pid"
+	ns_pids "$h" | grep -x "$old" >/dev/null || die "host $h: pid $old is not in the host's namespace"
+	: >"$d/restart.req"
+	kill -"$sig" "$old"
+	for ((i = 0; i < 600; i++)); do
+		kill -0 "$old" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$old" 2>/dev/null; then
+		say "host $h: libvirtd $old still running 60 s after SIG$sig; killing it"
+		kill -KILL "$old" 2>/dev/null || true
+	fi
+	t0=$SECONDS
+	while ((SECONDS - t0 < RIG_START_TIMEOUT)); do
+		pid=$(live_pid "$d/libvirtd.pid" 2>/dev/null) || pid=""
+		if [[ -n $pid && $pid != "$old" ]] && answers "$h"; then
+			say "host $h: libvirtd restarted after SIG$sig (pid $old -> $pid)"
+			return 0
+		fi
+		reaper_pid "$h" >/dev/null || die "host $h: the wrapper exited instead of restarting libvirtd"
+		sleep 0.2
+	done
+	die "host $h: libvirtd did not answer within ${RIG_START_TIMEOUT}s of its restart"
+}
+
 cmd_status() {
 	local h pid rc=0
 	for h in $HOSTS; do
@@ -311,8 +348,12 @@ start) cmd_start ;;
 stop) cmd_stop ;;
 status) cmd_status ;;
 uris) print_uris ;;
+restart-daemon)
+	shift
+	cmd_restart_daemon "$@"
+	;;
 *)
-	echo "usage: $0 start|stop|status|uris   (RIG_DIR=$RIG_DIR)" >&2
+	echo "usage: $0 start|stop|status|uris|restart-daemon A|B [TERM|KILL]   (RIG_DIR=$RIG_DIR)" >&2
 	exit 2
 	;;
 esac

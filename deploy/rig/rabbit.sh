@@ -193,7 +193,11 @@ cmd_start() {
 		pid=$(pgrep -x epmd | head -n1 || true)
 		[[ -n $pid ]] && echo "$pid" >"$STATE/epmd.pid"
 	fi
-	rabbitmqctl -q add_user nova nova >/dev/null
+	if [[ ${RABBIT_KEEP_DATA:-0} == 1 ]]; then
+		rabbitmqctl -q add_user nova nova >/dev/null 2>&1 || true # kept from the last run
+	else
+		rabbitmqctl -q add_user nova nova >/dev/null
+	fi
 	rabbitmqctl -q set_user_tags nova administrator >/dev/null
 	rabbitmqctl -q set_permissions -p / nova '.*' '.*' '.*' >/dev/null
 	pid=$(node_pid) || die "node is not running after start"

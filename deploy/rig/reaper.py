@@ -10,6 +10,11 @@ reparented to it (the double-forked QEMUs) as soon as it exits, so libvirt's
 PID 1.  SIGTERM, SIGINT and SIGHUP are forwarded to PROGRAM.  When PROGRAM
 exits, the remaining descendants get SIGTERM (then SIGKILL after 5 s), and the
 wrapper exits with PROGRAM's status.
+
+Restarting PROGRAM alone (hosts.sh restart-daemon: a libvirtd restart under
+running guests): when the file named by $REAPER_RESTART_FILE exists at the
+moment PROGRAM exits, the file is removed and PROGRAM is started again in
+the same namespace; the QEMUs are left running.
 """
 import ctypes
 import os
@@ -30,14 +35,8 @@ def main():
         sys.stderr.write("reaper: prctl(PR_SET_CHILD_SUBREAPER): %s\n" % os.strerror(err))
         return 1
 
-    child = os.fork()
-    if child == 0:
-        for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(s, signal.SIG_DFL)
-        try:
-            os.execvp(sys.argv[1], sys.argv[1:])
-        finally:
-            os._exit(127)
+    restart_file = os.environ.pop("REAPER_RESTART_FILE", "")
+    child = _spawn()
 
     def forward(signum, _frame):
         try:
@@ -58,6 +57,9 @@ def main():
         except InterruptedError:
             continue
         if pid == child:
+            if restart_file and _take(restart_file):
+                child = _spawn()
+                continue
             main_alive = False
             status = os.waitstatus_to_exitcode(st)
 
@@ -84,6 +86,27 @@ def main():
         if time.monotonic() > deadline:
             sig = signal.SIGKILL
     return status if status >= 0 else 128 - status
+
+
+def _spawn():
+    child = os.fork()
+    if child == 0:
+        for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(s, signal.SIG_DFL)
+        try:
+            os.execvp(sys.argv[1], sys.argv[1:])
+        finally:
+            os._exit(127)
+    return child
+
+
+def _take(path):
+    """True (and the file removed) if a restart was requested."""
+    try:
+        os.unlink(path)
+        return True
+    except FileNotFoundError:
+        return False
 
 
 def _children():
