@@ -76,10 +76,15 @@ static struct {
 	uint64_t back_at_ms; /* when it comes back; 0 = not by itself */
 } w = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
+/* Bounded string copy; memmove because both sides may live in w. */
 static void
 copy(char *dst, size_t size, const char *src)
 {
-	snprintf(dst, size, "%s", src ? src : "");
+	size_t n = src != NULL ? strnlen(src, size - 1) : 0;
+
+	if (n > 0)
+		memmove(dst, src, n);
+	dst[n] = '\0';
 }
 
 static void
@@ -578,6 +583,8 @@ f_migrate(void *priv, const struct wk_hv_migrate_params *p, struct wk_err *reter
 	for (int i = 0; a == NULL && i < MAX_ACTIVE; i++)
 		if (!w.active[i].used)
 			a = &w.active[i];
+	if (a == NULL)
+		abort(); /* more migrations at once than a unit test needs */
 	memset(a, 0, sizeof(*a));
 	a->used = true;
 	copy(a->uuid, sizeof(a->uuid), p->uuid);
@@ -627,6 +634,7 @@ f_job_stats(void *priv, const char *uuid, struct wk_job_sample *ret, struct wk_e
 {
 	struct fconn *c = priv;
 	struct factive *a;
+	struct fdom *d;
 	struct wk_job_sample s;
 	int r;
 
@@ -654,7 +662,8 @@ f_job_stats(void *priv, const char *uuid, struct wk_job_sample *ret, struct wk_e
 	}
 	/* libvirt keeps the job of a post-copy migration that broke (seen on
 	 * the rig): it ends only with a resume, never by itself. */
-	s.type = a != NULL || dom_find(c->uri, uuid)->info.reason == WK_HV_REASON_POSTCOPY_FAILED
+	d = dom_find(c->uri, uuid);
+	s.type = a != NULL || (d != NULL && d->info.reason == WK_HV_REASON_POSTCOPY_FAILED)
 	             ? WK_JOB_UNBOUNDED
 	             : WK_JOB_NONE;
 	s.t_ms = wk_now_ms();
@@ -681,7 +690,7 @@ op_begin(
 static int
 f_abort(void *priv, const char *uuid, struct wk_err *reterr)
 {
-	struct fdom *d;
+	struct fdom *d = NULL;
 	struct factive *a;
 	int r;
 
@@ -707,7 +716,7 @@ f_abort(void *priv, const char *uuid, struct wk_err *reterr)
 static int
 f_start_postcopy(void *priv, const char *uuid, struct wk_err *reterr)
 {
-	struct fdom *d;
+	struct fdom *d = NULL;
 	struct factive *a;
 	int r;
 
@@ -718,7 +727,7 @@ f_start_postcopy(void *priv, const char *uuid, struct wk_err *reterr)
 		r = wk_err_set(reterr, -EBUSY,
 		    "switch to post-copy: Requested operation is not valid: switching to post-copy "
 		    "requires migration to be started with VIR_MIGRATE_POSTCOPY flag");
-	else if (r == 0) {
+	else if (r == 0 && d != NULL) {
 		struct fdom *dst = dom_put(a->dst, uuid);
 
 		a->postcopy_started = true;
@@ -735,17 +744,17 @@ static int
 set_state(
     void *priv, const char *op, const char *uuid, enum wk_hv_state state, struct wk_err *reterr)
 {
-	struct fdom *d;
+	struct fdom *d = NULL;
 	int r;
 
 	pthread_mutex_lock(&w.lock);
 	r = op_begin(priv, op, uuid, &d, reterr);
-	if (r == 0 && d->info.reason == WK_HV_REASON_POSTCOPY_FAILED)
+	if (r == 0 && d != NULL && d->info.reason == WK_HV_REASON_POSTCOPY_FAILED)
 		r = wk_err_set(reterr, -EBUSY,
 		    "%s: Requested operation is not valid: post-copy "
 		    "failed",
 		    op);
-	else if (r == 0)
+	else if (r == 0 && d != NULL)
 		d->info.state = state;
 	pthread_mutex_unlock(&w.lock);
 	return r;

@@ -85,7 +85,8 @@ Test(wk_statelock, another_process_holding_it_is_named)
 		close(p[0]);
 		if (wk_statelock_take(dir, &l, NULL) < 0)
 			_exit(1);
-		(void)write(p[1], "x", 1);
+		if (write(p[1], "x", 1) != 1)
+			_exit(1);
 		pause();
 		_exit(0);
 	}
