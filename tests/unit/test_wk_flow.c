@@ -23,6 +23,9 @@
 #define B "7b3b6d97-7061-4f55-8d5c-1f4d3c1c8032"
 
 #define WAIT_MS 3000
+/* A destination without the domain is taken as gone only after a failed
+ * resume, 3 s after the break (wk_migrate.c DEST_GONE_MS). */
+#define GONE_WAIT_MS 8000
 
 #define POST_END     "instance.live_migration_post.end"
 #define ROLLBACK_END "instance.live_migration_rollback.end"
@@ -463,7 +466,7 @@ Test(wk_flow, broken_postcopy_not_recovered_waits_for_an_operator)
 	cr_assert(fh_pump_until(h, stream_broke, A, WAIT_MS), "no postcopy_stream_broken warning");
 	fake_hv_remove_domain(FH_DST_URI, A);
 
-	cr_assert(fh_wait_event(h, PC_FAILED, A, 1, WAIT_MS), "no postcopy_failed");
+	cr_assert(fh_wait_event(h, PC_FAILED, A, 1, GONE_WAIT_MS), "no postcopy_failed");
 	inner = fh_event(h, PC_FAILED, A, 0);
 	cr_assert_str_eq(json_string_value(json_object_get(inner, "priority")), "ERROR");
 	wait_phase(A, "postcopy_failed");
@@ -561,6 +564,7 @@ Test(wk_flow, restart_after_postcopy_failed)
 	cr_assert(fh_answer_pre(h, A));
 	cr_assert(fh_pump_until(h, stream_broke, A, WAIT_MS));
 	fake_hv_remove_domain(FH_DST_URI, A);
+	cr_assert(fh_wait_event(h, PC_FAILED, A, 1, GONE_WAIT_MS), "no postcopy_failed");
 	wait_phase(A, "postcopy_failed");
 
 	cr_assert_eq(fh_restart(h), 1);
