@@ -57,20 +57,22 @@ Test(wk_hv, bounded_calls_give_up_on_a_stopped_libvirtd_and_recover)
 	struct wk_err err = {{0}};
 	uint64_t t0;
 
-	cr_assert_eq(wk_hv_bound_calls(hv, 150), 0);
+	/* Margins wide enough for a loaded machine: a bound of 1 s; "at once"
+	 * is well under it, the blocked call is given up at about it. */
+	cr_assert_eq(wk_hv_bound_calls(hv, 1000), 0);
 	cr_assert_eq(wk_hv_domain_info(hv, UUID, &info, &err), 0, "bounded calls still work");
 
 	fake_hv_block("suspend");
 	t0 = wk_now_ms();
 	cr_assert_eq(wk_hv_suspend(hv, UUID, &err), -ETIMEDOUT);
-	cr_assert_lt(wk_now_ms() - t0, 1000, "the caller waited %llu ms",
+	cr_assert_lt(wk_now_ms() - t0, 5000, "the caller waited %llu ms",
 	    (unsigned long long)(wk_now_ms() - t0));
 	cr_assert(strstr(err.msg, "did not answer") != NULL, "%s", err.msg);
 
 	/* The stuck call still holds the executor: the next fails at once. */
 	t0 = wk_now_ms();
 	cr_assert_eq(wk_hv_domain_info(hv, UUID, &info, &err), -ETIMEDOUT);
-	cr_assert_lt(wk_now_ms() - t0, 100);
+	cr_assert_lt(wk_now_ms() - t0, 500);
 	cr_assert(strstr(err.msg, "earlier call") != NULL, "%s", err.msg);
 
 	/* libvirtd answers again: the stuck call completes, calls work again. */
