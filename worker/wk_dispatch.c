@@ -61,6 +61,12 @@ struct wk_dispatch {
 	size_t seen_next;
 };
 
+wk_flow_handler
+wk_dispatch_handler(int id)
+{
+	return id >= 0 && id < _RPC_M_MAX ? handlers[id] : NULL;
+}
+
 int
 wk_dispatch_new(rpc_amqp *amqp, wk_bus *bus, wk_flow *flow, wk_dispatch **ret_dispatch)
 {
@@ -68,8 +74,7 @@ wk_dispatch_new(rpc_amqp *amqp, wk_bus *bus, wk_flow *flow, wk_dispatch **ret_di
 
 	/* A method added to rpc_methods.c without its handler here is a bug. */
 	for (size_t i = 0; i < rpc_methods_count; i++)
-		if (rpc_methods[i].id < 0 || rpc_methods[i].id >= _RPC_M_MAX ||
-		    handlers[rpc_methods[i].id] == NULL)
+		if (wk_dispatch_handler(rpc_methods[i].id) == NULL)
 			return -EINVAL;
 	d = calloc(1, sizeof(*d));
 	if (d == NULL)

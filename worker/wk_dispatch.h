@@ -26,4 +26,9 @@ wk_dispatch *wk_dispatch_free(wk_dispatch *d);
 /* The rpc_amqp_on_delivery callback; userdata is the wk_dispatch. */
 void wk_dispatch_delivery(void *userdata, const struct rpc_delivery *delivery);
 
+/* The handler of method id (enum rpc_method_id of rpc/rpc_methods.h), or
+ * NULL for an id out of range: the binding wk_dispatch uses, for the fuzz
+ * target too.  Any thread. */
+wk_flow_handler wk_dispatch_handler(int id);
+
 #endif

@@ -39,6 +39,7 @@
 #include "rpc_nova.h"
 #include "rpc_reply.h"
 #include "wk_bus_priv.h"
+#include "wk_dispatch.h"
 #include "wk_flow.h"
 #include "wk_log.h"
 #include "wk_utf8.h"
@@ -200,18 +201,6 @@ use_reply(json_t *inner)
  * never answers and reservations nobody releases would pile up otherwise. */
 #define FLOW_RESET_EVERY 512
 
-/* wk_dispatch's table: the handler of each method id of rpc_methods.c. */
-static const wk_flow_handler handlers[_RPC_M_MAX] = {
-    [RPC_M_LIVE_MIGRATION] = wk_flow_live_migration,
-    [RPC_M_LIVE_MIGRATION_FORCE_COMPLETE] = wk_flow_force_complete,
-    [RPC_M_LIVE_MIGRATION_ABORT] = wk_flow_abort,
-    [RPC_M_PRE_LIVE_MIGRATION] = wk_flow_pre_live_migration,
-    [RPC_M_POST_LIVE_MIGRATION_AT_DESTINATION] = wk_flow_post_at_destination,
-    [RPC_M_ROLLBACK_LIVE_MIGRATION_AT_DESTINATION] = wk_flow_rollback_at_destination,
-    [RPC_M_LIST_MIGRATIONS] = wk_flow_list_migrations,
-    [RPC_M_RECOVER_MIGRATION] = wk_flow_recover_migration,
-};
-
 static struct {
 	char dir[64];
 	char journal_dir[96];
@@ -340,8 +329,7 @@ worker_init(void)
 	/* The handlers log every refusal at error level. */
 	wk_log_set_level(getenv("FUZZ_VERBOSE") ? WK_LOG_DEBUG : WK_LOG_CRITICAL);
 	for (size_t i = 0; i < rpc_methods_count; i++)
-		if (rpc_methods[i].id < 0 || rpc_methods[i].id >= _RPC_M_MAX ||
-		    handlers[rpc_methods[i].id] == NULL)
+		if (wk_dispatch_handler(rpc_methods[i].id) == NULL)
 			die(rpc_methods[i].name, "method without a handler");
 	/* tmpfs when there is one: the journal fsyncs every record */
 	snprintf(fw.dir, sizeof(fw.dir), "%s/ferry-fuzz-XXXXXX",
@@ -407,7 +395,7 @@ use_handler(const rpc_msg *msg)
 		if (!rpc_msg_is_call(msg))
 			wk_flow_cast_failed(fw.flow, msg, method, rerr.msg);
 	} else {
-		r = handlers[m->id](fw.flow, msg, &result, &err);
+		r = wk_dispatch_handler(m->id)(fw.flow, msg, &result, &err);
 		if (r == 0) {
 			wk_bus_reply(fw.bus, msg, result, NULL);
 		} else if (r == WK_FLOW_REQUEUE || r < 0) {
