@@ -252,6 +252,19 @@ prepare(wk_flow *f, struct mig *m)
 		mig_finish_rollback(f, m, "cannot call pre_live_migration");
 }
 
+/* Migrations to one destination leave the queue in the order they came: an
+ * older one waiting for that destination's slot (retry_at_ms) holds back
+ * the younger ones, which would only take the slot it waits for. */
+static bool
+waits_behind_older(const wk_flow *f, const struct mig *m)
+{
+	for (const struct mig *o = f->migs; o != NULL; o = o->next)
+		if (o != m && o->role == ROLE_SOURCE && o->phase == PHASE_QUEUED &&
+		    o->seq < m->seq && strcmp(o->dest_host, m->dest_host) == 0)
+			return true;
+	return false;
+}
+
 /* Starts queued migrations, oldest first, while outbound slots are free. */
 void
 wk_flow_start_queued(wk_flow *f)
@@ -266,7 +279,8 @@ wk_flow_start_queued(wk_flow *f)
 			return;
 		for (struct mig *m = f->migs; m != NULL; m = m->next)
 			if (m->role == ROLE_SOURCE && m->phase == PHASE_QUEUED &&
-			    m->retry_at_ms <= now && (next == NULL || m->seq < next->seq))
+			    m->retry_at_ms <= now && (next == NULL || m->seq < next->seq) &&
+			    !waits_behind_older(f, m))
 				next = m;
 		if (next == NULL)
 			return;

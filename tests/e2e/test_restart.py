@@ -7,6 +7,7 @@ terminal notification, the guests running on the destination."""
 import glob
 import os
 import tempfile
+import time
 import uuid as uuidlib
 
 import pytest
@@ -30,8 +31,21 @@ def count(notifications, uuid, event_type):
     return sum(1 for m in notifications.events(uuid) if m["event_type"] == event_type)
 
 
+def wait_no_inbound(host, timeout):
+    """An earlier test's broken migration may hold the destination's one
+    inbound slot until its lease ends (2 x rpc_response_timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        held = [m for m in nova_peer.list_migrations(host) if m["role"] == "destination"]
+        if not held:
+            return
+        assert time.monotonic() < deadline, held
+        time.sleep(1)
+
+
 def test_worker_killed_mid_migration_carries_on_after_restart(crashing, workers,
                                                               notifications):
+    wait_no_inbound("host2", timeout=60)
     guests = []
     for _ in range(2):
         name = "r" + uuidlib.uuid4().hex[:8]

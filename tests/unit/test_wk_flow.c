@@ -709,6 +709,31 @@ Test(wk_flow, destination_without_a_slot_is_asked_again)
 	cr_assert_eq(fh_requests(h, "pre_live_migration", A), 2);
 }
 
+/* Two migrations to one full destination keep their order: while the
+ * older waits to ask again, the younger does not take the slot it waits
+ * for (the outbound slot the older gave back is free meanwhile). */
+Test(wk_flow, full_destination_keeps_the_queue_order)
+{
+	struct mig *m;
+
+	start("max_concurrent_live_migrations = 1;");
+	accept_cast(A);
+	accept_cast(B);
+	fh_reply_failure(h, fh_wait_call(h, "pre_live_migration", A, WAIT_MS), "MigrationError",
+	    NO_INBOUND_SLOT " on 'host2'");
+	fh_pump(h, 200);
+	cr_assert_str_eq(phase(A), "queued");
+	cr_assert_str_eq(phase(B), "queued");
+	cr_assert_eq(fh_requests(h, "pre_live_migration", B), 0, "B overtook A");
+	m = mig_find(h->flow, A, ROLE_SOURCE);
+	cr_assert_not_null(m);
+	m->retry_at_ms = wk_now_ms(); /* instead of waiting the 2 s */
+	run_to_post(A);
+	cr_assert_eq(fh_requests(h, "pre_live_migration", A), 2);
+	run_to_post(B);
+	cr_assert_eq(fh_requests(h, "pre_live_migration", B), 1);
+}
+
 /* ---- more restarts and refusals ---- */
 
 /* libvirtd finished the migration while no worker ran: the new worker
