@@ -11,41 +11,38 @@
 
 #include "rpc_amqp_priv.h"
 
+static void
+arg_str(amqp_table_entry_t *e, const char *key, const char *value)
+{
+	e->key = amqp_cstring_bytes(key);
+	e->value.kind = AMQP_FIELD_KIND_UTF8;
+	e->value.value.bytes = amqp_cstring_bytes(value);
+}
+
+static void
+arg_i32(amqp_table_entry_t *e, const char *key, int32_t value)
+{
+	e->key = amqp_cstring_bytes(key);
+	e->value.kind = AMQP_FIELD_KIND_I32;
+	e->value.value.i32 = value;
+}
+
 /* Arguments oslo puts on the long-lived topic queues (and notification queues). */
 static size_t
 topic_queue_args(const rpc_amqp *a, amqp_table_entry_t *e)
 {
 	size_t n = 0;
 
-	if (a->o.ha) {
-		e[n].key = amqp_cstring_bytes("x-ha-policy");
-		e[n].value.kind = AMQP_FIELD_KIND_UTF8;
-		e[n].value.value.bytes = amqp_cstring_bytes("all");
-		n++;
-	}
+	if (a->o.ha)
+		arg_str(&e[n++], "x-ha-policy", "all");
 	if (a->o.quorum) {
-		e[n].key = amqp_cstring_bytes("x-queue-type");
-		e[n].value.kind = AMQP_FIELD_KIND_UTF8;
-		e[n].value.value.bytes = amqp_cstring_bytes("quorum");
-		n++;
-		if (a->o.quorum_delivery_limit > 0) {
-			e[n].key = amqp_cstring_bytes("x-delivery-limit");
-			e[n].value.kind = AMQP_FIELD_KIND_I32;
-			e[n].value.value.i32 = a->o.quorum_delivery_limit;
-			n++;
-		}
-		if (a->o.quorum_max_memory_length > 0) {
-			e[n].key = amqp_cstring_bytes("x-max-in-memory-length");
-			e[n].value.kind = AMQP_FIELD_KIND_I32;
-			e[n].value.value.i32 = a->o.quorum_max_memory_length;
-			n++;
-		}
-		if (a->o.quorum_max_memory_bytes > 0) {
-			e[n].key = amqp_cstring_bytes("x-max-in-memory-bytes");
-			e[n].value.kind = AMQP_FIELD_KIND_I32;
-			e[n].value.value.i32 = a->o.quorum_max_memory_bytes;
-			n++;
-		}
+		arg_str(&e[n++], "x-queue-type", "quorum");
+		if (a->o.quorum_delivery_limit > 0)
+			arg_i32(&e[n++], "x-delivery-limit", a->o.quorum_delivery_limit);
+		if (a->o.quorum_max_memory_length > 0)
+			arg_i32(&e[n++], "x-max-in-memory-length", a->o.quorum_max_memory_length);
+		if (a->o.quorum_max_memory_bytes > 0)
+			arg_i32(&e[n++], "x-max-in-memory-bytes", a->o.quorum_max_memory_bytes);
 	}
 	return n;
 }
@@ -56,18 +53,10 @@ transient_queue_args(const rpc_amqp *a, amqp_table_entry_t *e)
 {
 	size_t n = 0;
 
-	if (a->o.ha) {
-		e[n].key = amqp_cstring_bytes("x-ha-policy");
-		e[n].value.kind = AMQP_FIELD_KIND_UTF8;
-		e[n].value.value.bytes = amqp_cstring_bytes("all");
-		n++;
-	}
-	if (a->o.transient_ttl_s > 0) {
-		e[n].key = amqp_cstring_bytes("x-expires");
-		e[n].value.kind = AMQP_FIELD_KIND_I32;
-		e[n].value.value.i32 = a->o.transient_ttl_s * 1000;
-		n++;
-	}
+	if (a->o.ha)
+		arg_str(&e[n++], "x-ha-policy", "all");
+	if (a->o.transient_ttl_s > 0)
+		arg_i32(&e[n++], "x-expires", a->o.transient_ttl_s * 1000);
 	return n;
 }
 

@@ -24,6 +24,7 @@
 #include "rpc_nova.h"
 #include "rpc_reply.h"
 #include "wk_log.h"
+#include "wk_utf8.h"
 
 WK_LOG_NAME("worker.dispatch");
 
@@ -239,23 +240,7 @@ notify_invalid_cast(wk_dispatch *d, json_t *inner, const char *why)
 static void
 trim_cut_utf8(char *s)
 {
-	size_t n = strlen(s), lead = n, need;
-
-	while (lead > 0 && n - lead < 3 && ((unsigned char)s[lead - 1] & 0xc0) == 0x80)
-		lead--;
-	if (lead == 0 || ((unsigned char)s[lead - 1] & 0x80) == 0)
-		return;
-	lead--; /* s[lead] is where the last multi-byte sequence starts */
-	if (((unsigned char)s[lead] & 0xe0) == 0xc0)
-		need = 2;
-	else if (((unsigned char)s[lead] & 0xf0) == 0xe0)
-		need = 3;
-	else if (((unsigned char)s[lead] & 0xf8) == 0xf0)
-		need = 4;
-	else
-		need = 0; /* not a lead byte: invalid anyway, leave it */
-	if (need != 0 && n - lead < need)
-		s[lead] = '\0';
+	s[wk_utf8_prefix(s, strlen(s))] = '\0';
 }
 
 /* A failed call gets its failure; never a null result in its place. */

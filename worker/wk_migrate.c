@@ -562,27 +562,32 @@ job_launch(wk_migrate *m, struct job *j, const struct wk_hv_migrate_params *p)
 	return 0;
 }
 
-int
-wk_migrate_start(wk_migrate *m, uint64_t job_id, const struct wk_hv_migrate_params *p,
-    unsigned interval_ms, const char *request_id)
+/* A job that starts the migration, or (adopted) waits for the one libvirtd
+ * already runs. */
+static int
+job_start(wk_migrate *m, uint64_t job_id, const struct wk_hv_migrate_params *p,
+    unsigned interval_ms, const char *request_id, bool adopted)
 {
 	struct job *j = job_new(m, job_id, p->uuid, interval_ms, request_id);
 
 	if (j == NULL)
 		return -ENOMEM;
+	j->adopted = adopted;
 	return job_launch(m, j, p);
+}
+
+int
+wk_migrate_start(wk_migrate *m, uint64_t job_id, const struct wk_hv_migrate_params *p,
+    unsigned interval_ms, const char *request_id)
+{
+	return job_start(m, job_id, p, interval_ms, request_id, false);
 }
 
 int
 wk_migrate_adopt(wk_migrate *m, uint64_t job_id, const struct wk_hv_migrate_params *p,
     unsigned interval_ms, const char *request_id)
 {
-	struct job *j = job_new(m, job_id, p->uuid, interval_ms, request_id);
-
-	if (j == NULL)
-		return -ENOMEM;
-	j->adopted = true;
-	return job_launch(m, j, p);
+	return job_start(m, job_id, p, interval_ms, request_id, true);
 }
 
 static void

@@ -765,23 +765,43 @@ Test(wk_policy, refused_post_copy_is_retried_once_then_the_ladder_pauses)
 	cr_assert_eq(acts[2], WK_ACTION_PAUSE, "then the next rung");
 }
 
-Test(wk_policy, refused_abort_at_the_deadline_falls_through_to_force_complete)
+/* nova's defaults with a 10 s deadline (10 s/GiB of a 1 GiB guest). */
+static struct wk_policy_config
+deadline_config(void)
 {
 	struct wk_policy_config cfg = nova_defaults();
+
+	cfg.completion_timeout_s = 10;
+	cfg.data_bytes = GIB_BYTES;
+	return cfg;
+}
+
+/* Plays a slow migration (next: slow_next or stalls_after_12s) from its
+ * start for samples samples, refusing the actions in the refused mask;
+ * returns the drastic actions tried (into acts[16]). */
+static size_t
+play_slow(const struct wk_policy_config *cfg, struct wk_job_sample (*next)(void *),
+    unsigned samples, unsigned refused, enum wk_action acts[16], struct wk_decision *last)
+{
 	struct wk_policy_state st;
+
+	wk_policy_init(&st, cfg, 0);
+	slow_t = 0;
+	return play_refusing(&st, cfg, next, NULL, samples, refused, acts, 16, last);
+}
+
+Test(wk_policy, refused_abort_at_the_deadline_falls_through_to_force_complete)
+{
+	struct wk_policy_config cfg = deadline_config();
 	struct wk_decision last;
 	enum wk_action acts[16];
 	size_t k;
 
-	cfg.completion_timeout_s = 10;
-	cfg.data_bytes = GIB_BYTES;
 	cfg.permit_post_copy = false;
 	cfg.permit_pause = false;
 	cfg.permit_auto_converge = false;
 	cfg.timeout_action = WK_TIMEOUT_ABORT;
-	wk_policy_init(&st, &cfg, 0);
-	slow_t = 0;
-	k = play_refusing(&st, &cfg, slow_next, NULL, 60, 1u << WK_ACTION_ABORT, acts, 16, &last);
+	k = play_slow(&cfg, slow_next, 60, 1u << WK_ACTION_ABORT, acts, &last);
 	cr_assert_eq(k, 3, "got %zu drastic actions", k);
 	cr_assert_eq(acts[0], WK_ACTION_ABORT);
 	cr_assert_eq(acts[1], WK_ACTION_ABORT);
@@ -790,21 +810,16 @@ Test(wk_policy, refused_abort_at_the_deadline_falls_through_to_force_complete)
 
 Test(wk_policy, refused_force_complete_by_post_copy_pauses_then_aborts)
 {
-	struct wk_policy_config cfg = nova_defaults();
-	struct wk_policy_state st;
+	struct wk_policy_config cfg = deadline_config();
 	struct wk_decision last;
 	enum wk_action acts[16];
 	size_t k;
 
-	cfg.completion_timeout_s = 10;
-	cfg.data_bytes = GIB_BYTES;
 	cfg.permit_post_copy = true; /* but libvirt started it without the flag */
 	cfg.timeout_action = WK_TIMEOUT_FORCE_COMPLETE;
 	cfg.downtime_delay_s = 1000;
-	wk_policy_init(&st, &cfg, 0);
-	slow_t = 0;
-	k = play_refusing(&st, &cfg, slow_next, NULL, 80,
-	    1u << WK_ACTION_POST_COPY | 1u << WK_ACTION_PAUSE, acts, 16, &last);
+	k = play_slow(
+	    &cfg, slow_next, 80, 1u << WK_ACTION_POST_COPY | 1u << WK_ACTION_PAUSE, acts, &last);
 	cr_assert_eq(k, 5, "got %zu drastic actions", k);
 	cr_assert_eq(acts[0], WK_ACTION_POST_COPY);
 	cr_assert_eq(acts[1], WK_ACTION_POST_COPY);
@@ -815,20 +830,15 @@ Test(wk_policy, refused_force_complete_by_post_copy_pauses_then_aborts)
 
 Test(wk_policy, every_action_refused_says_so_and_stops_trying)
 {
-	struct wk_policy_config cfg = nova_defaults();
-	struct wk_policy_state st;
+	struct wk_policy_config cfg = deadline_config();
 	struct wk_decision last;
 	enum wk_action acts[16];
 	size_t k;
 
-	cfg.completion_timeout_s = 10;
-	cfg.data_bytes = GIB_BYTES;
 	cfg.permit_post_copy = false;
 	cfg.permit_pause = false;
 	cfg.permit_auto_converge = false;
-	wk_policy_init(&st, &cfg, 0);
-	slow_t = 0;
-	k = play_refusing(&st, &cfg, slow_next, NULL, 100, ~0u, acts, 16, &last);
+	k = play_slow(&cfg, slow_next, 100, ~0u, acts, &last);
 	cr_assert_eq(k, 4, "abort twice, pause twice; got %zu", k);
 	cr_assert_eq(last.action, WK_ACTION_NONE);
 	cr_assert_not_null(
@@ -837,18 +847,13 @@ Test(wk_policy, every_action_refused_says_so_and_stops_trying)
 
 Test(wk_policy, an_accepted_action_is_not_repeated)
 {
-	struct wk_policy_config cfg = nova_defaults();
-	struct wk_policy_state st;
+	struct wk_policy_config cfg = deadline_config();
 	struct wk_decision last;
 	enum wk_action acts[16];
 	size_t k;
 
-	cfg.completion_timeout_s = 10;
-	cfg.data_bytes = GIB_BYTES;
 	cfg.timeout_action = WK_TIMEOUT_ABORT;
-	wk_policy_init(&st, &cfg, 0);
-	slow_t = 0;
-	k = play_refusing(&st, &cfg, slow_next, NULL, 100, 0, acts, 16, &last);
+	k = play_slow(&cfg, slow_next, 100, 0, acts, &last);
 	cr_assert_eq(k, 1);
 	cr_assert_eq(acts[0], WK_ACTION_ABORT);
 }
@@ -867,20 +872,15 @@ stalls_after_12s(void *unused)
 
 Test(wk_policy, a_paused_guest_whose_transfer_stalls_is_aborted_not_left_forever)
 {
-	struct wk_policy_config cfg = nova_defaults();
-	struct wk_policy_state st;
+	struct wk_policy_config cfg = deadline_config();
 	struct wk_decision last;
 	enum wk_action acts[16];
 	size_t k;
 
-	cfg.completion_timeout_s = 10;
-	cfg.data_bytes = GIB_BYTES;
 	cfg.permit_post_copy = false;
 	cfg.timeout_action = WK_TIMEOUT_FORCE_COMPLETE;
 	cfg.downtime_delay_s = 1000;
-	wk_policy_init(&st, &cfg, 0);
-	slow_t = 0;
-	k = play_refusing(&st, &cfg, stalls_after_12s, NULL, 240, 0, acts, 16, &last);
+	k = play_slow(&cfg, stalls_after_12s, 240, 0, acts, &last);
 	cr_assert_eq(k, 2, "got %zu drastic actions", k);
 	cr_assert_eq(acts[0], WK_ACTION_PAUSE, "force-complete by pause at the deadline");
 	cr_assert_eq(acts[1], WK_ACTION_ABORT, "then abort once nothing moves for 30 s");
