@@ -5,10 +5,11 @@
 # dpkg-buildpackage from a copy of this tree (uncommitted work included, the
 # tree itself untouched), installs it with apt-get, checks what it installed
 # (the installed worker validates the installed conffile, as the user ferry;
-# the conffile's owner and mode; the user; the state directory; the unit,
-# with systemd-analyze verify, offline), reinstalls it, runs lintian (no
-# errors), purges it and checks that it is gone.  Whatever happens, it
-# purges what it installed and removes its temporary directory.
+# the conffile's owner and mode; the user, in the group libvirt; the state
+# directory; the unit, with systemd-analyze verify, offline), reinstalls it,
+# runs lintian (no errors), purges it and checks that it is gone.  Whatever
+# happens, it purges what it installed, removes the stand-in group libvirt
+# it may have made and its temporary directory.
 set -euo pipefail
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -19,7 +20,10 @@ UNIT=/lib/systemd/system/ferry-worker.service
 # Present while this test may have the package installed: a run killed
 # before its cleanup (a CTest timeout) is recognised by the next one.
 MARK=/var/tmp/ferry-test-deb.installed
+# Present while the group libvirt is this test's stand-in (below).
+GROUP_MARK=/var/tmp/ferry-test-deb.libvirt-group
 tmp=
+made_libvirt_group=
 
 fail() {
 	echo "test_deb.sh: FAIL: $*" >&2
@@ -44,6 +48,10 @@ cleanup() {
 			purge >/dev/null 2>&1 || echo "test_deb.sh: cleanup: cannot purge $PKG" >&2
 		fi
 		installed || rm -f "$MARK"
+	fi
+	if [[ -n $made_libvirt_group ]]; then
+		groupdel libvirt || echo "test_deb.sh: cleanup: cannot remove the group libvirt" >&2
+		getent group libvirt >/dev/null || rm -f "$GROUP_MARK"
 	fi
 	[[ -n $tmp ]] && rm -rf "$tmp"
 	exit "$rc"
@@ -93,6 +101,13 @@ debs=("$tmp/${PKG}"_*.deb)
 [[ ${#debs[@]} == 1 && -f ${debs[0]} ]] || fail "expected one ${PKG}_*.deb, got: ${debs[*]}"
 say "built $(basename "${debs[0]}") in $((SECONDS - start)) s"
 
+# postinst adds ferry to the group libvirt (libvirt-daemon-system's) when
+# it exists: without that package here, a stand-in group shows it does.
+if [[ -e $GROUP_MARK ]] || ! getent group libvirt >/dev/null; then
+	touch "$GROUP_MARK"
+	made_libvirt_group=1
+	getent group libvirt >/dev/null || groupadd --system libvirt
+fi
 touch "$MARK"
 say "apt-get install ${debs[0]}"
 DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
@@ -112,9 +127,7 @@ IFS=: read -r _ _ uid _ _ home shell < <(getent passwd ferry) || fail "no user f
 ((uid < 1000)) || fail "user ferry is not a system user (uid $uid)"
 [[ $home == "$STATE" && $shell == /usr/sbin/nologin ]] || fail "user ferry: home $home, shell $shell"
 [[ $(id -gn ferry) == ferry ]] || fail "user ferry's group is $(id -gn ferry)"
-if getent group libvirt >/dev/null; then
-	id -nG ferry | tr ' ' '\n' | grep -qx libvirt || fail "ferry is not in the group libvirt"
-fi
+id -nG ferry | tr ' ' '\n' | grep -qx libvirt || fail "ferry is not in the group libvirt"
 [[ $(stat -c '%a %U %G' "$CONF") == "640 root ferry" ]] ||
 	fail "$CONF is $(stat -c '%a %U %G' "$CONF"), expected 640 root ferry"
 [[ -d $STATE && $(stat -c '%a %U %G' "$STATE") == "750 ferry ferry" ]] ||
