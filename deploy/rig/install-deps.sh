@@ -10,6 +10,9 @@ PKGS=(
 	# build (clang + libclang-rt: the libFuzzer target; openssl: the TLS tests make their CA)
 	gcc make binutils cmake pkg-config clang clang-format libclang-rt-14-dev openssl
 	librabbitmq-dev libjansson-dev libconfig-dev libcriterion-dev libvirt-dev
+	libmicrohttpd-dev
+	# the Debian package (debian/, tests/package: build, lint, systemd-analyze verify)
+	dpkg-dev debhelper lintian systemd
 	# the rig: broker, two libvirt hosts, TCG guests (deploy/rig, deploy/guest)
 	rabbitmq-server libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 	qemu-system-x86 qemu-utils iproute2 procps util-linux passwd
@@ -40,9 +43,10 @@ else
 	# Without systemd, rabbitmq-server's postinst may fail to start the
 	# service; that is harmless (deploy/rig/rabbit.sh runs its own node), so a
 	# failed configure step is retried once before giving up.
-	if ! apt-get install -y --no-install-recommends "${missing[@]}"; then
+	# tests/package installs and purges a package: wait for its dpkg lock.
+	if ! apt-get install -y --no-install-recommends -o DPkg::Lock::Timeout=600 "${missing[@]}"; then
 		dpkg --configure -a || true
-		apt-get install -y --no-install-recommends "${missing[@]}" ||
+		apt-get install -y --no-install-recommends -o DPkg::Lock::Timeout=600 "${missing[@]}" ||
 			die "apt-get install failed"
 	fi
 fi
