@@ -262,6 +262,79 @@ wk_flow_stop(wk_flow *f)
 	wk_log_set_request_id(NULL);
 }
 
+/* The host the migration leaves: this one for a source record; for a
+ * destination record the instance's host in the source's
+ * pre_live_migration (nova's instance.host is the source until post).
+ * Borrowed, or NULL. */
+static const char *
+mig_source_host(const wk_flow *f, const struct mig *m)
+{
+	return m->role == ROLE_SOURCE ? f->d.conf->host : wk_flow_obj_str(m->instance, "host");
+}
+
+/* ms until the completion deadline of a source migration in pre-copy
+ * (negative once it passed and the timeout action is still pending), or
+ * false when none applies: no completion timeout, not started, or no
+ * longer in pre-copy (post-copy, recovery: the policy's deadline is over). */
+static bool
+mig_deadline_left(const struct mig *m, uint64_t now_ms, long long *ret_left_ms)
+{
+	const struct wk_policy_state *st = &m->policy_state;
+
+	if (m->role != ROLE_SOURCE || m->phase != PHASE_RUNNING || m->postcopy_active ||
+	    m->recovering || st->start_ms == 0 || st->deadline_ms < 0)
+		return false;
+	*ret_left_ms = (long long)(st->start_ms + (uint64_t)st->deadline_ms) - (long long)now_ms;
+	return true;
+}
+
+/* list_migrations' policy view of m (ferry 1.0, additive): the verdict of
+ * the newest sample, its reasons, why this action or none, the next rung,
+ * the deadline.  Destination records have no policy: empty verdict, -1 and
+ * null figures (ferryctl takes them from the source). */
+static int
+mig_policy_fields(const wk_flow *f, const struct mig *m, uint64_t now_ms, json_t *o)
+{
+	const struct wk_decision *d = m->decided ? &m->decision : NULL;
+	json_t *reasons = json_array();
+	long long left_ms = 0;
+	bool has_left = mig_deadline_left(m, now_ms, &left_ms);
+	int r = 0;
+
+	if (reasons == NULL)
+		return -ENOMEM;
+	for (unsigned bit = 1; d != NULL && bit <= WK_REASON_TRANSFER_STALLED; bit <<= 1)
+		if ((d->reasons & bit) &&
+		    json_array_append_new(reasons, json_string(wk_reason_name(bit))) < 0)
+			r = -ENOMEM;
+	r |= json_object_set_new(o, "source_host",
+	    mig_source_host(f, m) ? json_string(mig_source_host(f, m)) : json_null());
+	r |= json_object_set_new(o, "struggling", json_boolean(d != NULL && d->reasons != 0));
+	r |= json_object_set_new(o, "reasons", reasons);
+	r |= json_object_set_new(o, "action_reason",
+	    d && d->action_reason ? json_string(d->action_reason) : json_null());
+	r |= json_object_set_new(
+	    o, "planned_action", d ? json_string(wk_action_name(d->planned)) : json_null());
+	r |= json_object_set_new(o, "last_action",
+	    m->last_action != WK_ACTION_NONE ? json_string(wk_action_name(m->last_action))
+	                                     : json_null());
+	r |= json_object_set_new(o, "policy_step", json_integer(d ? d->policy_step : -1));
+	r |= json_object_set_new(o, "max_downtime_ms",
+	    json_integer(m->max_downtime_ms > 0 ? (json_int_t)m->max_downtime_ms : -1));
+	r |= json_object_set_new(
+	    o, "dirty_rate_bytes_per_second", json_integer(d ? d->dirty_rate_bps : -1));
+	r |= json_object_set_new(
+	    o, "transfer_rate_bytes_per_second", json_integer(d ? d->transfer_rate_bps : -1));
+	r |= json_object_set_new(o, "deadline_ms",
+	    json_integer(m->role == ROLE_SOURCE && m->policy_state.start_ms != 0
+	                     ? m->policy_state.deadline_ms
+	                     : -1));
+	r |= json_object_set_new(o, "seconds_left",
+	    has_left ? json_integer(left_ms >= 0 ? left_ms / 1000 : -((999 - left_ms) / 1000))
+	             : json_null());
+	return r < 0 ? -ENOMEM : 0;
+}
+
 int
 wk_flow_list_migrations(wk_flow *f, const rpc_msg *msg, json_t **ret_result, struct wk_err *reterr)
 {
@@ -280,6 +353,10 @@ wk_flow_list_migrations(wk_flow *f, const rpc_msg *msg, json_t **ret_result, str
 		    (json_int_t)m->progress.eta_s, "elapsed_ms",
 		    (json_int_t)(m->started_ms ? wk_now_ms() - m->started_ms : 0));
 
+		if (o != NULL && mig_policy_fields(f, m, wk_now_ms(), o) < 0) {
+			json_decref(o);
+			o = NULL;
+		}
 		if (o == NULL || json_array_append_new(list, o) < 0) {
 			json_decref(list);
 			return -ENOMEM;

@@ -54,6 +54,8 @@ mig_apply_policy(wk_flow *f, struct mig *m, const struct wk_job_sample *s)
 
 	wk_policy_step(&m->policy_state, &m->policy, s, &d);
 	m->policy_step = d.policy_step;
+	m->decision = d;
+	m->decided = true;
 	if (mig_should_warn(m, &d, s->t_ms)) {
 		mig_notify_struggling(f, m, &d);
 		m->warned_reasons |= d.reasons;
@@ -107,6 +109,8 @@ mig_apply_policy(wk_flow *f, struct mig *m, const struct wk_job_sample *s)
 	/* The policy learns the outcome: a refused action is retried once,
 	 * then the ladder or the deadline moves on. */
 	wk_policy_action_result(&m->policy_state, &d, r);
+	if (r == 0)
+		m->last_action = d.action;
 	if (r < 0)
 		log_error("Policy action '%s' on '%s' failed: %s", wk_action_name(d.action),
 		    m->uuid, err.msg);

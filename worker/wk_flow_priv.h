@@ -75,6 +75,14 @@ struct mig {
 	char warned_none[160];              /* the last "nothing left to do" reason reported */
 	uint64_t last_warn_ms;
 	int policy_step;
+	/* source: the policy's decision on the newest sample (verdict, reasons,
+	 * planned action; action_reason is static text), for list_migrations;
+	 * decided is false until the first sample of this run.  last_action is
+	 * the newest action the hypervisor carried out (WK_ACTION_NONE: none
+	 * yet).  Derived, not journalled. */
+	struct wk_decision decision;
+	bool decided;
+	enum wk_action last_action;
 	json_t *instance;          /* the cast's Instance primitive */
 	json_t *context;           /* the cast's request context */
 	json_t *migrate_data;      /* source: the destination's answer to pre_live_migration */

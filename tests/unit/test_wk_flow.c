@@ -300,10 +300,12 @@ paused_here(struct fh *hh, const void *uuid)
 }
 
 /* A migration that cannot converge (the nonconverging trace, played in
- * fast motion) with a 1 s deadline and force_complete at the timeout.
- * Returns when it was accepted and its pre call answered. */
+ * fast motion) of a 1 GiB guest on a worker with libvirt_opts, post-copy
+ * refused by the hypervisor when refuse_postcopy.  Returns when it was
+ * accepted and its pre call answered. */
 static uint64_t
-start_struggling(struct wk_job_sample *trace, size_t max)
+start_struggling_with(
+    struct wk_job_sample *trace, size_t max, const char *libvirt_opts, bool refuse_postcopy)
 {
 	struct fake_mig_step step = {.kind = FAKE_MIG_HANG, .step_ms = 50};
 	struct mig *m;
@@ -312,21 +314,32 @@ start_struggling(struct wk_job_sample *trace, size_t max)
 	step.trace_len = fh_load_trace("nonconverging", trace, max);
 	step.trace = trace;
 	cr_assert_gt(step.trace_len, 10);
-	start("live_migration_permit_post_copy = true;\n"
-	      "live_migration_timeout_action = \"force_complete\";\n"
-	      "live_migration_completion_timeout = 1;");
+	start(libvirt_opts);
 	fake_hv_script(A, &step);
-	fake_hv_fail_always("start_postcopy", -EINVAL,
-	    "switch to post-copy: internal error: unable to execute QEMU command "
-	    "'migrate-start-postcopy'");
+	if (refuse_postcopy)
+		fake_hv_fail_always("start_postcopy", -EINVAL,
+		    "switch to post-copy: internal error: unable to execute QEMU command "
+		    "'migrate-start-postcopy'");
 	accept_cast(A);
-	/* A 1 GiB guest: 1 s per GiB makes a 1 s deadline. */
+	/* A 1 GiB guest: the completion timeout per GiB is the deadline. */
 	m = mig_find(h->flow, A, ROLE_SOURCE);
 	cr_assert_not_null(m);
 	m->policy.data_bytes = 1ULL << 30;
 	t0 = wk_now_ms();
 	cr_assert(fh_answer_pre(h, A));
 	return t0;
+}
+
+/* The same with a 1 s deadline, force_complete at the timeout, and
+ * post-copy permitted but refused by the hypervisor. */
+static uint64_t
+start_struggling(struct wk_job_sample *trace, size_t max)
+{
+	return start_struggling_with(trace, max,
+	    "live_migration_permit_post_copy = true;\n"
+	    "live_migration_timeout_action = \"force_complete\";\n"
+	    "live_migration_completion_timeout = 1;",
+	    true);
 }
 
 /* Post-copy and pausing both refused: the deadline still ends it (abort). */
@@ -362,6 +375,74 @@ Test(wk_flow, refused_postcopy_falls_back_to_pause)
 	complete(A);
 	cr_assert(fake_hv_get_domain(FH_DST_URI, A, &info));
 	cr_assert_eq(fake_hv_calls("abort", A), 0);
+}
+
+/* uuid's record of role in list_migrations (new reference), or NULL. */
+static json_t *
+listed(const char *uuid, const char *role)
+{
+	json_t *list = fh_list(h), *e, *found = NULL;
+	size_t i;
+
+	json_array_foreach (list, i, e)
+		if (strcmp(json_string_value(json_object_get(e, "instance_uuid")), uuid) == 0 &&
+		    strcmp(json_string_value(json_object_get(e, "role")), role) == 0)
+			found = json_incref(e);
+	json_decref(list);
+	return found;
+}
+
+static bool
+listed_struggling(struct fh *hh, const void *uuid)
+{
+	json_t *e = listed(uuid, "source");
+	bool yes = e != NULL && json_is_true(json_object_get(e, "struggling"));
+
+	(void)hh;
+	json_decref(e);
+	return yes;
+}
+
+/* list_migrations shows what the policy thinks (verdict, reasons, what it
+ * would do next and why) and how long the completion timeout leaves. */
+Test(wk_flow, list_shows_the_policy_verdict_and_the_deadline)
+{
+	static struct wk_job_sample trace[128];
+	struct wk_err err = {{0}};
+	json_t *e, *reasons, *v;
+	json_int_t left;
+	size_t i;
+
+	/* 60 s per GiB of a 1 GiB guest: a 60 s deadline, far away. */
+	start_struggling_with(trace, 128,
+	    "live_migration_permit_post_copy = false;\n"
+	    "live_migration_timeout_action = \"abort\";\n"
+	    "live_migration_completion_timeout = 60;",
+	    false);
+	e = listed(A, "source");
+	cr_assert_not_null(e);
+	cr_assert_str_eq(json_string_value(json_object_get(e, "source_host")), FH_HOST);
+	cr_assert_eq(json_integer_value(json_object_get(e, "deadline_ms")), 60000);
+	json_decref(e);
+
+	cr_assert(fh_pump_until(h, listed_struggling, A, 8000), "never listed as struggling");
+	e = listed(A, "source");
+	reasons = json_object_get(e, "reasons");
+	cr_assert(json_is_array(reasons) && json_array_size(reasons) > 0);
+	json_array_foreach (reasons, i, v)
+		cr_assert(json_is_string(v));
+	cr_assert_str_eq(json_string_value(json_object_get(e, "phase")), "precopy");
+	cr_assert(json_is_string(json_object_get(e, "planned_action")));
+	cr_assert(json_is_string(json_object_get(e, "action_reason")));
+	cr_assert_geq(json_integer_value(json_object_get(e, "transfer_rate_bytes_per_second")), 0);
+	v = json_object_get(e, "seconds_left");
+	cr_assert(json_is_integer(v), "seconds_left is not a number");
+	left = json_integer_value(v);
+	cr_assert(left > 0 && left <= 60, "seconds_left %lld", (long long)left);
+	json_decref(e);
+
+	cr_assert_eq(fh_abort(h, A, &err), 0, "%s", err.msg);
+	assert_rolled_back(A);
 }
 
 /* ---- lost replies ---- */
@@ -660,6 +741,29 @@ Test(wk_flow, destination_reserves_then_rolls_back)
 	start(NULL);
 	reserve(A);
 	rollback_dest(A);
+}
+
+/* A destination record names the source (to ask it for the figures) and
+ * has no policy of its own. */
+Test(wk_flow, list_names_the_source_of_an_inbound_migration)
+{
+	json_t *e, *inst;
+
+	start(NULL);
+	reserve(A);
+	e = listed(A, "destination");
+	cr_assert_not_null(e);
+	inst = fh_instance(h, A);
+	cr_assert_not_null(wk_flow_obj_str(inst, "host"));
+	cr_assert_str_eq(
+	    json_string_value(json_object_get(e, "source_host")), wk_flow_obj_str(inst, "host"));
+	json_decref(inst);
+	cr_assert(json_is_false(json_object_get(e, "struggling")));
+	cr_assert_eq(json_array_size(json_object_get(e, "reasons")), 0);
+	cr_assert(json_is_null(json_object_get(e, "seconds_left")));
+	cr_assert(json_is_null(json_object_get(e, "planned_action")));
+	cr_assert_eq(json_integer_value(json_object_get(e, "deadline_ms")), -1);
+	json_decref(e);
 }
 
 Test(wk_flow, destination_inbound_slots_are_limited)
