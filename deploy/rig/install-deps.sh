@@ -9,13 +9,15 @@ set -euo pipefail
 PKGS=(
 	# build (clang + libclang-rt: the libFuzzer target; openssl: the TLS tests make their CA)
 	gcc make binutils cmake pkg-config clang clang-format libclang-rt-14-dev openssl
-	librabbitmq-dev libjansson-dev libconfig-dev libcriterion-dev libvirt-dev
+	librabbitmq-dev libjansson-dev libconfig-dev libcriterion-dev libvirt-dev libmicrohttpd-dev
 	# the rig: broker, two libvirt hosts, TCG guests (deploy/rig, deploy/guest)
 	rabbitmq-server libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 	qemu-system-x86 qemu-utils iproute2 procps util-linux passwd
 	# test peers and tools (run with /usr/bin/python3)
 	python3 python3-libvirt python3-nova python3-oslo.messaging python3-jsonschema
 	python3-pytest amqp-tools gcc-multilib
+	# the metrics test scrapes the worker with a real Prometheus (and promtool)
+	prometheus
 )
 
 die() {
