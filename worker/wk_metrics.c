@@ -346,7 +346,7 @@ wk_metrics_start(const char *listen_addr, wk_metrics **ret_metrics, struct wk_er
 	if (r < 0)
 		return r;
 	/* Our own socket: a failed bind says why (errno), which
-	 * MHD_start_daemon would not. */
+	 * MHD_start_daemon would not.  The logger goes first, as MHD wants. */
 	fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return wk_err_set(reterr, -errno, "socket: %s", strerror(errno));
@@ -368,9 +368,9 @@ wk_metrics_start(const char *listen_addr, wk_metrics **ret_metrics, struct wk_er
 	m->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
 	                                 MHD_USE_ERROR_LOG |
 	                                 (sa.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-	    0, NULL, NULL, on_request, m, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
-	    (unsigned)MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT,
-	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_END);
+	    0, NULL, NULL, on_request, m, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+	    MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT, MHD_OPTION_END);
 	if (m->daemon == NULL) {
 		r = errno > 0 ? -errno : -EIO;
 		close(fd);
