@@ -239,7 +239,7 @@ int
 wk_metrics_check_listen(const char *listen, struct wk_err *reterr)
 {
 	struct sockaddr_storage sa;
-	socklen_t len;
+	socklen_t len = 0;
 
 	return parse_listen(listen, &sa, &len, reterr);
 }
@@ -337,7 +337,7 @@ int
 wk_metrics_start(const char *listen_addr, wk_metrics **ret_metrics, struct wk_err *reterr)
 {
 	struct sockaddr_storage sa;
-	socklen_t salen;
+	socklen_t salen = 0;
 	wk_metrics *m;
 	int fd, one = 1;
 	int r;
