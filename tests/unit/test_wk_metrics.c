@@ -507,3 +507,44 @@ Test(wk_metrics, destination_side_series, .fini = teardown, .timeout = 30)
 	assert_has(text, "ferry_inbound_slots_in_use 0");
 	cr_assert_null(strstr(text, A), "%s", text);
 }
+
+static bool
+renders(struct fh *hh, const void *line)
+{
+	char want[600];
+
+	(void)hh;
+	snprintf(want, sizeof(want), "\n%s\n", (const char *)line);
+	return strstr(render(), want) != NULL;
+}
+
+/* A migration that cannot converge (the nonconverging trace, in fast
+ * motion): the struggling gauge turns 1 and the policy's downtime steps
+ * are counted. */
+Test(wk_metrics, struggling_migration_and_policy_actions, .fini = teardown, .timeout = 30)
+{
+	static struct wk_job_sample trace[128];
+	struct fake_mig_step step = {.kind = FAKE_MIG_HANG, .step_ms = 50};
+	struct wk_err err = {{0}};
+	const char *text;
+
+	step.trace_len = fh_load_trace("nonconverging", trace, 128);
+	step.trace = trace;
+	cr_assert_gt(step.trace_len, 10);
+	h = fh_new("live_migration_completion_timeout = 0;");
+	fh_add_guest(A);
+	fake_hv_script(A, &step);
+	cr_assert_eq(fh_live_migration(h, A, &err), 0, "%s", err.msg);
+	cr_assert(fh_answer_pre(h, A));
+	cr_assert(fh_pump_until(h, renders,
+	              "ferry_migration_struggling{instance=\"" A "\",dest=\"host2\"} 1", 8000),
+	    "%s", render());
+	text = render();
+	assert_well_formed(text);
+	cr_assert_null(
+	    strstr(text, "ferry_policy_actions_total{action=\"raise_downtime\"} 0\n"), "%s", text);
+	cr_assert_gt(fh_count(h, "instance.live_migration_struggling", A), 0);
+	cr_assert_eq(fh_abort(h, A, &err), 0, "%s", err.msg);
+	cr_assert(fh_wait_event(h, "instance.live_migration_rollback.end", A, 1, WAIT_MS));
+	assert_has(render(), "ferry_migrations_total{role=\"source\",outcome=\"aborted\"} 1");
+}
