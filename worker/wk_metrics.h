@@ -75,8 +75,9 @@ int wk_metrics_check_listen(const char *listen, struct wk_err *reterr);
  * server's own thread; until the first wk_metrics_publish a scrape gets
  * 503.  Other paths get 404, other methods than GET and HEAD 405.
  * Returns 0 and a new server in *ret_metrics, or -errno with reterr (e.g.
- * -EADDRINUSE).  Call before anything else that starts threads is not
- * needed: the server blocks no signal of its own.
+ * -EADDRINUSE).  The server's thread inherits the caller's signal mask:
+ * start it after blocking the signals the main thread reads from its
+ * signalfd (main.c does), or they may land on that thread.
  */
 int wk_metrics_start(const char *listen, wk_metrics **ret_metrics, struct wk_err *reterr);
 
