@@ -53,7 +53,7 @@ WK_LOG_NAME("worker.main");
 #define FLOW_TICK_MAX_MS 1000
 /* How often the main thread renders the metrics text the endpoint serves
  * (Prometheus scrapes every 15 s by default; 2 Hz keeps a 1 s scrape
- * interval fresh at a small cost, see tests/bench/metrics_bench.sh). */
+ * interval fresh at a small cost, see tests/bench/metrics_bench.py). */
 #define METRICS_RENDER_MS 500
 
 struct worker {
