@@ -87,7 +87,8 @@ struct mig {
 /* How a migration ended, for ferry_migrations_total (wk_flow_metrics.c). */
 enum mig_outcome {
 	OUTCOME_COMPLETED,       /* source: post.end; destination: post_dest.end */
-	OUTCOME_ROLLED_BACK,     /* source: rollback.end; destination: rollback_dest.end */
+	OUTCOME_ROLLED_BACK,     /* source: rollback.end (also of a refused cast);
+	                          * destination: rollback_dest.end */
 	OUTCOME_ABORTED,         /* source: rollback.end after an abort (operator or policy) */
 	OUTCOME_POSTCOPY_FAILED, /* source: post-copy broke and was not recovered */
 	OUTCOME_LOST,            /* source: the guest runs on neither host */

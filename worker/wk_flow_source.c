@@ -725,5 +725,6 @@ wk_flow_cast_failed(wk_flow *f, const rpc_msg *msg, const char *method, const ch
 		    f, instance, rpc_msg_context(msg), "live_migration_rollback", "start");
 		wk_flow_notify_action(
 		    f, instance, rpc_msg_context(msg), "live_migration_rollback", "end");
+		mig_count_outcome(f, ROLE_SOURCE, OUTCOME_ROLLED_BACK);
 	}
 }
