@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "rpc_amqp.h"
@@ -32,6 +33,7 @@
 #include "wk_hv_backend.h"
 #include "wk_log.h"
 #include "wk_loop.h"
+#include "wk_metrics.h"
 #include "wk_migrate.h"
 #include "wk_sdnotify.h"
 #include "wk_statelock.h"
@@ -49,6 +51,10 @@ WK_LOG_NAME("worker.main");
 /* The flow is ticked at least this often: it also releases stale inbound
  * reservations (every 5 s) and retries it schedules from its callbacks. */
 #define FLOW_TICK_MAX_MS 1000
+/* How often the main thread renders the metrics text the endpoint serves
+ * (Prometheus scrapes every 15 s by default; 2 Hz keeps a 1 s scrape
+ * interval fresh at a small cost, see tests/bench/metrics_bench.py). */
+#define METRICS_RENDER_MS 500
 
 struct worker {
 	struct wk_conf *conf;
@@ -61,6 +67,8 @@ struct worker {
 	wk_statelock *lock;
 	wk_journal *journal;
 	wk_dispatch *dispatch;
+	wk_metrics *metrics;          /* NULL: metrics.listen unset */
+	struct wk_metrics_text mtext; /* rendered here, swapped into metrics */
 	int sfd;
 	uint64_t reconnect_at_ms;
 	unsigned backoff_ms;
@@ -71,6 +79,7 @@ struct worker {
 	wk_loop *loop;
 	int signal_watch, migrate_watch, broker_watch; /* wk_loop ids */
 	int watchdog_timer, flow_timer, bus_timer, reconnect_timer, heartbeat_timer, stop_timer;
+	int metrics_timer;
 	/* The connection the broker watch follows: its socket and connect count. */
 	int broker_fd;
 	uint64_t broker_connects;
@@ -296,12 +305,39 @@ setup(struct worker *w)
 	r = wk_dispatch_new(w->amqp, w->bus, w->flow, &w->dispatch);
 	if (r < 0)
 		return log_error_errno(r, "Cannot set up dispatch: %s", strerror(-r));
+	if (c->metrics.listen != NULL) {
+		r = wk_metrics_start(c->metrics.listen, &w->metrics, &err);
+		if (r < 0)
+			return log_error_errno(r, "%s: metrics.listen: %s", c->path, err.msg);
+		log_info("Serving Prometheus metrics on http://%s/metrics", c->metrics.listen);
+	}
 	return 0;
+}
+
+/* Renders every family into w->mtext and hands it to the endpoint.  Only
+ * this thread reads the flow and the bus; the endpoint's thread only
+ * copies the text. */
+static void
+metrics_render(struct worker *w)
+{
+	struct timespec ts;
+
+	if (w->metrics == NULL)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	wk_metrics_text_reset(&w->mtext);
+	wk_flow_metrics(w->flow, &w->mtext, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+	wk_bus_metrics(w->bus, &w->mtext);
+	if (w->mtext.oom)
+		log_warning("Out of memory rendering the metrics; the endpoint serves older ones");
+	wk_metrics_publish(w->metrics, &w->mtext);
 }
 
 static void
 teardown(struct worker *w)
 {
+	w->metrics = wk_metrics_stop(w->metrics);
+	wk_metrics_text_done(&w->mtext);
 	w->dispatch = wk_dispatch_free(w->dispatch);
 	w->flow = wk_flow_free(w->flow);
 	w->journal = wk_journal_free(w->journal);
@@ -468,6 +504,14 @@ on_bus_tick(wk_loop *l, int timer, void *userdata)
 	wk_loop_timer_update(l, timer, next < 0 ? WK_LOOP_NEVER : now + (uint64_t)next, 0);
 }
 
+static void
+on_metrics_tick(wk_loop *l, int timer, void *userdata)
+{
+	(void)l;
+	(void)timer;
+	metrics_render(userdata);
+}
+
 /* Only wakes the loop: stop_done() compares the deadlines. */
 static void
 on_stop_deadline(wk_loop *l, int timer, void *userdata)
@@ -529,6 +573,13 @@ loop_setup(struct worker *w)
 	    w->bus_timer < 0 || w->stop_timer < 0)
 		return -ENOMEM;
 	(void)wk_loop_watch_pending(w->loop, w->broker_watch, broker_pending);
+	if (w->metrics != NULL) {
+		metrics_render(w); /* served from the first scrape on */
+		w->metrics_timer =
+		    wk_loop_timer_add(w->loop, now, METRICS_RENDER_MS, on_metrics_tick, w);
+		if (w->metrics_timer < 0)
+			return -ENOMEM;
+	}
 	if (w->watchdog_ms > 0) {
 		w->watchdog_timer =
 		    wk_loop_timer_add(w->loop, now, (unsigned)(w->watchdog_ms / 2), on_watchdog, w);

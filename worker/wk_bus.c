@@ -17,9 +17,12 @@
 #include "rpc_uuid.h"
 #include "wk_bus_priv.h"
 #include "wk_log.h"
+#include "wk_metrics.h"
 #include "wk_util.h"
 
 WK_LOG_NAME("worker.bus");
+
+#define SENT_TYPES_MAX 48
 
 struct pending_call {
 	struct pending_call *next;
@@ -40,6 +43,13 @@ struct wk_bus {
 	bool notify_enabled;
 	int rpc_response_timeout;
 	struct pending_call *calls;
+	/* Notifications published, by event type (a fixed set in the code;
+	 * past SENT_TYPES_MAX they count as "other"). */
+	struct sent_count {
+		char event_type[96];
+		uint64_t n;
+	} sent[SENT_TYPES_MAX];
+	size_t n_sent;
 };
 
 /* Every drop is logged with the running count; overflow once per episode. */
@@ -131,6 +141,28 @@ publish_notification(wk_bus *b, const char *rk, json_t *inner, enum rpc_outbox_c
 	return rpc_amqp_notify(b->amqp, rk, inner, cls);
 }
 
+/* One more notification of event_type handed to the transport. */
+static void
+count_sent(wk_bus *b, const char *event_type)
+{
+	size_t i;
+
+	if (strlen(event_type) >= sizeof(b->sent[0].event_type))
+		event_type = "other";
+	for (i = 0; i < b->n_sent; i++)
+		if (strcmp(b->sent[i].event_type, event_type) == 0)
+			break;
+	if (i == b->n_sent) {
+		if (b->n_sent == SENT_TYPES_MAX - 1 && strcmp(event_type, "other") != 0) {
+			count_sent(b, "other");
+			return;
+		}
+		snprintf(b->sent[i].event_type, sizeof(b->sent[i].event_type), "%s", event_type);
+		b->n_sent++;
+	}
+	b->sent[i].n++;
+}
+
 int
 wk_bus_notify(
     wk_bus *b, const char *event_type, const char *priority, json_t *payload, json_t *context)
@@ -154,6 +186,8 @@ wk_bus_notify(
 	r = publish_notification(b, rk, inner,
 	    strcmp(event_type, WK_BUS_PROGRESS_EVENT) == 0 ? RPC_OUTBOX_DROPPABLE
 	                                                   : RPC_OUTBOX_KEEP);
+	if (r >= 0)
+		count_sent(b, event_type);
 	log_debug("Notification '%s' queued", event_type);
 	return r;
 }
@@ -392,4 +426,40 @@ wk_bus_cancel(wk_bus *b, void *data)
 			pp = &c->next;
 		}
 	}
+}
+
+void
+wk_bus_metrics(const wk_bus *b, struct wk_metrics_text *t)
+{
+	struct rpc_amqp_stats st;
+	struct wk_metrics_label l;
+	size_t i;
+
+	wk_metrics_family(t, "ferry_notifications_sent_total", "counter",
+	    "Versioned notifications handed to the broker connection, by event type.");
+	l.name = "event_type";
+	for (i = 0; i < b->n_sent; i++) {
+		l.value = b->sent[i].event_type;
+		wk_metrics_sample(t, "ferry_notifications_sent_total", &l, 1, (double)b->sent[i].n);
+	}
+
+	memset(&st, 0, sizeof(st));
+	if (b->amqp != NULL) /* tests run buses without a transport */
+		rpc_amqp_get_stats(b->amqp, &st);
+	wk_metrics_family(t, "ferry_outbox_messages", "gauge",
+	    "Messages published and not yet confirmed by the broker (or waiting for it).");
+	wk_metrics_sample(t, "ferry_outbox_messages", NULL, 0, (double)st.outbox_len);
+	wk_metrics_family(t, "ferry_outbox_bytes", "gauge", "Bytes held in the outbox.");
+	wk_metrics_sample(t, "ferry_outbox_bytes", NULL, 0, (double)st.outbox_bytes);
+	wk_metrics_family(t, "ferry_outbox_dropped_total", "counter",
+	    "Progress notifications dropped because the outbox was over its bound.");
+	wk_metrics_sample(t, "ferry_outbox_dropped_total", NULL, 0, (double)st.dropped);
+	wk_metrics_family(t, "ferry_broker_connected", "gauge",
+	    "1 while the worker is connected to the broker, else 0.");
+	wk_metrics_sample(t, "ferry_broker_connected", NULL, 0,
+	    b->amqp != NULL && rpc_amqp_connected(b->amqp) ? 1 : 0);
+	wk_metrics_family(t, "ferry_broker_reconnects_total", "counter",
+	    "Connections to the broker made after the first one.");
+	wk_metrics_sample(t, "ferry_broker_reconnects_total", NULL, 0,
+	    st.connects > 0 ? (double)(st.connects - 1) : 0);
 }

@@ -20,6 +20,7 @@
 #include "rpc_msg.h"
 
 typedef struct wk_bus wk_bus;
+struct wk_metrics_text;
 
 /* Outcome of one of our calls: r == 0 with result (borrowed, may be JSON
  * null), or r < 0 with error text: -EREMOTEIO the peer raised (error holds
@@ -80,5 +81,9 @@ int wk_bus_tick(wk_bus *bus, uint64_t now_ms);
 
 /* Forgets every pending call whose data is data; their callbacks never run. */
 void wk_bus_cancel(wk_bus *bus, void *data);
+
+/* Appends the bus's Prometheus families to t (wk_metrics.h): notifications
+ * sent by event type, and the broker connection and its outbox. */
+void wk_bus_metrics(const wk_bus *bus, struct wk_metrics_text *t);
 
 #endif

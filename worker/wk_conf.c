@@ -26,6 +26,7 @@
 
 #include "rpc_url.h"
 #include "wk_log.h"
+#include "wk_metrics.h"
 #include "wk_util.h"
 
 enum opt_kind {
@@ -57,6 +58,7 @@ struct opt {
 #define NOTIF(n, k, min, unit)   GRP(notifications, notifications.n, #n, k, min, unit)
 #define RABBIT(n, k, min, unit)  GRP(oslo_messaging_rabbit, rabbit.n, #n, k, min, unit)
 #define LIBVIRT(n, k, min, unit) GRP(libvirt, libvirt.n, #n, k, min, unit)
+#define METRICS(n, k, min, unit) GRP(metrics, metrics.n, #n, k, min, unit)
 
 static const struct opt opts[] = {
     TOP(transport_url, OPT_STR, 0, NULL),
@@ -115,11 +117,14 @@ static const struct opt opts[] = {
     LIBVIRT(live_migration_postcopy_recovery_timeout, OPT_INT, 1, "s"),
     LIBVIRT(live_migration_queue_timeout, OPT_INT, 0, "s"),
     LIBVIRT(max_queued_live_migrations, OPT_INT, 0, NULL),
+
+    METRICS(listen, OPT_STR_OPT, 0, NULL),
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
 
-static const char *const groups[] = {"notifications", "oslo_messaging_rabbit", "libvirt"};
+static const char *const groups[] = {
+    "notifications", "oslo_messaging_rabbit", "libvirt", "metrics"};
 
 /* The struct field under @o. */
 static void *
@@ -390,6 +395,7 @@ conf_finish(struct wk_conf *c, struct wk_err *reterr)
 	static const char *const actions[] = {"abort", "force_complete"};
 	struct rpc_url *url = NULL;
 	struct rpc_err uerr = {{0}};
+	struct wk_err lerr = {{0}};
 	char hostname[256];
 	uint64_t bps;
 	const char *p;
@@ -435,6 +441,9 @@ conf_finish(struct wk_conf *c, struct wk_err *reterr)
 	    wk_conf_parse_link_speed(c->libvirt.link_speed, &bps) < 0)
 		return opt_err(reterr, c->path, "libvirt.link_speed",
 		    "expected a speed in bits/s such as \"10G\", \"2.5G\" or \"100M\"");
+
+	if (c->metrics.listen != NULL && wk_metrics_check_listen(c->metrics.listen, &lerr) < 0)
+		return opt_err(reterr, c->path, "metrics.listen", "%s", lerr.msg);
 
 	if (c->rabbit.rabbit_ha_queues && c->rabbit.rabbit_quorum_queue)
 		return opt_err(reterr, c->path, "oslo_messaging_rabbit.rabbit_quorum_queue",

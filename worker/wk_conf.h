@@ -86,6 +86,11 @@ struct wk_conf {
 		 * beyond it is rolled back; default 64, 0 = unlimited */
 		int max_queued_live_migrations;
 	} libvirt;
+	struct { /* group metrics (ferry) */
+		/* the Prometheus endpoint: "127.0.0.1:9178" or "[::1]:9178"
+		 * (numeric address and port); default NULL = off */
+		char *listen;
+	} metrics;
 
 	/* Internal: offsets of the options the file set explicitly (wk_conf_explicit). */
 	size_t explicit_offs[96];

@@ -30,6 +30,7 @@
 #include "wk_util.h"
 
 typedef struct wk_flow wk_flow;
+struct wk_metrics_text;
 
 /* Everything borrowed; must outlive the flow. */
 struct wk_flow_deps {
@@ -88,6 +89,13 @@ void wk_flow_on_job_event(wk_flow *flow, const struct wk_mig_event *ev);
 
 /* Migrations this host is still working on (either end). */
 size_t wk_flow_active(const wk_flow *flow);
+
+/* Appends the flow's Prometheus families to t (wk_metrics.h): migrations
+ * ended by role and outcome, policy actions, the queue and the slots, and
+ * per migration its phase, start time, struggling verdict and (source
+ * side, once libvirt reported) its data figures, rates and iteration.
+ * now_wall_s is the wall-clock time (start times are given as Unix time). */
+void wk_flow_metrics(const wk_flow *flow, struct wk_metrics_text *t, double now_wall_s);
 
 /* Time-driven work: checks the leases of inbound reservations, rolls back
  * queued migrations past libvirt.live_migration_queue_timeout, starts

@@ -54,6 +54,7 @@ release(wk_flow *f, struct mig *m, const char *why, bool nothing_arrived)
 		wk_flow_notify_action(
 		    f, m->instance, m->context, "live_migration_rollback_dest", "end");
 	}
+	mig_count_outcome(f, ROLE_DEST, OUTCOME_RELEASED);
 	mig_unlink_free(f, m);
 }
 
@@ -257,6 +258,9 @@ end_inbound(
 	if (m != NULL)
 		mig_unlink_free(f, m);
 	wk_flow_notify_action(f, instance, rpc_msg_context(msg), action, "end");
+	mig_count_outcome(f, ROLE_DEST,
+	    strcmp(action, "live_migration_post_dest") == 0 ? OUTCOME_COMPLETED
+	                                                    : OUTCOME_ROLLED_BACK);
 	log_info("Inbound migration of '%s' ended (%s)", uuid, method);
 	return 0;
 }

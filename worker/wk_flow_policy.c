@@ -50,6 +50,7 @@ mig_apply_policy(wk_flow *f, struct mig *m, const struct wk_job_sample *s)
 {
 	struct wk_decision d;
 	struct wk_err err = {{0}};
+	bool done = false; /* the action was carried out */
 	int r = 0;
 
 	wk_policy_step(&m->policy_state, &m->policy, s, &d);
@@ -64,13 +65,16 @@ mig_apply_policy(wk_flow *f, struct mig *m, const struct wk_job_sample *s)
 		m->last_warn_ms = s->t_ms;
 	}
 	switch (d.action) {
-	case WK_ACTION_NONE:
 	case WK_ACTION_THROTTLE: /* auto-converge was enabled at start; QEMU throttles */
+		f->actions[d.action]++;
+		return;
+	case WK_ACTION_NONE:
 	case _WK_ACTION_MAX:
 		return;
 	case WK_ACTION_RAISE_DOWNTIME:
 		r = wk_hv_set_max_downtime(f->d.hv, m->uuid, d.downtime_ms, &err);
 		if (r == 0) {
+			done = true;
 			m->max_downtime_ms = d.downtime_ms;
 			log_info("Max downtime of '%s' set to %llu ms (step %d)", m->uuid,
 			    d.downtime_ms, d.policy_step);
@@ -82,11 +86,13 @@ mig_apply_policy(wk_flow *f, struct mig *m, const struct wk_job_sample *s)
 		    d.action == WK_ACTION_POST_COPY ? "as it was struggling"
 		                                    : "at the completion timeout",
 		    d.action == WK_ACTION_POST_COPY || d.force_by == WK_ACTION_POST_COPY, &err);
+		done = r == 0;
 		break;
 	case WK_ACTION_PAUSE:
 		if (!m->paused_by_us) {
 			r = wk_hv_suspend(f->d.hv, m->uuid, &err);
 			if (r == 0) {
+				done = true;
 				m->paused_by_us = true;
 				log_warning(
 				    "Paused '%s' as the last resort for its migration", m->uuid);
@@ -99,6 +105,7 @@ mig_apply_policy(wk_flow *f, struct mig *m, const struct wk_job_sample *s)
 			break;
 		r = wk_hv_abort(f->d.hv, m->uuid, &err);
 		if (r == 0) {
+			done = true;
 			m->abort_requested = true;
 			snprintf(m->abort_reason, sizeof(m->abort_reason), "%s",
 			    d.action_reason ? d.action_reason : "aborted by policy");
@@ -109,8 +116,10 @@ mig_apply_policy(wk_flow *f, struct mig *m, const struct wk_job_sample *s)
 	/* The policy learns the outcome: a refused action is retried once,
 	 * then the ladder or the deadline moves on. */
 	wk_policy_action_result(&m->policy_state, &d, r);
-	if (r == 0)
+	if (done) {
 		m->last_action = d.action;
+		f->actions[d.action]++;
+	}
 	if (r < 0)
 		log_error("Policy action '%s' on '%s' failed: %s", wk_action_name(d.action),
 		    m->uuid, err.msg);

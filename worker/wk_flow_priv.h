@@ -92,8 +92,23 @@ struct mig {
 	uint64_t started_ms, last_notify_ms;
 };
 
+/* How a migration ended, for ferry_migrations_total (wk_flow_metrics.c). */
+enum mig_outcome {
+	OUTCOME_COMPLETED,       /* source: post.end; destination: post_dest.end */
+	OUTCOME_ROLLED_BACK,     /* source: rollback.end (also of a refused cast);
+	                          * destination: rollback_dest.end */
+	OUTCOME_ABORTED,         /* source: rollback.end after an abort (operator or policy) */
+	OUTCOME_POSTCOPY_FAILED, /* source: post-copy broke and was not recovered */
+	OUTCOME_LOST,            /* source: the guest runs on neither host */
+	OUTCOME_RELEASED,        /* destination: the reservation's lease ran out */
+	_OUTCOME_MAX,
+};
+
 struct wk_flow {
 	struct wk_flow_deps d;
+	/* Counters for metrics, since start (main thread, like the rest). */
+	uint64_t outcomes[2][_OUTCOME_MAX]; /* [enum mig_role][enum mig_outcome] */
+	uint64_t actions[_WK_ACTION_MAX];   /* policy actions carried out */
 	struct mig *migs;
 	uint64_t next_job_id;
 	uint64_t next_seq;
@@ -112,6 +127,8 @@ struct mig *mig_find_job(wk_flow *f, uint64_t job_id);
 /* Takes m out of the table, cancels its pending calls, drops its journal
  * record and frees it; a source migration's slot goes to the queue. */
 void mig_unlink_free(wk_flow *f, struct mig *m);
+/* Counts a migration that ended (role, outcome) for metrics. */
+void mig_count_outcome(wk_flow *f, enum mig_role role, enum mig_outcome outcome);
 /* "queued", "preparing", "precopy", "postcopy", "paused", "completing",
  * "inbound"; static. */
 const char *mig_phase_name(const struct mig *m);

@@ -55,6 +55,8 @@ mig_finish_rollback(wk_flow *f, struct mig *m, const char *why)
 	wk_flow_notify_action(f, m->instance, m->context, "live_migration_rollback", "end");
 	log_warning("Migration of '%s' to '%s' rolled back: %s", m->uuid,
 	    m->dest_host ? m->dest_host : "?", why);
+	mig_count_outcome(
+	    f, ROLE_SOURCE, m->abort_requested ? OUTCOME_ABORTED : OUTCOME_ROLLED_BACK);
 	mig_unlink_free(f, m);
 }
 
@@ -70,6 +72,7 @@ on_post_at_dest_reply(void *data, int r, json_t *result, const char *error)
 		    "post_live_migration_at_destination on '%s' failed: %s", m->dest_host, error);
 	wk_flow_notify_action(f, m->instance, m->context, "live_migration_post", "end");
 	log_info("Migration of '%s' to '%s' finished", m->uuid, m->dest_host);
+	mig_count_outcome(f, ROLE_SOURCE, OUTCOME_COMPLETED);
 	mig_unlink_free(f, m);
 }
 
@@ -609,6 +612,7 @@ on_job_done(wk_flow *f, struct mig *m, const struct wk_mig_event *ev)
 		    m->dest_host);
 		wk_flow_notify_exception(f, m->context, "live_migration", "MigrationError",
 		    "the guest runs on neither host after its migration (destroyed meanwhile?)");
+		mig_count_outcome(f, ROLE_SOURCE, OUTCOME_LOST);
 		mig_unlink_free(f, m);
 		return;
 	}
@@ -622,6 +626,7 @@ on_job_done(wk_flow *f, struct mig *m, const struct wk_mig_event *ev)
 	    m->uuid, m->dest_host, ev->source_state, ev->dest_state, ev->msg, f->d.conf->host,
 	    m->uuid);
 	mig_notify_postcopy_failed(f, m, ev);
+	mig_count_outcome(f, ROLE_SOURCE, OUTCOME_POSTCOPY_FAILED);
 	if (strcmp(ev->source_state, "absent") == 0 && strcmp(ev->dest_state, "absent") == 0) {
 		log_error("'%s' runs on neither host: its record is dropped", m->uuid);
 		mig_unlink_free(f, m);
@@ -720,5 +725,6 @@ wk_flow_cast_failed(wk_flow *f, const rpc_msg *msg, const char *method, const ch
 		    f, instance, rpc_msg_context(msg), "live_migration_rollback", "start");
 		wk_flow_notify_action(
 		    f, instance, rpc_msg_context(msg), "live_migration_rollback", "end");
+		mig_count_outcome(f, ROLE_SOURCE, OUTCOME_ROLLED_BACK);
 	}
 }

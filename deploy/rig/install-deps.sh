@@ -19,6 +19,8 @@ PKGS=(
 	# test peers and tools (run with /usr/bin/python3)
 	python3 python3-libvirt python3-nova python3-oslo.messaging python3-jsonschema
 	python3-pytest amqp-tools gcc-multilib
+	# the metrics test scrapes the worker with a real Prometheus (and promtool)
+	prometheus
 )
 
 die() {

@@ -26,6 +26,7 @@ libvirt = {{
 	live_migration_inbound_addr = "{inbound}";
 {libvirt}
 }};
+{top}
 """
 
 
@@ -34,12 +35,13 @@ class Worker:
 
     libvirt_host is a rig host ("A", "B") or None for libvirt's test driver;
     libvirt holds extra lines for the libvirt group (e.g. a bandwidth);
+    top holds extra top-level settings or groups (e.g. a metrics group);
     conf_text, when given, is the whole config instead of the template.
     leak_check turns on LeakSanitizer's report at exit (ASan builds)."""
 
     def __init__(self, tmp, host, libvirt_host=None, inbound="127.0.0.1", libvirt="",
                  interval=0.25, log_level="debug", url=nova_peer.DEFAULT_URL, binary=None,
-                 conf_text=None, leak_check=False, env=None, rpc_timeout=20):
+                 conf_text=None, leak_check=False, env=None, rpc_timeout=20, top=""):
         self.host = host
         self.binary = binary or WORKER
         self.dir = os.path.join(tmp, host)
@@ -53,7 +55,7 @@ class Worker:
                 url=url, host=host, state=self.dir, log_level=log_level, interval=interval,
                 rpc_timeout=rpc_timeout,
                 uri=rig.host_uri(libvirt_host) if libvirt_host else "test:///default",
-                inbound=inbound, libvirt=libvirt))
+                inbound=inbound, libvirt=libvirt, top=top))
         os.chmod(self.conf, 0o600)  # it holds the broker password, as in production
         self.proc = None
         self._log = None

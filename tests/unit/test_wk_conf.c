@@ -115,6 +115,8 @@ Test(wk_conf, example_file_loads_and_states_the_defaults)
 
 	cr_assert_str_eq(c->path, FERRY_SOURCE_DIR "/worker.conf.example");
 	assert_defaults(c);
+	/* The example turns the metrics endpoint on, on loopback. */
+	cr_assert_str_eq(c->metrics.listen, "127.0.0.1:9178");
 	cr_assert_null(wk_conf_free(c));
 }
 
@@ -123,6 +125,7 @@ Test(wk_conf, minimal_file_gets_every_default)
 	struct wk_conf *c = load_ok(CONF_DIR "good_minimal.conf");
 
 	assert_defaults(c);
+	cr_assert_null(c->metrics.listen, "metrics are off unless asked for");
 	wk_conf_free(c);
 }
 
@@ -343,4 +346,72 @@ Test(wk_conf, records_which_options_were_set_explicitly)
 	    wk_conf_explicit(c, offsetof(struct wk_conf, libvirt.live_migration_downtime)));
 	cr_assert(c->libvirt.live_migration_permit_pause);
 	wk_conf_free(c);
+}
+
+/* Loads transport_url plus text from a temporary file: the loader's result,
+ * with *ret_conf and err filled as wk_conf_load fills them. */
+static int
+load_text(const char *text, struct wk_conf **ret_conf, struct wk_err *err)
+{
+	char path[] = "/tmp/ferry-conf-metrics-XXXXXX";
+	char buf[512];
+	int fd = mkstemp(path), r;
+	size_t n;
+
+	cr_assert_geq(fd, 0);
+	n = (size_t)snprintf(buf, sizeof(buf), "transport_url = \"rabbit://h/\";\n%s\n", text);
+	cr_assert_eq(write(fd, buf, n), (ssize_t)n);
+	close(fd);
+	r = wk_conf_load(path, ret_conf, err);
+	unlink(path);
+	return r;
+}
+
+Test(wk_conf, metrics_listen)
+{
+	static const struct {
+		const char *text, *want;
+	} good[] = {
+	    {"metrics = { listen = \"127.0.0.1:9178\"; };", "127.0.0.1:9178"},
+	    {"metrics = { listen = \"[::1]:9178\"; };", "[::1]:9178"},
+	    {"metrics = { listen = \"0.0.0.0:80\"; };", "0.0.0.0:80"},
+	    {"metrics = { listen = \"\"; };", NULL},
+	    {"metrics = { };", NULL},
+	};
+	static const struct {
+		const char *text, *why;
+	} bad[] = {
+	    {"metrics = { listen = \"localhost:9178\"; };", "not an IPv4 address"},
+	    {"metrics = { listen = \"127.0.0.1\"; };", "no port"},
+	    {"metrics = { listen = \"127.0.0.1:70000\"; };", "port number 1-65535"},
+	    {"metrics = { listen = \"::1:9178\"; };", "in brackets"},
+	    {"metrics = { listen = \"[::1]\"; };", "[IPv6 address]:port"},
+	    {"metrics = { listen = \"[::g]:9178\"; };", "not an IPv6 address"},
+	    {"metrics = { listen = 9178; };", "expected a string"},
+	    {"metrics = { port = 9178; };", "metrics.port: unknown option"},
+	    {"metrics = \"127.0.0.1:9178\";", "expected a group"},
+	};
+	struct wk_conf *c;
+	struct wk_err err;
+	size_t i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		c = NULL;
+		memset(&err, 0, sizeof(err));
+		cr_assert_eq(load_text(good[i].text, &c, &err), 0, "%s: %s", good[i].text, err.msg);
+		if (good[i].want == NULL)
+			cr_assert_null(c->metrics.listen, "%s", good[i].text);
+		else
+			cr_assert_str_eq(c->metrics.listen, good[i].want);
+		wk_conf_free(c);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		c = NULL;
+		memset(&err, 0, sizeof(err));
+		cr_assert_eq(load_text(bad[i].text, &c, &err), -EINVAL, "%s", bad[i].text);
+		cr_assert_null(c);
+		cr_assert_not_null(strstr(err.msg, "metrics"), "%s: '%s'", bad[i].text, err.msg);
+		cr_assert_not_null(strstr(err.msg, bad[i].why), "%s: '%s'", bad[i].text, err.msg);
+	}
+	expect_error("bad_metrics_listen.conf", "metrics.listen: ", "'localhost' is not an IPv4");
 }
