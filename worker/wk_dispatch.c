@@ -24,7 +24,6 @@
 #include "rpc_nova.h"
 #include "rpc_reply.h"
 #include "wk_log.h"
-#include "wk_utf8.h"
 
 WK_LOG_NAME("worker.dispatch");
 
@@ -235,12 +234,30 @@ notify_invalid_cast(wk_dispatch *d, json_t *inner, const char *why)
 /*
  * Error texts are cut at a fixed size, which can split a UTF-8 sequence of
  * a name the sender chose; JSON (failure replies, notifications) refuses
- * such text.  Drops an incomplete sequence at the end of @s.
+ * such text.  Drops an incomplete sequence at the end of @s.  (Not
+ * wk_utf8_prefix: that one decides from the byte after the cut, and here the
+ * cut has already happened.)
  */
 static void
 trim_cut_utf8(char *s)
 {
-	s[wk_utf8_prefix(s, strlen(s))] = '\0';
+	size_t n = strlen(s), lead = n, need;
+
+	while (lead > 0 && n - lead < 3 && ((unsigned char)s[lead - 1] & 0xc0) == 0x80)
+		lead--;
+	if (lead == 0 || ((unsigned char)s[lead - 1] & 0x80) == 0)
+		return;
+	lead--; /* s[lead] is where the last multi-byte sequence starts */
+	if (((unsigned char)s[lead] & 0xe0) == 0xc0)
+		need = 2;
+	else if (((unsigned char)s[lead] & 0xf0) == 0xe0)
+		need = 3;
+	else if (((unsigned char)s[lead] & 0xf8) == 0xf0)
+		need = 4;
+	else
+		need = 0; /* not a lead byte: invalid anyway, leave it */
+	if (need != 0 && n - lead < need)
+		s[lead] = '\0';
 }
 
 /* A failed call gets its failure; never a null result in its place. */
