@@ -80,13 +80,10 @@ def workers(rig_up, notifications, wire):
 
 # Source hosts on libvirt A with policies for the "migrations that always end"
 # tests; all migrate to host2.  completion_timeout is per GiB of guest RAM
-# (at least 2 GiB, as nova counts), so 3 s/GiB gives a 6 s deadline.  host4's
-# is 16 s: its struggling migrations must reach post-copy through the ladder
-# (a few iterations), not through the deadline, also on a loaded machine where
-# the first statistics can come seconds late.
+# (at least 2 GiB, as nova counts), so 3 s/GiB gives a 6 s deadline.
 POLICY_HOSTS = {
     "host4": "live_migration_permit_post_copy = true;\n"
-             "\tlive_migration_completion_timeout = 8;",
+             "\tlive_migration_completion_timeout = 3;",
     "host5": "live_migration_permit_post_copy = false;\n"
              "\tlive_migration_completion_timeout = 3;\n"
              "\tlive_migration_timeout_action = \"abort\";",
