@@ -208,6 +208,29 @@ POSTCOPY = (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_POSTCOPY)
 POSTCOPY_BROKEN = (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_POSTCOPY_FAILED)
 
 
+def wait_dest_postcopy(uuid, timeout=10):
+    """Until the guest runs on host B in post-copy.  A's post-copy state comes
+    a moment before B's: a stream broken in between never reached post-copy on
+    B, whose libvirt then drops the incoming domain, and nothing is left to
+    resume (a true postcopy_failed, not what the recovery tests are after)."""
+    want = (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_RUNNING_POSTCOPY)
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        conn = rig.connect("B")
+        try:
+            last = tuple(conn.lookupByUUIDString(uuid).state())
+        except libvirt.libvirtError:
+            last = None
+        finally:
+            conn.close()
+        if last == want:
+            return
+        time.sleep(0.02)
+    raise AssertionError("guest %s never ran on B in post-copy within %ss (last %r)" % (
+        uuid, timeout, last))
+
+
 def wait_job(uuid, timeout=30):
     """Until libvirt runs a migration job for the guest on A with memory measured."""
     conn = rig.connect("A")
@@ -347,6 +370,7 @@ def test_worker_killed_while_broken_adopts_and_recovers(pc_crashing, notificatio
     uuid, name = pc_guest
     before = rig.wait_heartbeat_advances("A", name, timeout=15)
     start_to_postcopy(uuid, "pcsrc3", 2)  # post-copy outlives the kill and the break
+    wait_dest_postcopy(uuid)
     journal = os.path.join(pc_crashing.dir, "migrations")
     pc_crashing.kill()
     assert os.path.exists(os.path.join(journal, "source-%s.json" % uuid)), \
