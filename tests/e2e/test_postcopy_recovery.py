@@ -279,7 +279,8 @@ BREAKERS = {"abort_api": break_by_abort_api, "socket_kill": break_by_socket_kill
 
 
 def start_to_postcopy(uuid, source_host, postcopy_mib):
-    """Casts the migration and returns when libvirt reports post-copy on A.
+    """Casts the migration and returns when libvirt reports post-copy on A
+    and B runs the guest in post-copy (the switch is done on both sides).
 
     The post-copy bandwidth is capped at postcopy_mib while still in
     pre-copy: on loopback an unthrottled post-copy of this guest ends within
@@ -287,7 +288,9 @@ def start_to_postcopy(uuid, source_host, postcopy_mib):
     nova_peer.cast_live_migration(uuid, source_host, "host2")
     wait_job(uuid)
     throttle_postcopy(uuid, postcopy_mib)
-    return wait_source(uuid, POSTCOPY, timeout=60, what="post-copy")
+    seen = wait_source(uuid, POSTCOPY, timeout=60, what="post-copy")
+    wait_dest_postcopy(uuid)
+    return seen
 
 
 def wait_broken(uuid, timeout=10):
@@ -370,7 +373,6 @@ def test_worker_killed_while_broken_adopts_and_recovers(pc_crashing, notificatio
     uuid, name = pc_guest
     before = rig.wait_heartbeat_advances("A", name, timeout=15)
     start_to_postcopy(uuid, "pcsrc3", 2)  # post-copy outlives the kill and the break
-    wait_dest_postcopy(uuid)
     journal = os.path.join(pc_crashing.dir, "migrations")
     pc_crashing.kill()
     assert os.path.exists(os.path.join(journal, "source-%s.json" % uuid)), \
