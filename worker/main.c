@@ -116,6 +116,10 @@ derive_tuning(const struct wk_conf *c, struct wk_tuning *ret, struct wk_err *ret
 	x.compression_value = c->libvirt.live_migration_compression;
 	x.parallel = SET(live_migration_parallel_connections);
 	x.parallel_value = c->libvirt.live_migration_parallel_connections;
+	x.zero_copy = SET(live_migration_zero_copy);
+	x.multifd_compression = SET(live_migration_multifd_compression) &&
+	                        c->libvirt.live_migration_multifd_compression != NULL;
+	x.zstd_level = SET(live_migration_multifd_zstd_level);
 #undef SET
 	return wk_tuning_derive(c, &x, ret, reterr);
 }
