@@ -693,3 +693,19 @@ fh_load_trace(const char *name, struct wk_job_sample *out, size_t max)
 	fclose(f);
 	return n;
 }
+
+json_t *
+fh_journal_record(struct fh *h, const char *role, const char *uuid)
+{
+	struct wk_err err = {{0}};
+	json_t *recs = NULL, *rec;
+	char key[128];
+	int corrupt = 0;
+
+	if (wk_journal_load(h->journal, &recs, &corrupt, &err) < 0)
+		return NULL;
+	snprintf(key, sizeof(key), "%s-%s", role, uuid);
+	rec = json_incref(json_object_get(recs, key));
+	json_decref(recs);
+	return rec;
+}
