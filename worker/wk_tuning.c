@@ -799,7 +799,11 @@ wk_tuning_memlock(const char *proc_dir, unsigned long long need_bytes, char *out
 		    "limit");
 		return 1;
 	}
-	(void)snprintf(path, sizeof(path), "%s/1/limits", proc_dir);
+	/* Not PID 1's limit: an init may keep "unlimited" for itself and hand its
+	 * children less (the rig's gives 8 MiB).  Without CAP_SYS_RESOURCE no
+	 * process can raise what it inherited, so this worker's own hard limit
+	 * stands for libvirtd's, a sibling under the same init. */
+	(void)snprintf(path, sizeof(path), "%s/self/limits", proc_dir);
 	r = proc_line(path, "Max locked memory", line, sizeof(line));
 	if (r < 0) {
 		(void)snprintf(

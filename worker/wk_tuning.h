@@ -209,11 +209,12 @@ void wk_tuning_mig_summary(char *buf, size_t n, const struct wk_tuning_mig *m);
  * as VIR_MIGRATE_ZEROCOPY needs (libvirt raises the QEMU process's
  * RLIMIT_MEMLOCK to the guest's RAM; raising a hard limit needs
  * CAP_SYS_RESOURCE).  Reads @proc_dir/1/status (CapBnd: no process on the
- * host holds a capability PID 1's bounding set lacks) and @proc_dir/1/limits
- * (its "Max locked memory" hard limit).  Returns 1 (CAP_SYS_RESOURCE is in
- * the bounding set, or the hard limit covers @need_bytes), 0 (neither; @why
- * says so precisely) or -1 (the files cannot be read; @why says so).  The
- * one function here that reads files; any thread.
+ * host holds a capability PID 1's bounding set lacks) and @proc_dir/self/limits
+ * (the "Max locked memory" hard limit this process inherited, as libvirtd
+ * inherits its own: without the capability neither can raise it).  Returns 1 (CAP_SYS_RESOURCE is
+ * in the bounding set, or the hard limit covers @need_bytes), 0 (neither; @why says so precisely)
+ * or -1 (the files cannot be read; @why says so).  The one function here that reads files; any
+ * thread.
  */
 int wk_tuning_memlock(const char *proc_dir, unsigned long long need_bytes, char *why, size_t n);
 

@@ -775,7 +775,7 @@ Test(wk_tuning, mig_summary_and_version_format)
 	cr_assert_str_eq(buf, "unknown");
 }
 
-/* A fake /proc with PID 1's status and limits. */
+/* A fake /proc with PID 1's status and this process's limits. */
 static void
 fake_proc(char *dir, size_t n, const char *capbnd, const char *memlock_hard)
 {
@@ -791,7 +791,9 @@ fake_proc(char *dir, size_t n, const char *capbnd, const char *memlock_hard)
 	cr_assert_not_null(f);
 	fprintf(f, "Name:\tinit\nCapInh:\t0000000000000000\nCapBnd:\t%s\nNoNewPrivs:\t0\n", capbnd);
 	fclose(f);
-	snprintf(path, sizeof(path), "%s/1/limits", dir);
+	snprintf(path, sizeof(path), "%s/self", dir);
+	cr_assert_eq(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/self/limits", dir);
 	f = fopen(path, "w");
 	cr_assert_not_null(f);
 	fprintf(f,
@@ -809,9 +811,11 @@ rm_proc(const char *dir)
 
 	snprintf(path, sizeof(path), "%s/1/status", dir);
 	unlink(path);
-	snprintf(path, sizeof(path), "%s/1/limits", dir);
+	snprintf(path, sizeof(path), "%s/self/limits", dir);
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/1", dir);
+	rmdir(path);
+	snprintf(path, sizeof(path), "%s/self", dir);
 	rmdir(path);
 	rmdir(dir);
 }
