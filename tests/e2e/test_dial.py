@@ -71,37 +71,44 @@ def host_can_lock_guest_ram(need_bytes):
 
 
 class QemuWatch:
-    """Samples the source QEMU's migration capabilities and parameters while
-    its migration job runs (libvirt resets them when the job ends)."""
+    """Samples the source QEMU's migration capabilities and parameters all
+    through its migration (libvirt resets them when the job ends): caps holds
+    each capability as true when any sample taken while QEMU migrated had it
+    on, params the last such sample's parameters."""
 
     def __init__(self, uuid):
         self.uuid = uuid
         self.caps = None
         self.params = None
+        self.samples = 0
         self.stop = False
         self.t = threading.Thread(target=self.run, daemon=True)
         self.t.start()
+
+    def query(self, dom, cmd):
+        return json.loads(libvirt_qemu.qemuMonitorCommand(
+            dom, '{"execute":"%s"}' % cmd, 0))["return"]
 
     def run(self):
         conn = rig.connect("A")
         try:
             dom = conn.lookupByUUIDString(self.uuid)
-            while not self.stop and self.caps is None:
+            while not self.stop:
                 try:
                     if dom.jobInfo()[0] == libvirt.VIR_DOMAIN_JOB_NONE:
                         time.sleep(0.05)
                         continue
-                    caps = json.loads(libvirt_qemu.qemuMonitorCommand(
-                        dom, '{"execute":"query-migrate-capabilities"}', 0))["return"]
-                    params = json.loads(libvirt_qemu.qemuMonitorCommand(
-                        dom, '{"execute":"query-migrate-parameters"}', 0))["return"]
-                    status = json.loads(libvirt_qemu.qemuMonitorCommand(
-                        dom, '{"execute":"query-migrate"}', 0))["return"].get("status")
+                    caps = self.query(dom, "query-migrate-capabilities")
+                    params = self.query(dom, "query-migrate-parameters")
+                    status = self.query(dom, "query-migrate").get("status")
                 except libvirt.libvirtError:
                     return  # the domain left the source
                 if status in ("active", "postcopy-active", "device"):
-                    self.caps = {c["capability"]: c["state"] for c in caps}
+                    now = {c["capability"]: c["state"] for c in caps}
+                    self.caps = {k: v or (self.caps or {}).get(k, False)
+                                 for k, v in now.items()}
                     self.params = params
+                    self.samples += 1
                 time.sleep(0.05)
         finally:
             conn.close()
