@@ -142,7 +142,7 @@ mig_resolve_tuning(wk_flow *f, struct mig *m, unsigned long long memory_kib)
 		    err.msg, m->uuid);
 	}
 	env.memlock = -1;
-	if (f->d.tuning->zero_copy)
+	if (f->d.tuning->parallel_connections > 0) /* zero-copy may be on for it */
 		env.memlock = wk_tuning_memlock(
 		    "/proc", memory_kib * 1024ULL, env.memlock_why, sizeof(env.memlock_why));
 	wk_tuning_resolve(f->d.tuning, &env, &m->tuning);

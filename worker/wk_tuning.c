@@ -676,6 +676,50 @@ wk_tuning_mig_summary(char *buf, size_t n, const struct wk_tuning_mig *m)
 	    m->compressed ? "on" : "off", mc, m->zero_copy ? "on" : "off");
 }
 
+/* Zero-copy for one migration (the other knobs already resolved in @m).
+ * Where the host derived it off only because of zstd and this migration
+ * cannot use zstd, its channels run uncompressed and zero-copy is derived
+ * back on; an explicit "off" always holds. */
+static void
+resolve_zero_copy(
+    const struct wk_tuning *t, const struct wk_tuning_env *env, struct wk_tuning_mig *m)
+{
+	bool set = t->src.zero_copy == WK_SRC_CONFIG;
+	bool back = !m->zero_copy && !set && t->multifd_compression != WK_MULTIFD_COMP_NONE &&
+	            m->multifd_compression == WK_MULTIFD_COMP_NONE && m->parallel_connections > 0;
+	const char *off = NULL;
+
+	if (m->parallel_connections == 0)
+		off = "one stream (zero-copy needs multifd channels)";
+	else if (env->libvirt_version < WK_LIBVIRT_ZEROCOPY)
+		off = "libvirt older than 8.5.0 has no VIR_MIGRATE_ZEROCOPY";
+	else if (env->tls)
+		off = "the stream is TLS-encrypted, sent from a buffer (QEMU refuses both)";
+	else if (m->compressed)
+		off = "XBZRLE compresses into a buffer (QEMU refuses both)";
+	else if (m->multifd_compression != WK_MULTIFD_COMP_NONE)
+		off = "zstd compresses into a buffer (QEMU refuses both)";
+	else if (env->memlock == 0)
+		off = env->memlock_why;
+
+	if (!m->zero_copy && !back) {
+		/* off already: say this migration's own reason where it has one */
+		if (!set && off != NULL)
+			why(m->why.zero_copy, "off: %s", off);
+		return;
+	}
+	if (off != NULL) {
+		m->zero_copy = false;
+		why(m->why.zero_copy, "off: %s", off);
+	} else if (back) {
+		m->zero_copy = true;
+		why(m->why.zero_copy,
+		    "on: this migration's %d channels run without zstd, and zero-copy saves the "
+		    "copy of each page",
+		    m->parallel_connections);
+	}
+}
+
 void
 wk_tuning_resolve(
     const struct wk_tuning *t, const struct wk_tuning_env *env, struct wk_tuning_mig *ret)
@@ -729,26 +773,7 @@ wk_tuning_resolve(
 			    lv);
 		}
 	}
-	if (m.zero_copy) {
-		const char *off = NULL;
-
-		if (m.parallel_connections == 0)
-			off = "one stream (zero-copy needs multifd channels)";
-		else if (env->libvirt_version < WK_LIBVIRT_ZEROCOPY)
-			off = "libvirt older than 8.5.0 has no VIR_MIGRATE_ZEROCOPY";
-		else if (env->tls)
-			off = "the stream is TLS-encrypted, sent from a buffer (QEMU refuses both)";
-		else if (m.compressed)
-			off = "XBZRLE compresses into a buffer (QEMU refuses both)";
-		else if (m.multifd_compression != WK_MULTIFD_COMP_NONE)
-			off = "zstd compresses into a buffer (QEMU refuses both)";
-		else if (env->memlock == 0)
-			off = env->memlock_why;
-		if (off != NULL) {
-			m.zero_copy = false;
-			why(m.why.zero_copy, "off: %s", off);
-		}
-	}
+	resolve_zero_copy(t, env, &m);
 	*ret = m;
 }
 

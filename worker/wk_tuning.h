@@ -43,7 +43,9 @@
  *   multifd compression  needs multifd and libvirt >= 9.4.0, else none
  *   zero-copy            needs multifd, libvirt >= 8.5.0, no TLS, no
  *                        compression (XBZRLE or multifd), and a host where
- *                        libvirt may let QEMU lock the guest's RAM
+ *                        libvirt may let QEMU lock the guest's RAM; derived
+ *                        back on where only zstd kept it off and zstd was
+ *                        dropped
  */
 #ifndef WK_TUNING_H
 #define WK_TUNING_H

@@ -666,7 +666,10 @@ static const struct rrow rtable[] = {
     {"1G", true, Q101, L94, false, 1, 0, true, NONE, false, NULL},
     /* 2.5G: zstd on 2 channels needs libvirt 9.4; post-copy before QEMU 10.1: one stream */
     {"2.5G", false, Q72, L94, false, 1, 2, false, ZSTD, false, NULL},
-    {"2.5G", false, Q72, L90, false, 1, 2, false, NONE, false, "needs 9.4.0"},
+    {"2.5G", false, Q72, L90, false, 1, 2, false, NONE, true, "needs 9.4.0"},
+    /* ... and without zstd its channels get zero-copy back, where memory locks */
+    {"2.5G", false, Q72, L90, false, 0, 2, false, NONE, false, "memlock-test-reason"},
+    {"5G", false, Q72, L90, false, 1, 2, false, NONE, true, "run without zstd"},
     {"2.5G", true, Q72, L94, false, 1, 0, false, NONE, false, "needs 10.1"},
     {"2.5G", true, Q101, L94, true, 1, 2, false, ZSTD, false, NULL},
     {"5G", true, Q72, L90, false, 0, 0, false, NONE, false, "cannot run multifd"},
