@@ -27,6 +27,9 @@
  *   downtime_delay   max(3, floor(0.9 * T / downtime_steps)) s per GiB
  *
  * Links below 10M or above 1T are refused (-EINVAL).
+ *
+ * libvirt.live_migration_with_native_tls is carried through as configured
+ * (native_tls, never derived) so that --show-tuning lists it.
  */
 #ifndef WK_TUNING_H
 #define WK_TUNING_H
