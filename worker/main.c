@@ -120,6 +120,7 @@ derive_tuning(const struct wk_conf *c, struct wk_tuning *ret, struct wk_err *ret
 	x.multifd_compression = SET(live_migration_multifd_compression) &&
 	                        c->libvirt.live_migration_multifd_compression != NULL;
 	x.zstd_level = SET(live_migration_multifd_zstd_level);
+	x.native_tls = SET(live_migration_with_native_tls);
 #undef SET
 	return wk_tuning_derive(c, &x, ret, reterr);
 }

@@ -117,6 +117,7 @@ static const struct opt opts[] = {
     LIBVIRT(live_migration_zero_copy, OPT_BOOL, 0, NULL),
     LIBVIRT(live_migration_multifd_compression, OPT_STR_OPT, 0, NULL),
     LIBVIRT(live_migration_multifd_zstd_level, OPT_INT, 0, NULL),
+    LIBVIRT(live_migration_with_native_tls, OPT_BOOL, 0, NULL),
     LIBVIRT(live_migration_postcopy_recovery_timeout, OPT_INT, 1, "s"),
     LIBVIRT(live_migration_queue_timeout, OPT_INT, 0, "s"),
     LIBVIRT(max_queued_live_migrations, OPT_INT, 0, NULL),

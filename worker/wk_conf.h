@@ -84,6 +84,8 @@ struct wk_conf {
 		char *live_migration_multifd_compression;
 		/* ferry: 0..20, default 1 (QEMU's) */
 		int live_migration_multifd_zstd_level;
+		/* VIR_MIGRATE_TLS: QEMU's own TLS on the stream; default false (nova) */
+		bool live_migration_with_native_tls;
 		/* ferry: s to retry resuming a broken post-copy migration, default 600 */
 		int live_migration_postcopy_recovery_timeout;
 		/* ferry: s a source migration may wait for a slot (its own outbound

@@ -134,7 +134,7 @@ mig_resolve_tuning(wk_flow *f, struct mig *m, unsigned long long memory_kib)
 
 	memset(&env, 0, sizeof(env));
 	env.permit_post_copy = m->policy.permit_post_copy;
-	env.tls = false; /* no TLS option yet: the stream is plain TCP */
+	env.tls = f->d.tuning->native_tls; /* libvirt.live_migration_with_native_tls */
 	if (wk_hv_versions(f->d.hv, &env.qemu_version, &env.libvirt_version, &err) < 0) {
 		env.qemu_version = env.libvirt_version = 0;
 		log_warning("Cannot ask the hypervisor for its versions (%s); '%s' is tuned as for "

@@ -66,6 +66,11 @@ struct wk_hv_migrate_params {
 	int zstd_level;           /* with zstd; < 0 = QEMU's default */
 	bool zero_copy;           /* VIR_MIGRATE_ZEROCOPY (needs parallel_connections) */
 	bool postcopy_resume;     /* recover a broken post-copy migration */
+	bool tls;                 /* VIR_MIGRATE_TLS: QEMU's native TLS on the stream */
+	/* VIR_MIGRATE_PARAM_TLS_DESTINATION: the name the destination's
+	 * certificate carries when migrate_uri's address is not it; NULL = that
+	 * address */
+	const char *tls_destination;
 };
 
 /* Opens uri (e.g. qemu:///system) with backend ops (borrowed, static).

@@ -342,6 +342,8 @@ lv_migrate(void *priv, const struct wk_hv_migrate_params *p, struct wk_err *rete
 		flags |= VIR_MIGRATE_ZEROCOPY;
 	if (p->postcopy_resume)
 		flags |= VIR_MIGRATE_POSTCOPY_RESUME;
+	if (p->tls)
+		flags |= VIR_MIGRATE_TLS;
 
 	if ((p->migrate_uri != NULL && virTypedParamsAddString(&params, &nparams, &maxparams,
 	                                   VIR_MIGRATE_PARAM_URI, p->migrate_uri) < 0) ||
@@ -355,7 +357,10 @@ lv_migrate(void *priv, const struct wk_hv_migrate_params *p, struct wk_err *rete
 	            &params, &nparams, &maxparams, VIR_MIGRATE_PARAM_COMPRESSION, "zstd") < 0) ||
 	    (p->zstd && p->parallel_connections > 0 && p->zstd_level >= 0 &&
 	        virTypedParamsAddInt(
-	            &params, &nparams, &maxparams, PARAM_ZSTD_LEVEL, p->zstd_level) < 0)) {
+	            &params, &nparams, &maxparams, PARAM_ZSTD_LEVEL, p->zstd_level) < 0) ||
+	    (p->tls && p->tls_destination != NULL &&
+	        virTypedParamsAddString(&params, &nparams, &maxparams,
+	            VIR_MIGRATE_PARAM_TLS_DESTINATION, p->tls_destination) < 0)) {
 		r = last_error("build migration parameters", reterr);
 		goto out;
 	}

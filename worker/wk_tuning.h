@@ -46,6 +46,9 @@
  *                        libvirt may let QEMU lock the guest's RAM; derived
  *                        back on where only zstd kept it off and zstd was
  *                        dropped
+ *
+ * libvirt.live_migration_with_native_tls is carried through as configured
+ * (native_tls, never derived) so that --show-tuning lists it.
  */
 #ifndef WK_TUNING_H
 #define WK_TUNING_H
@@ -107,6 +110,7 @@ struct wk_tuning_explicit {
 	bool zero_copy;           /* libvirt.live_migration_zero_copy */
 	bool multifd_compression; /* libvirt.live_migration_multifd_compression */
 	bool zstd_level;          /* libvirt.live_migration_multifd_zstd_level */
+	bool native_tls;          /* libvirt.live_migration_with_native_tls */
 };
 
 /* Longest "why" text per option, including the NUL. */
@@ -140,6 +144,10 @@ struct wk_tuning {
 		    max_inbound[WK_TUNING_WHY_MAX], multifd_compression[WK_TUNING_WHY_MAX],
 		    zstd_level[WK_TUNING_WHY_MAX], zero_copy[WK_TUNING_WHY_MAX];
 	} why;
+	/* VIR_MIGRATE_TLS: never derived from the link speed, only configured;
+	 * its source is CONFIG when set explicitly, else DEFAULT. */
+	bool native_tls;
+	enum wk_tuning_src native_tls_src;
 };
 
 /* What one migration's resolution depends on besides the host's tuning. */
