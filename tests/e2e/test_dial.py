@@ -14,6 +14,7 @@ read while the migration runs, and its start log line).
   25G         -                   4 multifd channels; zero-copy only where libvirt
                                   may let QEMU lock the guest's RAM (not here: no
                                   CAP_SYS_RESOURCE in the bounding set)
+  10G + TLS   -                   2 multifd channels over TLS; zero-copy off (TLS)
 """
 import glob
 import json
@@ -35,11 +36,13 @@ POST_END = "instance.live_migration_post.end"
 CAP_SYS_RESOURCE = 24
 
 CASES = {
-    # id: (source host, link_speed, flavor extra specs)
-    "1G-xbzrle": ("dial1", "1G", None),
-    "5G-multifd": ("dial2", "5G", None),
-    "5G-postcopy-one-stream": ("dial3", "5G", {"ferry:live_migration_permit_post_copy": "true"}),
-    "25G-multifd-zero-copy": ("dial4", "25G", None),
+    # id: (source host, link_speed, flavor extra specs, native TLS)
+    "1G-xbzrle": ("dial1", "1G", None, False),
+    "5G-multifd": ("dial2", "5G", None, False),
+    "5G-postcopy-one-stream": ("dial3", "5G", {"ferry:live_migration_permit_post_copy": "true"},
+                               False),
+    "25G-multifd-zero-copy": ("dial4", "25G", None, False),
+    "10G-tls-multifd": ("dial5", "10G", None, True),
 }
 
 
@@ -48,10 +51,11 @@ def dial_workers(workers):
     tmp = tempfile.mkdtemp(prefix="ferry-e2e-dial-")
     ws = {}
     try:
-        for host, speed, _ in CASES.values():
+        for host, speed, _, tls in CASES.values():
             ws[host] = Worker(tmp, host, "A", "127.0.0.2", bandwidth=8,
                               extra='\tlink_speed = "%s";\n\tlive_migration_completion_timeout = 0;'
-                              % speed).start()
+                              '\n\tlive_migration_with_native_tls = %s;'
+                              % (speed, "true" if tls else "false")).start()
         yield dict(ws, host2=workers["host2"])
     finally:
         codes = {h: w.stop() for h, w in ws.items() if w.proc is not None}
@@ -138,7 +142,7 @@ def journal_tuning(worker, uuid, timeout=20):
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_dial_combination_runs_as_resolved(dial_workers, notifications, case):
-    host, speed, extra_specs = CASES[case]
+    host, speed, extra_specs, tls = CASES[case]
     w = dial_workers[host]
     name = "d" + uuidlib.uuid4().hex[:8]
     mem_mib = 128
@@ -180,6 +184,10 @@ def test_dial_combination_runs_as_resolved(dial_workers, notifications, case):
         assert tuning["multifd_compression"] == "none", tuning
         if tuning["qemu_version"] < 10001000:
             assert "cannot run multifd with post-copy" in why["parallel"], why
+    elif case == "10G-tls-multifd":
+        assert (par, xbzrle, zc) == (2, False, False), tuning
+        assert tuning["tls"] is True, tuning
+        assert "TLS" in why["zero_copy"], why
     elif case == "25G-multifd-zero-copy":
         assert par == 4 and not xbzrle, tuning
         lockable = host_can_lock_guest_ram(mem_mib << 20)
@@ -198,6 +206,8 @@ def test_dial_combination_runs_as_resolved(dial_workers, notifications, case):
     assert caps["xbzrle"] == xbzrle, caps
     assert caps.get("zero-copy-send", False) == zc, caps
     assert caps["postcopy-ram"] == (extra_specs is not None), caps
+    # TLS: QEMU names the credentials libvirt made for the stream
+    assert bool(params.get("tls-creds")) == tls, params
     if par > 0:
         assert params["multifd-channels"] == par, params
         assert params.get("multifd-compression", "none") == tuning["multifd_compression"], params
