@@ -47,6 +47,8 @@ mig_free(struct mig *m)
 	json_decref(m->context);
 	json_decref(m->migrate_data);
 	json_decref(m->cast_migrate_data);
+	json_decref(m->created);
+	free(m->disks);
 	free(m);
 }
 

@@ -28,6 +28,7 @@ enum verb {
 	V_MAX_DOWNTIME,
 	V_MAX_SPEED,
 	V_ENSURE,
+	V_LOCAL_DISKS,
 };
 
 /* One call handed to the executor.  Owned by the caller until it gives up
@@ -40,6 +41,7 @@ struct call {
 	struct wk_err err;
 	struct wk_hv_domain_info info;
 	struct wk_job_sample sample;
+	struct wk_disk_list *disks; /* V_LOCAL_DISKS: new, the executor frees it if abandoned */
 	bool done, abandoned;
 };
 
@@ -165,6 +167,13 @@ run_once(wk_hv *hv, struct call *c)
 	case V_ENSURE:
 		c->r = o->ensure_connected == NULL ? 0 : o->ensure_connected(p, &c->err);
 		break;
+	case V_LOCAL_DISKS:
+		free(c->disks);
+		c->disks = NULL;
+		c->r = o->local_disks == NULL
+		           ? wk_err_set(&c->err, -EOPNOTSUPP, "%s: no disk listing", o->name)
+		           : o->local_disks(p, c->uuid, c->uri, &c->disks, &c->err);
+		break;
 	}
 }
 
@@ -188,8 +197,10 @@ executor_main(void *arg)
 		pthread_mutex_lock(&hv->lock);
 		c->done = true;
 		hv->busy = false;
-		if (c->abandoned)
+		if (c->abandoned) {
+			free(c->disks);
 			free(c);
+		}
 		pthread_cond_broadcast(&hv->cond);
 	}
 	pthread_mutex_unlock(&hv->lock);
@@ -308,6 +319,24 @@ wk_hv_ensure_connected(wk_hv *hv, struct wk_err *reterr)
 	struct call c = call_of(V_ENSURE, NULL);
 
 	return finish(&c, dispatch(hv, &c), reterr);
+}
+
+int
+wk_hv_local_disks(wk_hv *hv, const char *uuid, const char *instances_path,
+    struct wk_disk_list **ret_list, struct wk_err *reterr)
+{
+	struct call c = call_of(V_LOCAL_DISKS, uuid);
+	int r;
+
+	if (strlen(instances_path) >= sizeof(c.uri))
+		return wk_err_set(reterr, -ENAMETOOLONG, "libvirt.instances_path is too long");
+	snprintf(c.uri, sizeof(c.uri), "%s", instances_path);
+	r = dispatch(hv, &c);
+	if (r == 0)
+		*ret_list = c.disks;
+	else
+		free(c.disks);
+	return finish(&c, r, reterr);
 }
 
 int

@@ -41,6 +41,9 @@ struct wk_hv_ops {
 	/* Whether the connection still works; reopens it when it does not
 	 * (libvirtd restarted).  Returns 0 when usable, 1 when it was reopened. */
 	int (*ensure_connected)(void *priv, struct wk_err *reterr);
+	/* The domain's local disks (see wk_hv_local_disks); *ret_list is new. */
+	int (*local_disks)(void *priv, const char *uuid, const char *instances_path,
+	    struct wk_disk_list **ret_list, struct wk_err *reterr);
 };
 
 extern const struct wk_hv_ops wk_hv_libvirt_ops;

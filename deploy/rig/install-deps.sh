@@ -10,7 +10,7 @@ PKGS=(
 	# build (clang + libclang-rt: the libFuzzer target; openssl: the TLS tests make their CA)
 	gcc make binutils cmake pkg-config clang clang-format libclang-rt-14-dev openssl
 	librabbitmq-dev libjansson-dev libconfig-dev libcriterion-dev libvirt-dev
-	libmicrohttpd-dev
+	libmicrohttpd-dev libxml2-dev
 	# the Debian package (debian/, tests/package: build, lint, systemd-analyze verify)
 	dpkg-dev debhelper lintian systemd
 	# the rig: broker, two libvirt hosts, TCG guests (deploy/rig, deploy/guest)
