@@ -748,12 +748,14 @@ wk_flow_on_job_event(wk_flow *f, const struct wk_mig_event *ev)
 	if (ev->kind == WK_MIG_SAMPLE) {
 		uint64_t interval = (uint64_t)(f->d.conf->notifications.progress_interval * 1000.0);
 
-		if (ev->sample.memory_total <= 0)
-			return; /* setup phase: nothing measured yet */
+		/* Setup: nothing measured yet.  A block migration copies its
+		 * disks first: progress, but nothing for the memory policy. */
+		if (ev->sample.memory_total <= 0 && ev->sample.disk_total <= 0)
+			return;
 		m->last_sample = ev->sample;
 		wk_progress_update(&m->progress, &ev->sample);
 		/* While recovering, only libvirt can help: no policy action. */
-		if (!m->recovering)
+		if (!m->recovering && ev->sample.memory_total > 0)
 			mig_apply_policy(f, m, &ev->sample);
 		if (wk_now_ms() - m->last_notify_ms >= interval)
 			mig_notify_progress(f, m);
