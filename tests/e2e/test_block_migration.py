@@ -182,3 +182,45 @@ def test_bad_disk_paths_are_refused(block_workers, path, why):
     finally:
         os.unlink(escape)
         os.rmdir(outside)
+
+
+def in_ns(host, *cmd):
+    """cmd inside `host`'s mount namespace, where backing paths resolve."""
+    return run(*(rig.ns_wrapper(host) + list(cmd)))
+
+
+def test_backing_file_on_both_hosts_copies_incrementally(block_workers, notifications):
+    # nova's layout: a raw image in <instances>/_base on every host, the
+    # instance's qcow2 overlay over it.  Only the overlay's own data moves.
+    uuid = str(uuidlib.uuid4())
+    name = "i" + uuid[:8]
+    base = "%s/_base/%s.raw" % (INSTANCES, uuid[:8])
+    disk = "%s/%s/disk" % (INSTANCES, uuid)
+    for h in ("A", "B"):
+        os.makedirs(os.path.dirname(host_path(h, base)), exist_ok=True)
+        in_ns(h, "qemu-img", "create", "-q", "-f", "raw", base, "%dM" % DISK_MIB)
+        in_ns(h, "qemu-io", "-f", "raw", "-c", "write -P 0x11 0 8M", base)
+    os.makedirs(os.path.dirname(host_path("A", disk)))
+    in_ns("A", "qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", base, disk)
+    in_ns("A", "qemu-io", "-f", "qcow2", "-c", "write -P 0x77 2M 1M", disk)
+    rig.boot_guest("A", name=name, uuid=uuid, mem_mib=256, rate=4, ws=32,
+                   devices=rig.disk_xml(disk))
+    before = rig.wait_heartbeat_advances("A", name, timeout=15)
+
+    nova_peer.cast_live_migration(uuid, "blk1", "blk2", block=True)
+
+    end = notifications.wait_for("instance.live_migration_post.end", uuid, timeout=180)
+    assert end is not None, block_workers["blk1"].log()[-3000:]
+    rig.wait_heartbeat_advances("B", name, timeout=15, after=before["seq"])
+    src, dst = block_workers["blk1"].log(), block_workers["blk2"].log()
+    assert "1 local disk(s), incremental copy" in src
+    assert "Created disk image '%s' (qcow2, %d bytes, backing %s)" % (
+        disk, DISK_MIB << 20, base) in dst
+    info = json.loads(in_ns("B", "qemu-img", "info", "-U", "--output=json", disk).stdout)
+    assert info["backing-filename"] == base
+    # A's overlay seen from B's namespace resolves its backing file to B's
+    # copy of the base, which holds the same bytes: the guest's disks match.
+    cmp = subprocess.run(rig.ns_wrapper("B") + ["qemu-img", "compare", "-U",
+                                                host_path("A", disk), disk],
+                         capture_output=True, text=True)
+    assert cmp.returncode == 0, cmp.stdout + cmp.stderr
