@@ -100,6 +100,7 @@ static const struct opt opts[] = {
     LIBVIRT(connection_uri, OPT_STR, 0, NULL),
     LIBVIRT(live_migration_scheme, OPT_STR, 0, NULL),
     LIBVIRT(live_migration_inbound_addr, OPT_STR_OPT, 0, NULL),
+    LIBVIRT(instances_path, OPT_STR, 0, NULL),
     LIBVIRT(live_migration_bandwidth, OPT_INT, 0, "MiB/s"),
     LIBVIRT(live_migration_downtime, OPT_INT, 100, "ms"),
     LIBVIRT(live_migration_downtime_steps, OPT_INT, 3, NULL),
@@ -202,6 +203,7 @@ conf_defaults(struct wk_conf *c)
 	    {offsetof(struct wk_conf, notifications.publisher), "nova-compute"},
 	    {offsetof(struct wk_conf, libvirt.connection_uri), "qemu:///system"},
 	    {offsetof(struct wk_conf, libvirt.live_migration_scheme), "tcp"},
+	    {offsetof(struct wk_conf, libvirt.instances_path), "/var/lib/nova/instances"},
 	    {offsetof(struct wk_conf, libvirt.live_migration_timeout_action), "abort"},
 	};
 	size_t i;
@@ -441,6 +443,14 @@ conf_finish(struct wk_conf *c, struct wk_err *reterr)
 			return opt_err(reterr, c->path, "libvirt.live_migration_scheme",
 			    "expected a libvirt transport such as \"tcp\", \"tls\" or \"ssh\"");
 	}
+
+	/* Block migration creates disk images only below it (wk_disk.c). */
+	if (c->libvirt.instances_path[0] != '/' || strstr(c->libvirt.instances_path, "/../") ||
+	    strstr(c->libvirt.instances_path, "/./") ||
+	    strcmp(c->libvirt.instances_path, "/") == 0 || strlen(c->libvirt.instances_path) >= 500)
+		return opt_err(reterr, c->path, "libvirt.instances_path",
+		    "expected an absolute directory path below / without \".\" or \"..\" "
+		    "components (Nova's default is \"/var/lib/nova/instances\")");
 
 	if (c->libvirt.link_speed != NULL &&
 	    wk_conf_parse_link_speed(c->libvirt.link_speed, &bps) < 0)

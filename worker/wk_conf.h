@@ -61,6 +61,9 @@ struct wk_conf {
 		char
 		    *live_migration_scheme; /* default "tcp" -> dest URI qemu+tcp://<addr>/system */
 		char *live_migration_inbound_addr; /* default: the host option */
+		/* where instance disk images live; block migration creates images
+		 * only below it.  Default "/var/lib/nova/instances" (Nova) */
+		char *instances_path;
 		int live_migration_bandwidth;      /* MiB/s, default 0 = unlimited/derived, >= 0 */
 		int live_migration_downtime;       /* ms, default 500, min 100 */
 		int live_migration_downtime_steps; /* default 10, min 3 */

@@ -47,6 +47,8 @@ mig_free(struct mig *m)
 	json_decref(m->context);
 	json_decref(m->migrate_data);
 	json_decref(m->cast_migrate_data);
+	json_decref(m->created);
+	free(m->disks);
 	free(m);
 }
 
@@ -335,6 +337,33 @@ mig_policy_fields(const wk_flow *f, const struct mig *m, uint64_t now_ms, json_t
 	return r < 0 ? -ENOMEM : 0;
 }
 
+/* list_migrations' byte counts of the newest sample (added later,
+ * additively): memory and disk, total / processed / remaining, -1 unknown;
+ * disk only moves in a block migration. */
+static int
+mig_byte_fields(const struct mig *m, json_t *o)
+{
+	const struct wk_job_sample *s = &m->last_sample;
+	const struct {
+		const char *key;
+		long long v;
+	} f[] = {
+	    {"memory_total_bytes", s->memory_total},
+	    {"memory_processed_bytes", s->memory_processed},
+	    {"memory_remaining_bytes", s->memory_remaining},
+	    {"disk_total_bytes", s->disk_total},
+	    {"disk_processed_bytes", s->disk_processed},
+	    {"disk_remaining_bytes", s->disk_remaining},
+	};
+	bool sampled = m->last_sample.t_ms != 0;
+	int r = 0;
+
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		r |= json_object_set_new(
+		    o, f[i].key, json_integer(sampled && f[i].v >= 0 ? (json_int_t)f[i].v : -1));
+	return r < 0 ? -ENOMEM : 0;
+}
+
 int
 wk_flow_list_migrations(wk_flow *f, const rpc_msg *msg, json_t **ret_result, struct wk_err *reterr)
 {
@@ -353,6 +382,10 @@ wk_flow_list_migrations(wk_flow *f, const rpc_msg *msg, json_t **ret_result, str
 		    (json_int_t)m->progress.eta_s, "elapsed_ms",
 		    (json_int_t)(m->started_ms ? wk_now_ms() - m->started_ms : 0));
 
+		if (o != NULL && mig_byte_fields(m, o) < 0) {
+			json_decref(o);
+			o = NULL;
+		}
 		if (o != NULL && mig_policy_fields(f, m, wk_now_ms(), o) < 0) {
 			json_decref(o);
 			o = NULL;

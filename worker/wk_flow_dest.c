@@ -54,8 +54,100 @@ release(wk_flow *f, struct mig *m, const char *why, bool nothing_arrived)
 		wk_flow_notify_action(
 		    f, m->instance, m->context, "live_migration_rollback_dest", "end");
 	}
+	if (nothing_arrived)
+		mig_drop_created(f, m, "its reservation was released");
 	mig_count_outcome(f, ROLE_DEST, OUTCOME_RELEASED);
 	mig_unlink_free(f, m);
+}
+
+void
+mig_drop_created(wk_flow *f, struct mig *m, const char *why)
+{
+	struct wk_hv_domain_info info;
+	struct wk_err err = {{0}};
+	size_t n = json_array_size(m->created);
+	int r;
+
+	if (n == 0)
+		return;
+	r = wk_hv_domain_info(f->d.hv, m->uuid, &info, &err);
+	if (r == 0 && info.state != WK_HV_STATE_SHUTOFF) {
+		log_warning("Kept the %zu disk image(s) and directories created for '%s' (%s): the "
+		            "guest runs here",
+		    n, m->uuid, why);
+		return;
+	}
+	if (r < 0 && r != -ENOENT) {
+		log_error(
+		    "Kept the %zu disk image(s) and directories created for '%s' (%s): cannot "
+		    "tell whether the guest runs here: %s",
+		    n, m->uuid, why, err.msg);
+		return;
+	}
+	if (wk_disk_remove_created(m->created, &err) < 0)
+		log_error("Cannot remove every disk image created for '%s' (%s): %s", m->uuid, why,
+		    err.msg);
+	else
+		log_info("Removed the %zu disk image(s) and directories created for '%s' (%s)", n,
+		    m->uuid, why);
+	mig_journal_save(f, m);
+}
+
+/* Creates the images the `disk` argument names (nova's
+ * _create_images_and_backing), recorded in m->created.  An earlier
+ * reservation's images (old, being replaced) are taken over when its
+ * migration is arriving, else removed first. */
+static int
+create_disks(wk_flow *f, struct mig *m, struct mig *old, json_t *disk, struct wk_err *reterr)
+{
+	struct wk_disk_list *l;
+	struct wk_err err = {{0}};
+	int r;
+
+	m->created = json_array();
+	l = calloc(1, sizeof(*l));
+	if (m->created == NULL || l == NULL) {
+		free(l);
+		return wk_err_set(reterr, -ENOMEM, "out of memory");
+	}
+	r = wk_disk_list_from_arg(disk, f->d.conf->libvirt.instances_path, l, &err);
+	if (r < 0) {
+		free(l);
+		return wk_err_set(
+		    reterr, r, "pre_live_migration: argument 'disk' of '%s': %s", m->uuid, err.msg);
+	}
+	if (old != NULL && json_array_size(old->created) > 0) {
+		struct wk_hv_domain_info info;
+
+		if (wk_hv_domain_info(f->d.hv, m->uuid, &info, &err) == 0 && incoming(&info)) {
+			json_array_extend(m->created, old->created);
+			json_array_clear(old->created);
+			m->disk_copy = old->disk_copy;
+			free(l);
+			log_info("pre_live_migration for '%s': its migration is arriving; the %zu "
+			         "image(s) "
+			         "of the earlier request are kept",
+			    m->uuid, json_array_size(m->created));
+			return 0;
+		}
+		mig_drop_created(f, old, "replaced by a new pre_live_migration");
+	}
+	r = wk_disk_create_all(f->d.conf->libvirt.instances_path, WK_DISK_QEMU_IMG, l, m->created,
+	    &m->disk_copy, &err);
+	if (r < 0) {
+		free(l);
+		return wk_err_set(reterr, r,
+		    "pre_live_migration: cannot create the disks of '%s': %s", m->uuid, err.msg);
+	}
+	for (int i = 0; i < l->n; i++)
+		log_info(
+		    "Created disk image '%s' (%s, %lld bytes%s%s) for the block migration of '%s'",
+		    l->disk[i].path, l->disk[i].type, l->disk[i].virt_disk_size,
+		    m->disk_copy == WK_DISK_COPY_INCREMENTAL ? ", backing " : "",
+		    m->disk_copy == WK_DISK_COPY_INCREMENTAL ? l->disk[i].backing_file : "",
+		    m->uuid);
+	free(l);
+	return 0;
 }
 
 /* One reservation's lease: renewed while the migration runs here; at its
@@ -161,8 +253,9 @@ wk_flow_pre_live_migration(
 {
 	json_t *args = rpc_msg_args(msg);
 	json_t *instance = NULL, *migrate_data = NULL, *result, *data, *changes;
+	json_t *disk = json_object_get(args, "disk");
 	const char *uuid = NULL;
-	struct mig *m;
+	struct mig *m, *old;
 	int r;
 
 	r = wk_flow_instance_arg(args, "pre_live_migration", &uuid, &instance, reterr);
@@ -175,16 +268,12 @@ wk_flow_pre_live_migration(
 	r = refuse_running_here(f, uuid, reterr);
 	if (r < 0)
 		return r;
-	m = mig_find(f, uuid, ROLE_DEST);
-	if (m != NULL) {
-		/* The source asks again only after it restarted: the new request
-		 * takes over the reservation. */
-		log_info("pre_live_migration for '%s' again: the new request replaces the "
-		         "reservation",
-		    uuid);
-		mig_unlink_free(f, m);
-	}
-	if (f->d.tuning->max_inbound > 0 && inbound_reserved(f) >= f->d.tuning->max_inbound)
+	if (disk != NULL && !json_is_null(disk) && !json_is_string(disk) && !json_is_array(disk))
+		return wk_err_set(reterr, -EINVAL,
+		    "pre_live_migration: argument 'disk' is not a JSON text, a list or null");
+	old = mig_find(f, uuid, ROLE_DEST);
+	if (f->d.tuning->max_inbound > 0 &&
+	    inbound_reserved(f) - (old != NULL) >= f->d.tuning->max_inbound)
 		return wk_err_set(reterr, -EAGAIN,
 		    NO_INBOUND_SLOT " on '%s' for '%s': %d reserved "
 		                    "(libvirt.max_concurrent_inbound_migrations)",
@@ -229,6 +318,23 @@ wk_flow_pre_live_migration(
 	m->request_id = rpc_msg_request_id(msg) ? strdup(rpc_msg_request_id(msg)) : NULL;
 	m->started_ms = wk_now_ms();
 	m->lease_until_ms = m->started_ms + wk_flow_lease_ms(f);
+	r = create_disks(f, m, old, disk, reterr);
+	if (r < 0) {
+		mig_free(m);
+		json_decref(result);
+		return r;
+	}
+	if (old != NULL) {
+		/* The source asks again only after it restarted: the new request
+		 * takes over the reservation. */
+		log_info("pre_live_migration for '%s' again: the new request replaces the "
+		         "reservation",
+		    uuid);
+		mig_unlink_free(f, old);
+	}
+	if (m->disk_copy != WK_DISK_COPY_NONE)
+		json_object_set_new(
+		    data, "ferry_disk_copy", json_string(wk_disk_copy_name(m->disk_copy)));
 	m->next = f->migs;
 	f->migs = m;
 	mig_journal_save(f, m);
@@ -255,6 +361,8 @@ end_inbound(
 		return r;
 	wk_flow_notify_action(f, instance, rpc_msg_context(msg), action, "start");
 	m = mig_find(f, uuid, ROLE_DEST);
+	if (m != NULL && strcmp(action, "live_migration_rollback_dest") == 0)
+		mig_drop_created(f, m, method);
 	if (m != NULL)
 		mig_unlink_free(f, m);
 	wk_flow_notify_action(f, instance, rpc_msg_context(msg), action, "end");

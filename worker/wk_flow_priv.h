@@ -16,6 +16,7 @@
 
 #include "rpc_uuid.h"
 #include "wk_addr.h"
+#include "wk_disk.h"
 #include "wk_flow.h"
 #include "wk_policy.h"
 #include "wk_progress.h"
@@ -92,6 +93,14 @@ struct mig {
 	json_t *context;           /* the cast's request context */
 	json_t *migrate_data;      /* source: the destination's answer to pre_live_migration */
 	json_t *cast_migrate_data; /* source: the cast's migrate_data, sent with pre */
+	/* Block migration.  source: the local disks sent with pre (NULL: not a
+	 * block migration) and how the destination will have them filled;
+	 * destination: how it prepared them, and created, the images and
+	 * directories it made (wk_disk_remove_created's list), removed on a
+	 * rollback, forgotten at post.  Journalled. */
+	struct wk_disk_list *disks;
+	enum wk_disk_copy disk_copy;
+	json_t *created;
 	struct wk_progress progress;
 	struct wk_job_sample last_sample;
 	uint64_t started_ms, last_notify_ms;
@@ -216,6 +225,7 @@ int mig_force_complete(
 struct mig_job_uris {
 	char host[WK_ADDR_MAX + 3]; /* the address, IPv6 in brackets */
 	char dest[512], migrate[300];
+	const char *disks[WK_DISK_MAX]; /* target devs of the local disks */
 };
 /* m's libvirt migration parameters (strings point into m and uris); returns
  * the address the stream goes to. */
@@ -248,6 +258,9 @@ int wk_flow_expire_queued(wk_flow *f, uint64_t now_ms);
  * post_live_migration_at_destination).  Returns the ms until the next
  * check, or -1 when no reservation is held. */
 int wk_flow_check_leases(wk_flow *f, uint64_t now_ms);
+/* Removes the disk images m's reservation created (a rollback), unless
+ * the guest runs here; why is for the log. */
+void mig_drop_created(wk_flow *f, struct mig *m, const char *why);
 /* How long a reservation lasts unless the migration starts:
  * 2 * rpc_response_timeout, at least 20 s. */
 uint64_t wk_flow_lease_ms(const wk_flow *f);

@@ -216,6 +216,18 @@ mig_record(const struct mig *m)
 		json_decref(rec);
 		return NULL;
 	}
+	/* Block migration (added later, optional when read): the source's
+	 * local disks and copy mode, the destination's images to remove on a
+	 * rollback. */
+	if (rec != NULL && ((m->disks != NULL && json_object_set_new(rec, "local_disks",
+	                                             wk_disk_list_to_json(m->disks)) < 0) ||
+	                       json_object_set_new(rec, "disk_copy",
+	                           json_string(wk_disk_copy_name(m->disk_copy))) < 0 ||
+	                       (m->created != NULL && json_object_set_new(rec, "created_disks",
+	                                                  json_deep_copy(m->created)) < 0))) {
+		json_decref(rec);
+		return NULL;
+	}
 	return rec;
 }
 
@@ -522,6 +534,35 @@ tuning_from_json(json_t *rec, struct wk_tuning_mig *t, bool *resolved, struct wk
 	return true;
 }
 
+/* The optional block-migration keys of a record (see mig_record). */
+static int
+disks_from_record(wk_flow *f, json_t *rec, struct mig *m, struct wk_err *reterr)
+{
+	json_t *ld = json_object_get(rec, "local_disks"),
+	       *cd = json_object_get(rec, "created_disks");
+	json_t *dc = json_object_get(rec, "disk_copy");
+	struct wk_err err = {{0}};
+
+	if (dc != NULL && wk_disk_copy_parse(json_string_value(dc), &m->disk_copy) < 0)
+		return wk_err_set(
+		    reterr, -EINVAL, "key 'disk_copy' is not none, full or incremental");
+	if (ld != NULL && !json_is_null(ld)) {
+		m->disks = calloc(1, sizeof(*m->disks));
+		if (m->disks == NULL)
+			return wk_err_set(reterr, -ENOMEM, "out of memory");
+		if (wk_disk_list_from_arg(ld,
+		        f != NULL && f->d.conf != NULL ? f->d.conf->libvirt.instances_path : "/",
+		        m->disks, &err) < 0)
+			return wk_err_set(reterr, -EINVAL, "key 'local_disks': %s", err.msg);
+	}
+	if (cd != NULL && !json_is_null(cd)) {
+		if (!json_is_array(cd))
+			return wk_err_set(reterr, -EINVAL, "key 'created_disks' is not a list");
+		m->created = json_deep_copy(cd);
+	}
+	return 0;
+}
+
 /* The inverse of mig_record.  -EPROTONOSUPPORT for a record of another
  * version, -EINVAL for one that does not fit (reterr names the key). */
 int
@@ -614,6 +655,10 @@ mig_from_record(wk_flow *f, json_t *rec, struct mig **ret_m, struct wk_err *rete
 	m->max_downtime_ms = (unsigned long long)downtime;
 	m->policy_step = (int)step;
 	wk_progress_init(&m->progress);
+	if (disks_from_record(f, rec, m, reterr) < 0) {
+		mig_free(m);
+		return -EINVAL;
+	}
 	if (!ok) {
 		mig_free(m);
 		return wk_err_set(reterr, -ENOMEM, "out of memory");

@@ -153,6 +153,10 @@ mig_job_params(
 		p->compressed = f->d.tuning->compressed;
 	}
 	p->block_migration = m->block_migration;
+	for (int i = 0; m->disks != NULL && i < m->disks->n; i++)
+		uris->disks[p->n_migrate_disks++] = m->disks->disk[i].target;
+	p->migrate_disks = uris->disks;
+	p->disk_incremental = m->disk_copy == WK_DISK_COPY_INCREMENTAL;
 	p->persistent = m->persistent;
 	p->postcopy = m->policy.permit_post_copy;
 	/* Nova: auto-converge only where post-copy is not available. */
@@ -256,6 +260,18 @@ on_pre_reply(void *data, int r, json_t *result, const char *error)
 	}
 	if (json_is_object(result))
 		m->migrate_data = json_incref(result);
+	if (m->disks != NULL && m->disks->n > 0) {
+		/* A destination that does not say (not a ferry) gets the full copy. */
+		if (wk_disk_copy_parse(wk_flow_obj_str(result, "ferry_disk_copy"), &m->disk_copy) <
+		        0 ||
+		    m->disk_copy == WK_DISK_COPY_NONE)
+			m->disk_copy = WK_DISK_COPY_FULL;
+		log_info("Block migration of '%s': %d local disk(s), %s copy (%s)", m->uuid,
+		    m->disks->n, wk_disk_copy_name(m->disk_copy),
+		    m->disk_copy == WK_DISK_COPY_INCREMENTAL
+		        ? "the destination has every backing file"
+		        : "the destination has no backing file for them, or they have none");
+	}
 	if (start_job(f, m, &err) < 0) {
 		log_error("Cannot start the migration of '%s': %s", m->uuid, err.msg);
 		mig_finish_rollback(f, m, err.msg);
@@ -277,16 +293,62 @@ outbound_busy(const wk_flow *f)
 	return n;
 }
 
+/* The `disk` argument of pre_live_migration: NULL for a migration that is
+ * not a block migration, else nova's JSON text of the local disks (none
+ * shared or network volumes).  -errno with reterr. */
+static int
+disk_arg(wk_flow *f, struct mig *m, json_t **ret, struct wk_err *reterr)
+{
+	json_t *list;
+	char *text;
+	int r;
+
+	*ret = NULL;
+	if (!m->block_migration)
+		return 0;
+	free(m->disks);
+	m->disks = NULL;
+	r = wk_hv_local_disks(
+	    f->d.hv, m->uuid, f->d.conf->libvirt.instances_path, &m->disks, reterr);
+	if (r < 0)
+		return r;
+	for (int i = 0; i < m->disks->n; i++)
+		log_info(
+		    "Block migration of '%s': local disk %s '%s' (%s, %lld bytes, backing '%s')",
+		    m->uuid, m->disks->disk[i].target, m->disks->disk[i].path,
+		    m->disks->disk[i].type, m->disks->disk[i].virt_disk_size,
+		    m->disks->disk[i].backing_file);
+	if (m->disks->n == 0)
+		log_info("Block migration of '%s': no local disk below '%s'; nothing to copy",
+		    m->uuid, f->d.conf->libvirt.instances_path);
+	list = wk_disk_list_to_json(m->disks);
+	text = list ? json_dumps(list, JSON_COMPACT) : NULL;
+	json_decref(list);
+	*ret = text ? json_string(text) : NULL;
+	free(text);
+	return *ret != NULL ? 0 : wk_err_set(reterr, -ENOMEM, "out of memory");
+}
+
 /* Takes an outbound slot: asks the destination to reserve its side. */
 static void
 prepare(wk_flow *f, struct mig *m)
 {
-	json_t *call_args;
+	struct wk_err err = {{0}};
+	json_t *call_args, *disk = NULL;
+	char why[sizeof(err.msg) + 64];
 	int r;
 
 	m->phase = PHASE_PREPARING;
-	call_args = json_pack("{s:O,s:n,s:O?}", "instance", m->instance, "disk", "migrate_data",
-	    m->cast_migrate_data);
+	r = disk_arg(f, m, &disk, &err);
+	if (r < 0) {
+		snprintf(why, sizeof(why), "cannot list the local disks: %s", err.msg);
+		log_error("Block migration of '%s': %s", m->uuid, why);
+		m->phase = PHASE_QUEUED; /* nothing reserved at the destination */
+		mig_finish_rollback(f, m, why);
+		return;
+	}
+	call_args = json_pack("{s:O,s:o?,s:O?}", "instance", m->instance, "disk", disk,
+	    "migrate_data", m->cast_migrate_data);
 	r = call_args ? wk_bus_call(f->d.bus, m->dest_host, "pre_live_migration", RPC_VERSION,
 	                    call_args, m->context, f->d.conf->rpc_response_timeout, on_pre_reply, m)
 	              : -ENOMEM;
@@ -728,12 +790,14 @@ wk_flow_on_job_event(wk_flow *f, const struct wk_mig_event *ev)
 	if (ev->kind == WK_MIG_SAMPLE) {
 		uint64_t interval = (uint64_t)(f->d.conf->notifications.progress_interval * 1000.0);
 
-		if (ev->sample.memory_total <= 0)
-			return; /* setup phase: nothing measured yet */
+		/* Setup: nothing measured yet.  A block migration copies its
+		 * disks first: progress, but nothing for the memory policy. */
+		if (ev->sample.memory_total <= 0 && ev->sample.disk_total <= 0)
+			return;
 		m->last_sample = ev->sample;
 		wk_progress_update(&m->progress, &ev->sample);
 		/* While recovering, only libvirt can help: no policy action. */
-		if (!m->recovering)
+		if (!m->recovering && ev->sample.memory_total > 0)
 			mig_apply_policy(f, m, &ev->sample);
 		if (wk_now_ms() - m->last_notify_ms >= interval)
 			mig_notify_progress(f, m);

@@ -29,6 +29,7 @@ enum verb {
 	V_MAX_SPEED,
 	V_ENSURE,
 	V_VERSIONS,
+	V_LOCAL_DISKS,
 };
 
 /* One call handed to the executor.  Owned by the caller until it gives up
@@ -42,6 +43,7 @@ struct call {
 	struct wk_err err;
 	struct wk_hv_domain_info info;
 	struct wk_job_sample sample;
+	struct wk_disk_list *disks; /* V_LOCAL_DISKS: new, the executor frees it if abandoned */
 	bool done, abandoned;
 };
 
@@ -172,6 +174,13 @@ run_once(wk_hv *hv, struct call *c)
 		           ? wk_err_set(&c->err, -EOPNOTSUPP, "%s: no version query", o->name)
 		           : o->versions(p, &c->hv_version, &c->lib_version, &c->err);
 		break;
+	case V_LOCAL_DISKS:
+		free(c->disks);
+		c->disks = NULL;
+		c->r = o->local_disks == NULL
+		           ? wk_err_set(&c->err, -EOPNOTSUPP, "%s: no disk listing", o->name)
+		           : o->local_disks(p, c->uuid, c->uri, &c->disks, &c->err);
+		break;
 	}
 }
 
@@ -195,8 +204,10 @@ executor_main(void *arg)
 		pthread_mutex_lock(&hv->lock);
 		c->done = true;
 		hv->busy = false;
-		if (c->abandoned)
+		if (c->abandoned) {
+			free(c->disks);
 			free(c);
+		}
 		pthread_cond_broadcast(&hv->cond);
 	}
 	pthread_mutex_unlock(&hv->lock);
@@ -329,6 +340,24 @@ wk_hv_ensure_connected(wk_hv *hv, struct wk_err *reterr)
 	struct call c = call_of(V_ENSURE, NULL);
 
 	return finish(&c, dispatch(hv, &c), reterr);
+}
+
+int
+wk_hv_local_disks(wk_hv *hv, const char *uuid, const char *instances_path,
+    struct wk_disk_list **ret_list, struct wk_err *reterr)
+{
+	struct call c = call_of(V_LOCAL_DISKS, uuid);
+	int r;
+
+	if (strlen(instances_path) >= sizeof(c.uri))
+		return wk_err_set(reterr, -ENAMETOOLONG, "libvirt.instances_path is too long");
+	snprintf(c.uri, sizeof(c.uri), "%s", instances_path);
+	r = dispatch(hv, &c);
+	if (r == 0)
+		*ret_list = c.disks;
+	else
+		free(c.disks);
+	return finish(&c, r, reterr);
 }
 
 int

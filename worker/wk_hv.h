@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "wk_disk.h"
 #include "wk_progress.h"
 #include "wk_util.h"
 
@@ -56,9 +57,12 @@ struct wk_hv_migrate_params {
 	const char *dest_uri;    /* libvirt URI of the destination, qemu+tcp://addr/system */
 	const char *migrate_uri; /* QEMU stream target, tcp://addr; NULL = libvirt picks */
 	unsigned long long bandwidth_mib_s; /* 0 = unlimited */
-	bool block_migration;               /* copy non-shared disks */
-	bool persistent;                    /* define on destination, undefine on source (Nova) */
-	bool postcopy;                      /* allow a later switch to post-copy */
+	bool block_migration;               /* copy the local disks below: */
+	const char *const *migrate_disks; /* their target devs (VIR_MIGRATE_PARAM_MIGRATE_DISKS) */
+	int n_migrate_disks;              /* 0: no local disk, nothing copied */
+	bool disk_incremental; /* NON_SHARED_INC (destination has the backing files), else _DISK */
+	bool persistent;       /* define on destination, undefine on source (Nova) */
+	bool postcopy;         /* allow a later switch to post-copy */
 	bool auto_converge;
 	bool compressed;          /* XBZRLE (libvirt's default method) */
 	int parallel_connections; /* 0 = off */
@@ -109,6 +113,12 @@ int wk_hv_versions(
  * restarted).  Returns 0 when it works, 1 when it was reopened, -errno
  * when it cannot be reopened now. */
 int wk_hv_ensure_connected(wk_hv *hv, struct wk_err *reterr);
+
+/* The local disks of the domain (wk_disk_from_domain_xml on its live XML)
+ * with their sizes (capacity and allocation from libvirt's block info), as
+ * a new list the caller frees.  -EOPNOTSUPP when the backend cannot say. */
+int wk_hv_local_disks(wk_hv *hv, const char *uuid, const char *instances_path,
+    struct wk_disk_list **ret_list, struct wk_err *reterr);
 
 /* Runs the whole migration (virDomainMigrateToURI3, peer-to-peer) and
  * blocks until it ends.  Call it on a migration's own thread. */

@@ -44,6 +44,9 @@ struct wk_hv_ops {
 	/* QEMU's and the libvirt daemon's versions (wk_hv_versions). */
 	int (*versions)(void *priv, unsigned long *ret_hypervisor, unsigned long *ret_libvirt,
 	    struct wk_err *reterr);
+	/* The domain's local disks (see wk_hv_local_disks); *ret_list is new. */
+	int (*local_disks)(void *priv, const char *uuid, const char *instances_path,
+	    struct wk_disk_list **ret_list, struct wk_err *reterr);
 };
 
 extern const struct wk_hv_ops wk_hv_libvirt_ops;

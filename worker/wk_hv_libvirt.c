@@ -326,8 +326,11 @@ lv_migrate(void *priv, const struct wk_hv_migrate_params *p, struct wk_err *rete
 	/* The flags Nova's libvirt driver uses (live_migration_flag defaults). */
 	if (p->persistent)
 		flags |= VIR_MIGRATE_PERSIST_DEST | VIR_MIGRATE_UNDEFINE_SOURCE;
-	if (p->block_migration)
-		flags |= VIR_MIGRATE_NON_SHARED_INC;
+	/* Only the local disks are copied, never a shared or network volume;
+	 * incrementally when the destination has their backing files. */
+	if (p->block_migration && p->n_migrate_disks > 0)
+		flags |=
+		    p->disk_incremental ? VIR_MIGRATE_NON_SHARED_INC : VIR_MIGRATE_NON_SHARED_DISK;
 	if (p->postcopy)
 		flags |= VIR_MIGRATE_POSTCOPY;
 	if (p->auto_converge)
@@ -364,6 +367,12 @@ lv_migrate(void *priv, const struct wk_hv_migrate_params *p, struct wk_err *rete
 		r = last_error("build migration parameters", reterr);
 		goto out;
 	}
+	for (int i = 0; p->block_migration && i < p->n_migrate_disks; i++)
+		if (virTypedParamsAddString(&params, &nparams, &maxparams,
+		        VIR_MIGRATE_PARAM_MIGRATE_DISKS, p->migrate_disks[i]) < 0) {
+			r = last_error("build migration parameters", reterr);
+			goto out;
+		}
 	if (virDomainMigrateToURI3(dom, p->dest_uri, params, (unsigned int)nparams, flags) < 0)
 		r = last_error("migrate", reterr);
 out:
@@ -496,6 +505,63 @@ lv_set_max_speed(void *priv, const char *uuid, unsigned long long mib_s, struct 
 	DOMAIN_OP("set max speed", virDomainMigrateSetMaxSpeed(dom, mib_s, 0));
 }
 
+static int
+local_disks_on(virConnectPtr conn, const char *uuid, const char *instances_path,
+    struct wk_disk_list **ret_list, struct wk_err *reterr)
+{
+	struct wk_disk_list *l = NULL;
+	virDomainPtr dom = NULL;
+	char *xml = NULL;
+	int r;
+
+	r = lookup_on(conn, uuid, &dom, reterr);
+	if (r < 0)
+		return r;
+	xml = virDomainGetXMLDesc(dom, 0);
+	if (xml == NULL) {
+		r = conn_error(conn, "get the domain XML", reterr);
+		goto out;
+	}
+	l = calloc(1, sizeof(*l));
+	if (l == NULL) {
+		r = wk_err_set(reterr, -ENOMEM, "out of memory");
+		goto out;
+	}
+	r = wk_disk_from_domain_xml(xml, instances_path, l, reterr);
+	for (int i = 0; r == 0 && i < l->n; i++) {
+		virDomainBlockInfo bi;
+
+		if (virDomainGetBlockInfo(dom, l->disk[i].target, &bi, 0) < 0) {
+			r = conn_error(conn, "get block info", reterr);
+			break;
+		}
+		l->disk[i].virt_disk_size = (long long)bi.capacity;
+		l->disk[i].disk_size = (long long)bi.allocation;
+	}
+	if (r == 0) {
+		*ret_list = l;
+		l = NULL;
+	}
+out:
+	free(l);
+	free(xml);
+	virDomainFree(dom);
+	return r;
+}
+
+static int
+lv_local_disks(void *priv, const char *uuid, const char *instances_path,
+    struct wk_disk_list **ret_list, struct wk_err *reterr)
+{
+	struct lv *lv = priv;
+	int r;
+
+	pthread_rwlock_rdlock(&lv->lock);
+	r = local_disks_on(lv->conn, uuid, instances_path, ret_list, reterr);
+	pthread_rwlock_unlock(&lv->lock);
+	return r;
+}
+
 const struct wk_hv_ops wk_hv_libvirt_ops = {
     .name = "libvirt",
     .open = lv_open,
@@ -512,4 +578,5 @@ const struct wk_hv_ops wk_hv_libvirt_ops = {
     .remote_domain_info = lv_remote_domain_info,
     .ensure_connected = lv_ensure_connected,
     .versions = lv_versions,
+    .local_disks = lv_local_disks,
 };

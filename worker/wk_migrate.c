@@ -31,6 +31,8 @@ struct job {
 	uint64_t id;
 	/* owned copies of the borrowed strings in params */
 	char *uuid, *dest_uri, *migrate_uri, *request_id;
+	char disk_names[WK_DISK_MAX][sizeof(((struct wk_disk *)0)->target)];
+	const char *disk_ptrs[WK_DISK_MAX];
 	struct wk_hv_migrate_params params;
 	unsigned interval_ms;
 	pthread_t run_thread, watch_thread;
@@ -547,6 +549,13 @@ job_launch(wk_migrate *m, struct job *j, const struct wk_hv_migrate_params *p)
 	}
 	j->params.dest_uri = j->dest_uri;
 	j->params.migrate_uri = j->migrate_uri;
+	j->params.n_migrate_disks =
+	    p->n_migrate_disks < WK_DISK_MAX ? p->n_migrate_disks : WK_DISK_MAX;
+	for (int i = 0; i < j->params.n_migrate_disks; i++) {
+		snprintf(j->disk_names[i], sizeof(j->disk_names[i]), "%s", p->migrate_disks[i]);
+		j->disk_ptrs[i] = j->disk_names[i];
+	}
+	j->params.migrate_disks = j->disk_ptrs;
 	r = -pthread_create(&j->run_thread, NULL, run_thread, j);
 	if (r < 0) {
 		job_free(j);

@@ -11,7 +11,7 @@ PKGS=(
 	# QEMU certificates make their CAs)
 	gcc make binutils cmake pkg-config clang clang-format libclang-rt-14-dev openssl
 	librabbitmq-dev libjansson-dev libconfig-dev libcriterion-dev libvirt-dev
-	libmicrohttpd-dev
+	libmicrohttpd-dev libxml2-dev
 	# the Debian package (debian/, tests/package: build, lint, systemd-analyze verify)
 	dpkg-dev debhelper lintian systemd
 	# the rig: broker, two libvirt hosts, TCG guests (deploy/rig, deploy/guest)

@@ -37,13 +37,17 @@ class Worker:
     libvirt holds extra lines for the libvirt group (e.g. a bandwidth);
     top holds extra top-level settings or groups (e.g. a metrics group);
     conf_text, when given, is the whole config instead of the template.
-    leak_check turns on LeakSanitizer's report at exit (ASan builds)."""
+    leak_check turns on LeakSanitizer's report at exit (ASan builds);
+    wrapper is a command prefix it runs under (e.g. nsenter into a rig
+    host's mount namespace), which must exec the worker in its place."""
 
     def __init__(self, tmp, host, libvirt_host=None, inbound="127.0.0.1", libvirt="",
                  interval=0.25, log_level="debug", url=nova_peer.DEFAULT_URL, binary=None,
-                 conf_text=None, leak_check=False, env=None, rpc_timeout=20, top=""):
+                 conf_text=None, leak_check=False, env=None, rpc_timeout=20, top="",
+                 wrapper=None):
         self.host = host
         self.binary = binary or WORKER
+        self.wrapper = list(wrapper or [])
         self.dir = os.path.join(tmp, host)
         os.makedirs(self.dir, exist_ok=True)
         self.conf = os.path.join(self.dir, "worker.conf")
@@ -66,7 +70,8 @@ class Worker:
         self._log = open(self.log_path, "ab")
         env = dict(os.environ, ASAN_OPTIONS="detect_leaks=%d" % int(self.leak_check),
                    **self.env)
-        self.proc = subprocess.Popen([self.binary, "--config", self.conf], stdout=self._log,
+        self.proc = subprocess.Popen(self.wrapper + [self.binary, "--config", self.conf],
+                                     stdout=self._log,
                                      stderr=subprocess.STDOUT, env=env)
         if wait:
             try:

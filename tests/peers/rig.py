@@ -104,8 +104,30 @@ def build_guest():
     return GUEST_ELF
 
 
-def domain_xml(name, uuid, mem_mib=256, cmdline="", kernel=None):
-    """XML of the rig's transient diskless TCG guest."""
+def disk_xml(path, fmt="qcow2", target="vda"):
+    """A file-backed virtio disk for domain_xml's devices (the path as the
+    host's namespace sees it)."""
+    return """    <disk type='file' device='disk'>
+      <driver name='qemu' type='{fmt}'/>
+      <source file='{path}'/>
+      <target dev='{target}' bus='virtio'/>
+    </disk>
+""".format(path=path, fmt=fmt, target=target)
+
+
+def ns_wrapper(host):
+    """Command prefix that runs a program in rig host `host`'s mount
+    namespace (where its /var/lib/libvirt is), e.g. a worker that creates
+    disk images for that host's QEMU."""
+    _check_host(host)
+    with open(os.path.join(RIG_DIR, host, "reaper.pid")) as f:
+        pid = f.read().strip()
+    return ["nsenter", "--mount=/proc/%s/ns/mnt" % pid, "--"]
+
+
+def domain_xml(name, uuid, mem_mib=256, cmdline="", kernel=None, devices=""):
+    """XML of the rig's transient TCG guest: diskless unless devices (more
+    <devices> children, e.g. disk_xml()) says otherwise."""
     kernel = kernel or GUEST_ELF
     return """<domain type='qemu'>
   <name>{name}</name>
@@ -131,13 +153,14 @@ def domain_xml(name, uuid, mem_mib=256, cmdline="", kernel=None):
     </serial>
     <video><model type='none'/></video>
     <memballoon model='none'/>
-  </devices>
+{devices}  </devices>
 </domain>
-""".format(name=name, uuid=uuid, mem=int(mem_mib), kernel=kernel, cmdline=cmdline)
+""".format(name=name, uuid=uuid, mem=int(mem_mib), kernel=kernel, cmdline=cmdline,
+           devices=devices)
 
 
 def boot_guest(host="A", name="demo", uuid=None, mem_mib=256, rate=4, ws=32, full=0,
-               hb=1000, ratek=None, extra="", timeout=None):
+               hb=1000, ratek=None, extra="", timeout=None, devices=""):
     """Create the transient guest `name` on `host`, wait for its first
     heartbeat, and return its UUID (a new uuid4 if `uuid` is None).
 
@@ -157,7 +180,7 @@ def boot_guest(host="A", name="demo", uuid=None, mem_mib=256, rate=4, ws=32, ful
     _remove_stale_logs(name)
     conn = connect(host)
     try:
-        conn.createXML(domain_xml(name, uuid, mem_mib, " ".join(args)), 0)
+        conn.createXML(domain_xml(name, uuid, mem_mib, " ".join(args), devices=devices), 0)
     finally:
         conn.close()
     if timeout is None:

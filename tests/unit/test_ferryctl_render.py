@@ -235,3 +235,15 @@ def test_errors_are_json_with_a_nonzero_status(capsys):
         fc.main(["--json", "list"])
     out = capsys.readouterr()
     assert ex.value.code == 2 and json.loads(out.out)["error"]["type"] == "Usage"
+
+
+def test_watch_shows_the_disk_copy_of_a_block_migration_only():
+    src = example()[0]
+    src.update(disk_total_bytes=64 * 1048576, disk_processed_bytes=16 * 1048576,
+               disk_remaining_bytes=48 * 1048576)
+    schemas.validate_reply("list_migrations", [src])
+    line = fc.watch_lines(fc.join_rows([("host1", src)]))[0]
+    assert "disk 16.0 of 64.0 MiB copied" in line, line
+    for k in ("disk_total_bytes", "disk_processed_bytes", "disk_remaining_bytes"):
+        src[k] = -1
+    assert "disk" not in fc.watch_lines(fc.join_rows([("host1", src)]))[0]

@@ -107,6 +107,7 @@ assert_defaults(const struct wk_conf *c)
 	cr_assert_eq(c->libvirt.max_concurrent_inbound_migrations, 1);
 	cr_assert_eq(c->libvirt.live_migration_queue_timeout, 600);
 	cr_assert_eq(c->libvirt.max_queued_live_migrations, 64);
+	cr_assert_str_eq(c->libvirt.instances_path, "/var/lib/nova/instances");
 }
 
 Test(wk_conf, example_file_loads_and_states_the_defaults)
@@ -278,6 +279,7 @@ Test(wk_conf, invalid_values_of_enums_and_strings)
 	    "\"abort\" or \"force_complete\"");
 	expect_error("bad_log_level.conf", "log_level: expected one of", NULL);
 	expect_error("bad_link_speed.conf", "libvirt.link_speed", "10G");
+	expect_error("bad_instances_path.conf", "libvirt.instances_path", "\"..\"");
 	expect_error("bad_scheme.conf", "transport_url: unsupported scheme", NULL);
 	expect_error("bad_empty_string.conf", "topic: expected a non-empty string", NULL);
 }

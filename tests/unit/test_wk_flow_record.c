@@ -476,3 +476,50 @@ Test(wk_flow_record, failed_journal_write_is_returned)
 	cr_assert_lt(mig_journal_save(flow, m), 0, "live_migration must not ack this");
 	mig_free(m);
 }
+
+Test(wk_flow_record, block_migration_disks_survive_a_restart)
+{
+	struct mig *m = source_mig(), *d = dest_reservation(), *back = NULL;
+	struct wk_err err = {{0}};
+	json_t *rec;
+
+	m->disks = calloc(1, sizeof(*m->disks));
+	m->disks->n = 1;
+	snprintf(m->disks->disk[0].target, sizeof(m->disks->disk[0].target), "vda");
+	snprintf(m->disks->disk[0].path, sizeof(m->disks->disk[0].path),
+	    "/var/lib/nova/instances/u/disk");
+	snprintf(m->disks->disk[0].type, sizeof(m->disks->disk[0].type), "qcow2");
+	m->disks->disk[0].virt_disk_size = 1 << 30;
+	m->disk_copy = WK_DISK_COPY_INCREMENTAL;
+	mig_journal_save(flow, m);
+	rec = load("source-11111111-2222-3333-4444-555555555555");
+	cr_assert_eq(mig_from_record(flow, rec, &back, &err), 0, "%s", err.msg);
+	assert_same(m, back);
+	cr_assert_not_null(back->disks);
+	cr_assert_eq(back->disks->n, 1);
+	cr_assert_str_eq(back->disks->disk[0].target, "vda");
+	cr_assert_str_eq(back->disks->disk[0].path, "/var/lib/nova/instances/u/disk");
+	cr_assert_eq(back->disks->disk[0].virt_disk_size, 1 << 30);
+	cr_assert_eq(back->disk_copy, WK_DISK_COPY_INCREMENTAL);
+	mig_free(back);
+	back = NULL;
+	/* a bad copy mode is named */
+	json_object_set_new(rec, "disk_copy", json_string("sideways"));
+	cr_assert_eq(mig_from_record(flow, rec, &back, &err), -EINVAL);
+	cr_assert(strstr(err.msg, "disk_copy") != NULL, "%s", err.msg);
+	json_decref(rec);
+
+	d->created = json_pack("[{s:s,s:s},{s:s,s:s}]", "path", "/var/lib/nova/instances/u", "kind",
+	    "dir", "path", "/var/lib/nova/instances/u/disk", "kind", "file");
+	d->disk_copy = WK_DISK_COPY_FULL;
+	mig_journal_save(flow, d);
+	rec = load("destination-99999999-8888-7777-6666-555555555555");
+	cr_assert_eq(mig_from_record(flow, rec, &back, &err), 0, "%s", err.msg);
+	cr_assert(json_equal(back->created, d->created));
+	cr_assert_eq(back->disk_copy, WK_DISK_COPY_FULL);
+	cr_assert_null(back->disks);
+	json_decref(rec);
+	mig_free(back);
+	mig_free(d);
+	mig_free(m);
+}
