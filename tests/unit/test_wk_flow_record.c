@@ -113,6 +113,17 @@ source_mig(void)
 	m->policy_state.failures[WK_ACTION_POST_COPY] = 2;
 	m->policy_state.failures[WK_ACTION_PAUSE] = 1;
 	m->policy_state.refused = 1u << WK_ACTION_POST_COPY;
+	/* the convergence predictor's state (issue 10) */
+	m->policy_state.cur.dirty_set = 7LL << 20;
+	m->policy_state.cur.bps_max = 32LL << 20;
+	m->policy_state.done[1].dirty_set = 9LL << 20;
+	m->policy_state.struggling = true;
+	m->policy_state.downtime_raised = true;
+	m->policy_state.switch_wait_iter = 5;
+	m->policy_state.switch_wait_t_ms = 123457000;
+	m->policy_state.prev_iter = 5;
+	m->policy_state.prev_rem = 1000;
+	m->policy_state.prev_t_ms = 123457250;
 	return m;
 }
 
