@@ -111,8 +111,8 @@
  *      steps with base = max / steps (nova.virt.libvirt.migration.
  *      downtime_steps); the first sample applies step 0.
  * An action the hypervisor refused is reported back with
- * wk_policy_action_result(): it is retried once (at the next sample), then
- * given up, and the ladder or the deadline moves on to what is left: at the
+ * wk_policy_action_result(): it is retried once (at the next sample; post-copy and pause at the
+ * next pass end), then given up, and the ladder or the deadline moves on to what is left: at the
  * deadline the configured action first, then post-copy, pause, abort, in
  * that order, whatever state the ladder is in (a migration never runs on
  * for want of an action that worked).
