@@ -114,10 +114,12 @@
  * wk_policy_action_result(): it is retried once (at the next sample;
  * post-copy and pause at the next pass end), then given up, and the ladder
  * or the deadline moves on to what is left: at the deadline the configured
- * action first, then post-copy, pause, abort, in that order, whatever state the ladder is in (a
- * migration never runs on for want of an action that worked). Any call returning POST_COPY, PAUSE,
- * ABORT or FORCE_COMPLETE has a non-zero verdict, and verdict_changed is set no later than that
- * call, so the caller can send the struggling notification before acting.
+ * action first, then post-copy, pause, abort, in that order, whatever
+ * state the ladder is in (a migration never runs on for want of an action
+ * that worked).
+ * Any call returning POST_COPY, PAUSE, ABORT or FORCE_COMPLETE has a
+ * non-zero verdict, and verdict_changed is set no later than that call, so
+ * the caller can send the struggling notification before acting.
  */
 #ifndef WK_POLICY_H
 #define WK_POLICY_H
