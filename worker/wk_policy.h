@@ -29,8 +29,9 @@
  *     switch-over of that set takes, and comparable across a link that
  *     changes speed (link_slowdown trace: 0.9 s, 0.46 s, then 3.0 s at a
  *     quarter of the rate, where the bytes alone fell from 57 to 48 MiB).
- *   trend q: P per pass over the newest 2 passes (1 when only 2 dirty sets
- *     are known), as a per-pass ratio; the observed trend, never
+ *   trend q: the per-pass ratio of P from the third-newest pass to the
+ *     newest (from the second-newest when only two are known; iteration
+ *     numbers that skip count as passes); the observed trend, never
  *     the dirty rate, decides: a guest re-dirtying a small working set
  *     shows a dirty rate equal to the transfer rate (QEMU measures it over
  *     one sync period), yet its dirty set falls and it converges (KubeVirt
