@@ -104,9 +104,12 @@
  *      lowest last-sample remaining of a pass seen minus half a sample's
  *      transfer if lower), or when remaining turned up within
  *      the pass, and at the latest 2 iterations or one pass duration + 1 s
- *      after the rung was due (a switch at a pass's first sample would carry
- *      its whole dirty set; at its end only what is left above the
- *      threshold: nonconverging trace 11 MiB instead of 64 MiB).
+ *      after the rung was due; never while data_processed stands still
+ *      (the stall rules decide then); at once in pass 1 (all of RAM: its
+ *      end may be far) or without remaining and rate figures.  A switch at
+ *      a pass's first sample would carry its whole dirty set; at its end
+ *      only what is left above the threshold (nonconverging trace: 8.8 MiB
+ *      instead of 57-64 MiB).
  *   5. Nova's wall-clock downtime schedule (also when not struggling):
  *      step i at elapsed > i * delay, downtime base + i * (max - base) /
  *      steps with base = max / steps (nova.virt.libvirt.migration.
