@@ -14,7 +14,6 @@
 #define NOVA_MIN_DATA_GB  2.0
 #define DEFAULT_PAGE_SIZE 4096LL
 #define DIRTY_MARGIN_PCT  95 /* dirty >= 95 % of transfer counts as "exceeds" */
-#define SHRINK_PCT        95 /* a peak must drop below 95 % of the one 2 passes back */
 #define DEADLINE_WARN_PCT 75
 #define STALL_MS          3000ULL
 #define STALL_ABORT_MS    30000ULL
