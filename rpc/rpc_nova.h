@@ -116,11 +116,17 @@ struct rpc_struggling {
 	long long dirty_rate_bps, transfer_rate_bps, data_remaining, memory_iteration;
 	long long elapsed_ms, deadline_ms, max_downtime_ms; /* -1 unknown */
 	int policy_step;
+	/* The policy's convergence prediction behind the action (1.2); no
+	 * "prediction" key when outlook is NULL. */
+	const char *outlook;            /* "unknown", "converges", "struggles" */
+	int confidence_pct, shrink_pct; /* shrink_pct -1 unknown */
+	long long dirty_set, iterations_needed, predicted_downtime_ms, judged_downtime_ms;
 };
 
 /*
- * nova_object LiveMigrationStrugglingPayload 1.1 (1.1: reason
- * postcopy_stream_broken, action recover_postcopy), namespace "ferry": the
+ * nova_object LiveMigrationStrugglingPayload 1.2 (1.1: reason
+ * postcopy_stream_broken, action recover_postcopy; 1.2: the optional
+ * prediction object), namespace "ferry": the
  * keys of schemas/payloads/LiveMigrationStrugglingPayload.json (negative
  * figures become null).  @s BORROWED.  New reference, NULL on ENOMEM.
  */

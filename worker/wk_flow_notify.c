@@ -141,10 +141,20 @@ mig_notify_struggling(wk_flow *f, struct mig *m, const struct wk_decision *d)
 	                     : m->max_downtime_ms > 0              ? (long long)m->max_downtime_ms
 	                                                           : -1;
 	st.policy_step = d->policy_step;
-	log_warning("Migration of '%s' is struggling (%s%s%s): %s%s%s", m->uuid,
-	    st.reasons[0] ? st.reasons[0] : "?", st.reasons[1] ? ", " : "",
+	/* the prediction that justified the action */
+	st.outlook = wk_outlook_name(d->prediction.outlook);
+	st.confidence_pct = (int)d->prediction.confidence_pct;
+	st.shrink_pct = d->prediction.shrink_pct;
+	st.dirty_set = d->prediction.dirty_set;
+	st.iterations_needed = d->prediction.iterations;
+	st.predicted_downtime_ms = d->prediction.downtime_ms;
+	st.judged_downtime_ms = d->prediction.max_downtime_ms;
+	log_warning("Migration of '%s' is struggling (%s%s%s): %s%s%s (predicted: %s, %u %% sure, "
+	            "switch-over %lld ms)",
+	    m->uuid, st.reasons[0] ? st.reasons[0] : "?", st.reasons[1] ? ", " : "",
 	    st.reasons[1] ? st.reasons[1] : "", st.action, d->action_reason ? ": " : "",
-	    d->action_reason ? d->action_reason : "");
+	    d->action_reason ? d->action_reason : "", st.outlook ? st.outlook : "?",
+	    d->prediction.confidence_pct, d->prediction.downtime_ms);
 	send_struggling(f, m, &st);
 }
 

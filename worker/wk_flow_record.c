@@ -45,11 +45,12 @@ journal_key(const struct mig *m, char *buf, size_t size)
 static json_t *
 iter_to_json(const struct wk_policy_iter *it)
 {
-	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "iteration",
-	    (json_int_t)it->iteration, "rem_min", (json_int_t)it->rem_min, "rem_peak",
-	    (json_int_t)it->rem_peak, "dirty_sum", (json_int_t)it->dirty_sum, "n_dirty",
-	    (json_int_t)it->n_dirty, "bps_sum", (json_int_t)it->bps_sum, "n_bps",
-	    (json_int_t)it->n_bps, "t_first", (json_int_t)it->t_first, "t_last",
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "iteration",
+	    (json_int_t)it->iteration, "dirty_set", (json_int_t)it->dirty_set, "rem_min",
+	    (json_int_t)it->rem_min, "rem_peak", (json_int_t)it->rem_peak, "dirty_sum",
+	    (json_int_t)it->dirty_sum, "n_dirty", (json_int_t)it->n_dirty, "bps_sum",
+	    (json_int_t)it->bps_sum, "n_bps", (json_int_t)it->n_bps, "bps_max",
+	    (json_int_t)it->bps_max, "t_first", (json_int_t)it->t_first, "t_last",
 	    (json_int_t)it->t_last, "proc_first", (json_int_t)it->proc_first, "proc_last",
 	    (json_int_t)it->proc_last);
 }
@@ -95,16 +96,20 @@ policy_state_to_json(const struct wk_policy_state *s)
 		}
 	if (done == NULL)
 		return NULL;
-	return json_pack(
-	    "{s:I,s:I,s:I,s:i,s:I,s:o,s:o,s:I,s:I,s:b,s:I,s:I,s:b,s:b,s:b,s:b,s:b,s:o}", "start_ms",
-	    (json_int_t)s->start_ms, "deadline_ms", (json_int_t)s->deadline_ms, "step_delay_ms",
-	    (json_int_t)s->step_delay_ms, "step", s->step, "reported", (json_int_t)s->reported,
-	    "cur", iter_to_json(&s->cur), "done", done, "last_processed",
+	return json_pack("{s:I,s:I,s:I,s:i,s:I,s:o,s:o,s:I,s:I,s:b,s:I,s:I,s:b,s:b,s:b,s:b,s:b,s:o,"
+	                 "s:b,s:b,s:I,s:I,s:I,s:I,s:I}",
+	    "start_ms", (json_int_t)s->start_ms, "deadline_ms", (json_int_t)s->deadline_ms,
+	    "step_delay_ms", (json_int_t)s->step_delay_ms, "step", s->step, "reported",
+	    (json_int_t)s->reported, "cur", iter_to_json(&s->cur), "done", done, "last_processed",
 	    (json_int_t)s->last_processed, "processed_since_ms", (json_int_t)s->processed_since_ms,
 	    "ladder_acted", s->ladder_acted, "ladder_iter", (json_int_t)s->ladder_iter,
 	    "ladder_t_ms", (json_int_t)s->ladder_t_ms, "throttled", s->throttled, "post_copy",
 	    s->post_copy, "paused", s->paused, "finished", s->finished, "aborted", s->aborted,
-	    "action_failures", action_failures_to_json(s));
+	    "action_failures", action_failures_to_json(s), "struggling", s->struggling,
+	    "downtime_raised", s->downtime_raised, "switch_wait_iter",
+	    (json_int_t)s->switch_wait_iter, "switch_wait_t_ms", (json_int_t)s->switch_wait_t_ms,
+	    "prev_iter", (json_int_t)s->prev_iter, "prev_rem", (json_int_t)s->prev_rem, "prev_t_ms",
+	    (json_int_t)s->prev_t_ms);
 }
 
 /*
@@ -365,11 +370,30 @@ get_ll(json_t *o, const char *where, const char *key, long long *ret, struct wk_
 	return get_int(o, where, key, LLONG_MIN, LLONG_MAX, ret, e);
 }
 
+/* get_ll / get_u64 for a key that older records lack: *ret untouched then. */
+static bool
+opt_ll(json_t *o, const char *where, const char *key, long long *ret, struct wk_err *e)
+{
+	return json_object_get(o, key) == NULL || get_ll(o, where, key, ret, e);
+}
+
+static bool
+opt_u64(json_t *o, const char *where, const char *key, uint64_t *ret, struct wk_err *e)
+{
+	return json_object_get(o, key) == NULL || get_u64(o, where, key, ret, e);
+}
+
 static bool
 iter_from_json(json_t *o, const char *where, struct wk_policy_iter *it, struct wk_err *e)
 {
 	if (!json_is_object(o))
 		return bad_key(e, where, "", json_is_null(o) ? NULL : o, "an object");
+	/* absent in records of workers before the convergence predictor */
+	it->dirty_set = -1;
+	it->bps_max = 0;
+	if (!(opt_ll(o, where, "dirty_set", &it->dirty_set, e) &&
+	        opt_ll(o, where, "bps_max", &it->bps_max, e)))
+		return false;
 	return get_ll(o, where, "iteration", &it->iteration, e) &&
 	       get_ll(o, where, "rem_min", &it->rem_min, e) &&
 	       get_ll(o, where, "rem_peak", &it->rem_peak, e) &&
@@ -463,6 +487,20 @@ policy_state_from_json(json_t *o, struct wk_policy_state *s, struct wk_err *e)
 		return false;
 	/* absent in records of the first version-2 workers */
 	s->aborted = json_is_true(json_object_get(o, "aborted"));
+	/* absent in records of workers before the convergence predictor */
+	s->struggling = json_is_true(json_object_get(o, "struggling"));
+	s->downtime_raised = json_is_true(json_object_get(o, "downtime_raised"));
+	s->switch_wait_iter = -1;
+	s->prev_iter = -1;
+	s->prev_rem = -1;
+	s->switch_wait_t_ms = 0;
+	s->prev_t_ms = 0;
+	if (!(opt_ll(o, w, "switch_wait_iter", &s->switch_wait_iter, e) &&
+	        opt_u64(o, w, "switch_wait_t_ms", &s->switch_wait_t_ms, e) &&
+	        opt_ll(o, w, "prev_iter", &s->prev_iter, e) &&
+	        opt_ll(o, w, "prev_rem", &s->prev_rem, e) &&
+	        opt_u64(o, w, "prev_t_ms", &s->prev_t_ms, e)))
+		return false;
 	s->step = (int)step;
 	if (!json_is_array(done) || json_array_size(done) != WK_POLICY_HISTORY)
 		return bad_key(e, w, "done", done, "an array of this version's history length");

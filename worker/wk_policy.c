@@ -6,6 +6,7 @@
  */
 #include "wk_policy.h"
 
+#include <math.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -13,10 +14,12 @@
 #define NOVA_MIN_DATA_GB  2.0
 #define DEFAULT_PAGE_SIZE 4096LL
 #define DIRTY_MARGIN_PCT  95 /* dirty >= 95 % of transfer counts as "exceeds" */
-#define SHRINK_PCT        95 /* a peak must drop below 95 % of the one 2 passes back */
 #define DEADLINE_WARN_PCT 75
 #define STALL_MS          3000ULL
 #define STALL_ABORT_MS    30000ULL
+#define SURE_PCT          75   /* confidence that turns the memory verdict on or off */
+#define SAMPLE_GAP_MS     250  /* assumed sample period before two samples were seen */
+#define SWITCH_SLACK_MS   1000 /* a due switch waits at most one pass + this */
 
 const char *
 wk_reason_name(unsigned reason)
@@ -30,6 +33,21 @@ wk_reason_name(unsigned reason)
 		return "deadline_approaching";
 	case WK_REASON_TRANSFER_STALLED:
 		return "transfer_stalled";
+	default:
+		return NULL;
+	}
+}
+
+const char *
+wk_outlook_name(enum wk_outlook o)
+{
+	switch (o) {
+	case WK_OUTLOOK_UNKNOWN:
+		return "unknown";
+	case WK_OUTLOOK_CONVERGES:
+		return "converges";
+	case WK_OUTLOOK_STRUGGLES:
+		return "struggles";
 	default:
 		return NULL;
 	}
@@ -81,6 +99,7 @@ iter_reset(struct wk_policy_iter *it)
 {
 	memset(it, 0, sizeof(*it));
 	it->iteration = -1;
+	it->dirty_set = -1;
 	it->rem_min = -1;
 	it->rem_peak = -1;
 	it->proc_first = -1;
@@ -105,6 +124,9 @@ wk_policy_init(struct wk_policy_state *st, const struct wk_policy_config *cfg, u
 		iter_reset(&st->done[i]);
 	st->last_processed = -1;
 	st->ladder_iter = -1;
+	st->switch_wait_iter = -1;
+	st->prev_iter = -1;
+	st->prev_rem = -1;
 }
 
 static long long
@@ -159,10 +181,44 @@ iter_dirty(const struct wk_policy_iter *it)
 	return it->n_dirty > 0 ? it->dirty_sum / it->n_dirty : -1;
 }
 
+/* Max downtime QEMU runs with: the policy's last step (step 0 before any). */
+static unsigned long long
+cur_downtime(const struct wk_policy_state *st, const struct wk_policy_config *cfg)
+{
+	return step_downtime(cfg, st->step >= 0 ? st->step : 0);
+}
+
+/*
+ * The dirty set the sync handed to pass @iteration, whose first sample shows
+ * @rem remaining after @proc bytes processed, @prev being the pass before.
+ * Between prev's last sample and this one @proc - prev.proc_last bytes
+ * went out: first what prev still had above its switch-over threshold (QEMU
+ * syncs once remaining falls below rate * max downtime), the rest in this
+ * pass.  Only the first sample when prev is not the pass just before.
+ */
+static long long
+estimate_dirty_set(const struct wk_policy_state *st, const struct wk_policy_config *cfg,
+    const struct wk_policy_iter *prev, long long iteration, long long rem, long long proc)
+{
+	long long sent, bps, thr, over;
+
+	if (rem < 0)
+		return -1;
+	if (prev->iteration < 1 || prev->iteration != iteration - 1 || prev->rem_min < 0 ||
+	    proc < 0 || prev->proc_last < 0 || proc < prev->proc_last)
+		return rem;
+	sent = proc - prev->proc_last;
+	bps = iter_transfer(prev);
+	thr = bps > 0 ? (long long)((unsigned long long)bps * cur_downtime(st, cfg) / 1000) : 0;
+	over = prev->rem_min > thr ? prev->rem_min - thr : 0;
+	return over >= sent ? rem : rem + sent - over;
+}
+
 /* Folds @s into the per-iteration records; a higher memory_iteration closes
  * the current one. */
 static void
-track_iteration(struct wk_policy_state *st, const struct wk_job_sample *s)
+track_iteration(
+    struct wk_policy_state *st, const struct wk_policy_config *cfg, const struct wk_job_sample *s)
 {
 	struct wk_policy_iter *it = &st->cur;
 	long long rem = remaining_of(s);
@@ -181,7 +237,12 @@ track_iteration(struct wk_policy_state *st, const struct wk_job_sample *s)
 		it->iteration = s->memory_iteration;
 		it->t_first = s->t_ms;
 		it->proc_first = proc;
+		if (it->iteration >= 2)
+			it->dirty_set =
+			    estimate_dirty_set(st, cfg, &st->done[0], it->iteration, rem, proc);
 	}
+	if (rem >= 0 && it->iteration >= 2 && rem > it->dirty_set)
+		it->dirty_set = rem;
 	if (rem >= 0) {
 		if (it->rem_min < 0 || rem < it->rem_min)
 			it->rem_min = rem;
@@ -196,6 +257,8 @@ track_iteration(struct wk_policy_state *st, const struct wk_job_sample *s)
 	if (s->memory_bps > 0) {
 		it->bps_sum += s->memory_bps;
 		it->n_bps++;
+		if (s->memory_bps > it->bps_max)
+			it->bps_max = s->memory_bps;
 	}
 	it->t_last = s->t_ms;
 	if (proc >= 0) {
@@ -235,44 +298,172 @@ recent_transfer(const struct wk_policy_state *st)
 	return t;
 }
 
-static bool
-remaining_not_shrinking(const struct wk_policy_state *st, const struct wk_policy_config *cfg)
+/* QEMU's dirty rate of the current iteration, else the newest completed one. */
+static long long
+recent_dirty(const struct wk_policy_state *st)
 {
-	const struct wk_policy_iter *cur = &st->cur;
-	const struct wk_policy_iter *ref = NULL;
-	long long bps;
-	int i;
+	long long d = iter_dirty(&st->cur);
 
-	if (cur->iteration < 3 || cur->rem_peak < 0)
-		return false;
-	for (i = 0; i < WK_POLICY_HISTORY; i++) {
-		if (st->done[i].iteration >= 1 && st->done[i].iteration <= cur->iteration - 2 &&
-		    st->done[i].rem_peak >= 0) {
-			ref = &st->done[i];
-			break;
-		}
+	if (d < 0)
+		d = iter_dirty(&st->done[0]);
+	return d;
+}
+
+/* Passes until @set * q^k fits @thr (pass time and max downtime, ms): 0 when
+ * it fits now, -1 when never or beyond the horizon. */
+static long long
+passes_needed(double set, double q, double thr)
+{
+	long long k;
+
+	if (set <= thr)
+		return 0;
+	if (!(q < 1.0))
+		return -1;
+	for (k = 1; k <= WK_PREDICT_HORIZON; k++) {
+		set *= q;
+		if (set <= thr)
+			return k;
 	}
-	if (ref == NULL)
-		return false;
-	if (cur->rem_peak * 100 < ref->rem_peak * SHRINK_PCT)
-		return false;
-	/* A dirty set that fits the current max downtime goes at the next sync. */
-	bps = recent_transfer(st);
-	if (st->step >= 0 && bps > 0 &&
-	    (unsigned long long)(cur->rem_peak * 1000 / bps) <= step_downtime(cfg, st->step))
-		return false;
-	return true;
+	return -1;
+}
+
+/* Per-pass ratio between two pass times @gap iterations apart. */
+static double
+per_pass(double newer, double older, long long gap)
+{
+	if (older <= 0.0 || gap < 1)
+		return 1.0;
+	return gap == 1 ? newer / older : pow(newer / older, 1.0 / (double)gap);
+}
+
+/* Pass time of @it in ms: its dirty set at its highest transfer rate (the
+ * recent rate @bps when it reported none); -1 unknown. */
+static double
+pass_ms(const struct wk_policy_iter *it, long long bps)
+{
+	long long rate = it->bps_max > 0 ? it->bps_max : bps;
+
+	if (it->dirty_set < 0 || rate <= 0)
+		return -1.0;
+	return (double)it->dirty_set * 1000.0 / (double)rate;
+}
+
+void
+wk_policy_predict(
+    const struct wk_policy_state *st, const struct wk_policy_config *cfg, struct wk_prediction *ret)
+{
+	struct wk_prediction p = {
+	    .outlook = WK_OUTLOOK_UNKNOWN,
+	    .dirty_set = -1,
+	    .shrink_pct = -1,
+	    .iterations = -1,
+	    .downtime_ms = -1,
+	};
+	const struct wk_policy_iter *its[3];
+	double pt[3], dt, q = 1.0, qe;
+	long long iter[3];
+	size_t n = 0, i;
+	bool rate_struggles, struggles;
+
+	p.transfer_bps = recent_transfer(st);
+	p.dirty_bps = recent_dirty(st);
+	p.max_downtime_ms = (long long)cur_downtime(st, cfg);
+	/* The newest passes with a dirty set, newest first. */
+	if (st->cur.iteration >= 2 && pass_ms(&st->cur, p.transfer_bps) >= 0)
+		its[n++] = &st->cur;
+	for (i = 0; i < WK_POLICY_HISTORY && n < 3; i++) {
+		const struct wk_policy_iter *it = &st->done[i];
+
+		if (it->iteration >= 2 && pass_ms(it, p.transfer_bps) >= 0 &&
+		    (n == 0 || it->iteration < its[n - 1]->iteration))
+			its[n++] = it;
+	}
+	if (n == 0 || p.transfer_bps <= 0) {
+		*ret = p;
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		pt[i] = pass_ms(its[i], p.transfer_bps);
+		iter[i] = its[i]->iteration;
+	}
+	p.dirty_set = its[0]->dirty_set;
+	dt = (double)p.max_downtime_ms;
+	rate_struggles = p.dirty_bps >= 0 && p.dirty_bps * 100 >= p.transfer_bps * DIRTY_MARGIN_PCT;
+	if (n >= 2) {
+		q = per_pass(pt[0], pt[n - 1], iter[0] - iter[n - 1]);
+		p.shrink_pct = (int)lround(q * 100.0);
+	}
+	p.iterations = passes_needed(pt[0], n >= 2 ? q : 1.0, dt);
+	if (p.iterations == 0) {
+		p.outlook = WK_OUTLOOK_CONVERGES; /* it goes at the next sync */
+		p.confidence_pct = SURE_PCT;
+	} else if (n == 1) {
+		p.outlook = rate_struggles ? WK_OUTLOOK_STRUGGLES : WK_OUTLOOK_CONVERGES;
+		p.confidence_pct = 25;
+	} else {
+		double q1 = per_pass(pt[0], pt[1], iter[0] - iter[1]);
+
+		p.outlook = p.iterations < 0 ? WK_OUTLOOK_STRUGGLES : WK_OUTLOOK_CONVERGES;
+		struggles = p.outlook == WK_OUTLOOK_STRUGGLES;
+		p.confidence_pct = 50;
+		if (struggles && q1 >= 1.0)
+			p.confidence_pct = SURE_PCT; /* not shrinking at all */
+		if (n == 3) {
+			double q2 = per_pass(pt[1], pt[2], iter[1] - iter[2]);
+			bool s1 = passes_needed(pt[0], q1, dt) < 0;
+			bool s2 = passes_needed(pt[1], q2, dt) < 0;
+
+			if (s1 == struggles && s2 == struggles)
+				p.confidence_pct = SURE_PCT;
+		}
+		/* The rates only back up what the trend already shows (VEP 248). */
+		if (rate_struggles == struggles && p.confidence_pct >= SURE_PCT)
+			p.confidence_pct += 25;
+	}
+	if (p.confidence_pct > 100)
+		p.confidence_pct = 100;
+	/* Expected switch-over downtime. */
+	qe = n >= 2 && q < 1.0 ? q : 1.0;
+	if (p.outlook == WK_OUTLOOK_CONVERGES && p.iterations >= 0) {
+		p.downtime_ms = (long long)(pt[0] * pow(qe, (double)p.iterations));
+	} else {
+		double v = pt[0];
+		int j;
+
+		for (j = 1; j <= WK_PREDICT_LOOKAHEAD && p.downtime_ms < 0; j++) {
+			v *= qe;
+			if (v <= (double)cfg->max_downtime_ms)
+				p.downtime_ms = (long long)v;
+		}
+		if (p.downtime_ms < 0)
+			p.downtime_ms = (long long)(pt[0] * qe);
+	}
+	*ret = p;
+}
+
+/* The memory verdict turns on or off only on a confident prediction. */
+static void
+update_struggling(struct wk_policy_state *st, const struct wk_prediction *p)
+{
+	if (p->confidence_pct < SURE_PCT)
+		return;
+	if (p->outlook == WK_OUTLOOK_STRUGGLES)
+		st->struggling = true;
+	else if (p->outlook == WK_OUTLOOK_CONVERGES)
+		st->struggling = false;
 }
 
 static unsigned
-verdict(const struct wk_policy_state *st, const struct wk_policy_config *cfg, long long elapsed)
+verdict(const struct wk_policy_state *st, long long elapsed)
 {
 	unsigned r = 0;
 
-	if (dirty_exceeds_transfer(st))
-		r |= WK_REASON_DIRTY_EXCEEDS_TRANSFER;
-	if (remaining_not_shrinking(st, cfg))
+	if (st->struggling) {
 		r |= WK_REASON_REMAINING_NOT_SHRINKING;
+		if (dirty_exceeds_transfer(st))
+			r |= WK_REASON_DIRTY_EXCEEDS_TRANSFER;
+	}
 	if (st->deadline_ms >= 0 && elapsed * 100 >= st->deadline_ms * DEADLINE_WARN_PCT)
 		r |= WK_REASON_DEADLINE_APPROACHING;
 	if (st->last_processed >= 0 && elapsed >= 0 &&
@@ -287,20 +478,43 @@ refused(const struct wk_policy_state *st, enum wk_action a)
 	return (st->refused & (1u << a)) != 0;
 }
 
+/* The step the one downtime raise goes to: the smallest whose downtime is
+ * at or above the predicted switch-over downtime; -1 when none up to the
+ * configured max downtime is (or there is no prediction). */
+static int
+raise_target(const struct wk_policy_state *st, const struct wk_policy_config *cfg,
+    const struct wk_prediction *p)
+{
+	int top = (int)nsteps(cfg);
+	int i;
+
+	if (p->downtime_ms <= 0 || (unsigned long long)p->downtime_ms > cfg->max_downtime_ms)
+		return -1;
+	for (i = st->step + 1; i <= top; i++)
+		if (step_downtime(cfg, i) >= (unsigned long long)p->downtime_ms)
+			return i;
+	return -1;
+}
+
 /* The rung the ladder takes next, and why (static text). */
 static enum wk_action
-next_rung(const struct wk_policy_state *st, const struct wk_policy_config *cfg, const char **why)
+next_rung(const struct wk_policy_state *st, const struct wk_policy_config *cfg,
+    const struct wk_prediction *p, const char **why)
 {
-	if (st->step < (int)nsteps(cfg)) {
-		*why = "struggling: raising max downtime ahead of nova's schedule";
+	if (!st->downtime_raised && !refused(st, WK_ACTION_RAISE_DOWNTIME) &&
+	    raise_target(st, cfg, p) >= 0) {
+		*why = "struggling: raising max downtime to where the predicted switch-over "
+		       "downtime fits";
 		return WK_ACTION_RAISE_DOWNTIME;
 	}
 	if (cfg->permit_auto_converge && !st->throttled) {
-		*why = "struggling at max downtime: auto-converge throttling the guest";
+		*why = "struggling, no max downtime fits the predicted switch-over: auto-converge "
+		       "throttling the guest";
 		return WK_ACTION_THROTTLE;
 	}
 	if (cfg->permit_post_copy && !st->post_copy && !refused(st, WK_ACTION_POST_COPY)) {
-		*why = "struggling at max downtime: switching to post-copy";
+		*why = "struggling, no max downtime fits the predicted switch-over: switching to "
+		       "post-copy";
 		return WK_ACTION_POST_COPY;
 	}
 	if (cfg->permit_pause && !st->paused && !refused(st, WK_ACTION_PAUSE)) {
@@ -320,23 +534,50 @@ next_rung(const struct wk_policy_state *st, const struct wk_policy_config *cfg, 
 	return WK_ACTION_NONE;
 }
 
-/* Downtime step to raise to when struggling: the smallest step whose downtime
- * would let the last dirty set go in one switch-over, at least one up. */
-static int
-raise_target(const struct wk_policy_state *st, const struct wk_policy_config *cfg)
+/*
+ * Whether a due post-copy or pause goes now: at the lowest data_remaining
+ * of the current pass.  Remaining only falls within a pass and jumps at the
+ * sync that starts the next one, so the last sample before the sync is the
+ * pass's minimum: act when the pass is expected to end before the next
+ * sample (remaining - rate * gap at or below the level where passes end),
+ * or when remaining turned up within the pass (its minimum just passed).
+ * Never waits more than 2 iterations or one pass + 1 s, except while
+ * nothing moves (the stall rules decide then).
+ */
+static bool
+switch_now(const struct wk_policy_state *st, const struct wk_policy_config *cfg,
+    const struct wk_job_sample *s)
 {
-	const struct wk_policy_iter *it = st->cur.rem_peak >= 0 ? &st->cur : &st->done[0];
+	long long rem = remaining_of(s);
 	long long bps = recent_transfer(st);
-	int top = (int)nsteps(cfg);
-	int i = st->step + 1;
-	unsigned long long need;
+	long long gap = SAMPLE_GAP_MS, end, pass_ms = 0;
+	size_t i;
 
-	if (it->rem_peak < 0 || bps <= 0)
-		return i;
-	need = (unsigned long long)(it->rem_peak * 1000 / bps);
-	while (i < top && step_downtime(cfg, i) < need)
-		i++;
-	return i;
+	if (rem < 0 || bps <= 0 || s->memory_iteration < 2)
+		return true; /* nothing to time it by */
+	if (st->processed_since_ms < s->t_ms && st->prev_iter == s->memory_iteration)
+		return false; /* nothing moved since the last sample: no minimum to wait for,
+		                 and a stalled link is no place for post-copy */
+	if (st->prev_iter == s->memory_iteration && st->prev_rem >= 0 && rem > st->prev_rem)
+		return true;
+	if (st->done[0].iteration >= 1 && st->done[0].t_last > st->done[0].t_first)
+		pass_ms = (long long)(st->done[0].t_last - st->done[0].t_first);
+	if (st->switch_wait_iter >= 0 &&
+	    (s->memory_iteration >= st->switch_wait_iter + 2 ||
+	        (s->t_ms >= st->switch_wait_t_ms &&
+	            (long long)(s->t_ms - st->switch_wait_t_ms) >= pass_ms + SWITCH_SLACK_MS)))
+		return true;
+	if (st->prev_t_ms > 0 && s->t_ms > st->prev_t_ms)
+		gap = (long long)(s->t_ms - st->prev_t_ms);
+	/* Where passes end: the switch-over threshold, or lower where the
+	 * passes seen ended lower: a pass's last sample is 0 to one sample's
+	 * transfer above its end, half of it on average. */
+	end = (long long)((unsigned long long)bps * cur_downtime(st, cfg) / 1000);
+	for (i = 0; i < WK_POLICY_HISTORY; i++)
+		if (st->done[i].iteration >= 2 && st->done[i].rem_min >= 0 &&
+		    st->done[i].rem_min - bps * gap / 2000 < end)
+			end = st->done[i].rem_min - bps * gap / 2000;
+	return rem - bps * gap / 1000 <= end;
 }
 
 /* Downtime step Nova's wall-clock schedule has reached at @elapsed. */
@@ -373,7 +614,8 @@ take_rung(struct wk_policy_state *st, const struct wk_policy_config *cfg, enum w
 {
 	switch (a) {
 	case WK_ACTION_RAISE_DOWNTIME:
-		set_step(st, cfg, raise_target(st, cfg), d);
+		set_step(st, cfg, raise_target(st, cfg, &d->prediction), d);
+		st->downtime_raised = true;
 		break;
 	case WK_ACTION_THROTTLE:
 		st->throttled = true;
@@ -388,6 +630,7 @@ take_rung(struct wk_policy_state *st, const struct wk_policy_config *cfg, enum w
 		return;
 	}
 	d->action = a;
+	st->switch_wait_iter = -1;
 	st->ladder_acted = true;
 	st->ladder_iter = s->memory_iteration;
 	st->ladder_t_ms = s->t_ms;
@@ -515,6 +758,7 @@ wk_policy_step(struct wk_policy_state *st, const struct wk_policy_config *cfg,
 	d.action = WK_ACTION_NONE;
 
 	if (!job_running(s)) {
+		wk_policy_predict(st, cfg, &d.prediction);
 		fill_figures(st, s, elapsed, &d);
 		d.reasons = st->reported;
 		d.planned = WK_ACTION_NONE;
@@ -529,12 +773,14 @@ wk_policy_step(struct wk_policy_state *st, const struct wk_policy_config *cfg,
 		st->last_processed = proc;
 		st->processed_since_ms = s->t_ms;
 	}
-	track_iteration(st, s);
+	track_iteration(st, cfg, s);
+	wk_policy_predict(st, cfg, &d.prediction);
+	update_struggling(st, &d.prediction);
 
-	d.reasons = verdict(st, cfg, elapsed);
+	d.reasons = verdict(st, elapsed);
 	d.verdict_changed = d.reasons != 0 && d.reasons != st->reported;
 	st->reported = d.reasons;
-	d.planned = next_rung(st, cfg, &why);
+	d.planned = next_rung(st, cfg, &d.prediction, &why);
 
 	if (st->finished && st->paused && !st->aborted && !refused(st, WK_ACTION_ABORT) &&
 	    (d.reasons & WK_REASON_TRANSFER_STALLED) &&
@@ -564,10 +810,22 @@ wk_policy_step(struct wk_policy_state *st, const struct wk_policy_config *cfg,
 		d.action_reason = "transfer stalled: waiting for the link (abort after 30 s)";
 	} else if (d.reasons != 0 && !ladder_ready(st, s)) {
 		d.action_reason = "waiting for the last escalation to take effect";
+	} else if (d.reasons != 0 &&
+	           (d.planned == WK_ACTION_POST_COPY || d.planned == WK_ACTION_PAUSE) &&
+	           !switch_now(st, cfg, s)) {
+		if (st->switch_wait_iter < 0) {
+			st->switch_wait_iter = s->memory_iteration;
+			st->switch_wait_t_ms = s->t_ms;
+		}
+		d.action_reason = d.planned == WK_ACTION_POST_COPY
+		                      ? "struggling: switching to post-copy at the end of this "
+		                        "pass, where data_remaining is lowest"
+		                      : "struggling: pausing the guest at the end of this pass, "
+		                        "where data_remaining is lowest";
 	} else if (d.reasons != 0) {
 		take_rung(st, cfg, d.planned, s, &d);
 		d.action_reason = why;
-		d.planned = next_rung(st, cfg, &why);
+		d.planned = next_rung(st, cfg, &d.prediction, &why);
 	}
 
 	ws = wall_step(st, cfg, elapsed);
@@ -582,5 +840,8 @@ wk_policy_step(struct wk_policy_state *st, const struct wk_policy_config *cfg,
 	fill_figures(st, s, elapsed, &d);
 	if (d.action != WK_ACTION_RAISE_DOWNTIME)
 		d.downtime_ms = st->step >= 0 ? step_downtime(cfg, st->step) : 0;
+	st->prev_iter = s->memory_iteration;
+	st->prev_rem = remaining_of(s);
+	st->prev_t_ms = s->t_ms;
 	*ret = d;
 }

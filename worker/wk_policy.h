@@ -14,30 +14,60 @@
  * per raw sample: data_remaining is a saw-tooth (it falls while a pass sends
  * and jumps at every dirty-log sync), which is what made Nova drop its old
  * sample-based automatic post-copy switch.  For every iteration the state
- * keeps the minimum and the peak of data_remaining and the average dirty
- * and transfer rates.  The verdict is a set of reasons:
+ * keeps the minimum and the peak of data_remaining, the average dirty and
+ * transfer rates, and the dirty set the last sync handed to the pass.
  *
- *   WK_REASON_DIRTY_EXCEEDS_TRANSFER: in each of the last 2 completed
- *     iterations (never iteration 1, whose dirty rate QEMU reports as 0)
- *     the average dirty rate (pages/s * page size) reached 95 % of the
- *     average transfer rate.  The margin is needed because QEMU measures
- *     the dirty rate over one sync period, which lasts as long as sending
- *     the dirty set takes: a guest re-dirtying its whole working set every
- *     pass shows a dirty rate equal to the link rate, never above it (the
- *     nonconverging trace: 23.7-24.0 MiB/s dirty on a 24.0 MiB/s link; the
- *     converging sawtooth trace runs at 75 %).
- *   WK_REASON_REMAINING_NOT_SHRINKING: from iteration 3 on, the peak of
- *     data_remaining of the current iteration is not at least 5 % below the
- *     peak of the iteration 2 before it (or, when that one had no sample,
- *     the newest earlier one), unless it already fits the current max
- *     downtime at the current transfer rate.  The peak (the dirty set the
- *     last sync handed to this pass; remaining only falls within a pass, so
- *     it is known from the iteration's first sample) is used rather than the
- *     minimum: the per-iteration minimum is whatever sample fell just
- *     before QEMU's next sync, i.e. below its switch-over threshold
- *     (bandwidth * max downtime) in every iteration, converging or not, and
- *     flagged the converging sawtooth trace.  The minimum is kept for
- *     reporting (struct wk_policy_iter.rem_min).
+ * The convergence predictor (wk_policy_predict(), docs/tuning.md):
+ *   dirty set S of a pass: data_remaining at its first sample plus what was
+ *     sent between the previous pass's last sample and this one, minus what
+ *     the previous pass still had to send above its switch-over threshold
+ *     (QEMU syncs when remaining falls below transfer rate * max downtime),
+ *     clamped to [first sample, first sample + sent]; the first sample alone
+ *     would be 0-250 ms of transfer late (up to 40 % off at 100 MiB/s).
+ *     Iteration 1 (all of RAM) has no dirty set.
+ *   pass time P = S / the pass's highest transfer rate: what one
+ *     switch-over of that set takes, and comparable across a link that
+ *     changes speed (link_slowdown trace: 0.9 s, 0.46 s, then 3.0 s at a
+ *     quarter of the rate, where the bytes alone fell from 57 to 48 MiB).
+ *   trend q: the per-pass ratio of P from the third-newest pass to the
+ *     newest (from the second-newest when only two are known; iteration
+ *     numbers that skip count as passes); the observed trend, never
+ *     the dirty rate, decides: a guest re-dirtying a small working set
+ *     shows a dirty rate equal to the transfer rate (QEMU measures it over
+ *     one sync period), yet its dirty set falls and it converges (KubeVirt
+ *     VEP 248's case), which a rate comparison would escalate.
+ *   iterations needed: passes until P * q^k fits the current max downtime
+ *     (QEMU's switch-over threshold); 0 when P already fits;
+ *     "never" when q >= 1 or k > 30 (WK_PREDICT_HORIZON: a set shrinking by
+ *     15 % per pass from 40x the threshold still makes it; one shrinking by
+ *     4 %, the nonconverging trace's noise, from 9x does not).
+ *   outlook: converges / struggles by the above; with only one dirty set
+ *     known (iteration 2), by the rates (dirty >= 95 % of transfer).
+ *   confidence: 25 with one dirty set; 50 with a trend; 75 when the
+ *     newest ratio is >= 1 with outlook "struggles" (not shrinking at all),
+ *     or both single-pass ratios give the outlook the trend gives, or the
+ *     set already fits; then +25 when the rate model (dirty >= 95 % of
+ *     transfer <=> struggles) agrees.  The rates never lift a prediction to
+ *     75: with them, one noisy ratio (95 % from an underestimated first
+ *     pass) would have escalated the VEP 248 case.
+ *   expected downtime: P * q^k when it converges; else the smallest
+ *     P * q^j (j = 1..3, WK_PREDICT_LOOKAHEAD, q capped at 1) within the
+ *     configured max downtime, else P * q (the next pass's set): what a max
+ *     downtime raised now would have to absorb.
+ *
+ * The memory verdict is sticky: it turns on at outlook "struggles" with
+ * confidence >= 75 and off at "converges" with confidence >= 75.  On the
+ * recorded traces (tests/data/traces) it comes at the first sample of
+ * iteration 3 or 4 (onset + 1 or 2) and never on a converging one.  The
+ * verdict is a set of reasons:
+ *
+ *   WK_REASON_REMAINING_NOT_SHRINKING: the memory verdict (the dirty set
+ *     does not shrink fast enough to fit the current max downtime within
+ *     30 passes).
+ *   WK_REASON_DIRTY_EXCEEDS_TRANSFER: with the memory verdict only, the
+ *     average dirty rate reached 95 % of the average transfer rate in each
+ *     of the last 2 completed iterations (never iteration 1, whose dirty
+ *     rate QEMU reports as 0): reported, never decisive on its own.
  *   WK_REASON_DEADLINE_APPROACHING: elapsed >= 75 % of the completion
  *     deadline, completion_timeout_s * data GiB (Nova's scaling).
  *   WK_REASON_TRANSFER_STALLED: data_processed unchanged for >= 3 s of
@@ -57,26 +87,40 @@
  *   4. struggling (and not stalled, where nothing but waiting or aborting
  *      helps): the next rung of the ladder, once the previous rung had one
  *      memory iteration or the downtime delay (downtime_delay_s * data GiB)
- *      to work:
- *        RAISE_DOWNTIME along Nova's step schedule, accelerated: straight
- *          to the smallest step whose downtime would let the last
- *          iteration's dirty set (peak remaining / transfer rate) go in one
- *          switch-over, at least one step up, capped at the top step;
+ *      to work.  A rung that cannot help is skipped:
+ *        RAISE_DOWNTIME once, and only when the predicted downtime fits
+ *          under max_downtime_ms: straight to the smallest step of Nova's
+ *          schedule at or above it (a verdict without a prediction, e.g. the
+ *          deadline approaching in iteration 1, skips it too);
  *        THROTTLE once, if permit_auto_converge (the migration was started
  *          with auto-converge; the action only reports it);
  *        POST_COPY once, if permit_post_copy;
  *        PAUSE once, if permit_pause;
  *        NONE with the reason ("post-copy forbidden for this instance, ...").
+ *      POST_COPY and PAUSE wait for the lowest data_remaining of the
+ *      current pass: they are taken at the sample after which the pass is
+ *      expected to end before the next sample (remaining - transfer rate *
+ *      sample gap <= where passes end: the switch-over threshold, or the
+ *      lowest last-sample remaining of a pass seen minus half a sample's
+ *      transfer if lower), or when remaining turned up within
+ *      the pass, and at the latest 2 iterations or one pass duration + 1 s
+ *      after the rung was due; never while data_processed stands still
+ *      (the stall rules decide then); at once in pass 1 (all of RAM: its
+ *      end may be far) or without remaining and rate figures.  A switch at
+ *      a pass's first sample would carry its whole dirty set; at its end
+ *      only what is left above the threshold (nonconverging trace: 8.8 MiB
+ *      instead of 57-64 MiB).
  *   5. Nova's wall-clock downtime schedule (also when not struggling):
  *      step i at elapsed > i * delay, downtime base + i * (max - base) /
  *      steps with base = max / steps (nova.virt.libvirt.migration.
  *      downtime_steps); the first sample applies step 0.
  * An action the hypervisor refused is reported back with
- * wk_policy_action_result(): it is retried once (at the next sample), then
- * given up, and the ladder or the deadline moves on to what is left: at the
- * deadline the configured action first, then post-copy, pause, abort, in
- * that order, whatever state the ladder is in (a migration never runs on
- * for want of an action that worked).
+ * wk_policy_action_result(): it is retried once (at the next sample;
+ * post-copy and pause at the next pass end), then given up, and the ladder
+ * or the deadline moves on to what is left: at the deadline the configured
+ * action first, then post-copy, pause, abort, in that order, whatever
+ * state the ladder is in (a migration never runs on for want of an action
+ * that worked).
  * Any call returning POST_COPY, PAUSE, ABORT or FORCE_COMPLETE has a
  * non-zero verdict, and verdict_changed is set no later than that call, so
  * the caller can send the struggling notification before acting.
@@ -142,9 +186,12 @@ const char *wk_action_name(enum wk_action a);
 /* Per-iteration figures (internal to wk_policy.c, readable for reports). */
 struct wk_policy_iter {
 	long long iteration;             /* memory_iteration; -1 = empty */
+	long long dirty_set;             /* bytes handed to this pass by its sync; -1 unknown */
 	long long rem_min, rem_peak;     /* data_remaining over the iteration's samples */
 	long long dirty_sum, n_dirty;    /* dirty rate bytes/s, summed over samples */
 	long long bps_sum, n_bps;        /* memory_bps, summed over samples reporting it */
+	long long bps_max;               /* highest memory_bps (the link's rate; QEMU's
+	                                    per-pass average dips at a pass's start) */
 	uint64_t t_first, t_last;        /* sample times */
 	long long proc_first, proc_last; /* data_processed at those samples, -1 unknown */
 };
@@ -172,7 +219,43 @@ struct wk_policy_state {
 	bool aborted;                           /* an abort was decided (and not refused) */
 	unsigned char failures[_WK_ACTION_MAX]; /* refusals seen per action */
 	unsigned refused;                       /* 1u << action: given up after two refusals */
+	bool struggling;                        /* the sticky memory verdict */
+	bool downtime_raised;                   /* the ladder's one downtime raise was taken */
+	long long switch_wait_iter;             /* post-copy/pause due since; -1 = not waiting */
+	uint64_t switch_wait_t_ms;
+	long long prev_iter, prev_rem; /* the previous sample (-1 none) */
+	uint64_t prev_t_ms;
 };
+
+#define WK_PREDICT_HORIZON   30 /* passes: converging slower than this is struggling */
+#define WK_PREDICT_LOOKAHEAD 3  /* passes a raised max downtime may take to switch over */
+
+enum wk_outlook {
+	WK_OUTLOOK_UNKNOWN,
+	WK_OUTLOOK_CONVERGES,
+	WK_OUTLOOK_STRUGGLES,
+};
+
+/* Wire name: "unknown", "converges", "struggles"; NULL out of range. */
+const char *wk_outlook_name(enum wk_outlook o);
+
+/* What the predictor expects (rules above); -1 = unknown. */
+struct wk_prediction {
+	enum wk_outlook outlook;
+	unsigned confidence_pct;   /* 0, 25, 50, 75 or 100 */
+	long long dirty_set;       /* bytes, newest pass */
+	long long transfer_bps;    /* recent transfer rate */
+	long long dirty_bps;       /* QEMU's dirty rate, recent */
+	int shrink_pct;            /* dirty set per pass, percent of the previous one */
+	long long iterations;      /* passes still needed at the current max downtime; -1 never */
+	long long downtime_ms;     /* expected switch-over downtime */
+	long long max_downtime_ms; /* the current max downtime it was judged against */
+};
+
+/* The prediction from what @st has seen so far (pure; wk_policy_step()
+ * reports the same one in its decision). */
+void wk_policy_predict(const struct wk_policy_state *st, const struct wk_policy_config *cfg,
+    struct wk_prediction *ret);
 
 /* Prepares @st for a migration that started at @start_ms (sample time base,
  * e.g. wk_now_ms() when the migrate call was issued).  @cfg is borrowed. */
@@ -190,7 +273,8 @@ struct wk_decision {
 	enum wk_action planned;         /* next escalation if it keeps struggling */
 	long long dirty_rate_bps, transfer_rate_bps, data_remaining, memory_iteration, elapsed_ms,
 	    deadline_ms /* -1 none */;
-	int policy_step; /* downtime step index reached (-1 none yet) */
+	int policy_step;                 /* downtime step index reached (-1 none yet) */
+	struct wk_prediction prediction; /* what justified the choice */
 };
 
 /*

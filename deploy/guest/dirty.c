@@ -18,6 +18,8 @@
  *              losing writes to TLB-hot pages during migration     (1)
  *   verify=0|1 check each page's previous value before writing it (1)
  *   hz=N       PIT tick rate used to idle with sti;hlt; 0 = busy-poll (1000)
+ *   on=N off=M bursty dirtying: dirty at rate= for N ms, then idle for M ms,
+ *              and again (off=0, the default, dirties all the time)
  *
  * Page idx of the working set holds pass * ws_pages + idx + 1 (mod 2^32) in
  * its first word after pass "pass" wrote it.  Heartbeat line, every hb ms:
@@ -64,6 +66,7 @@ static u32 p_hb_ms = 1000;
 static u32 p_invlpg = 1;
 static u32 p_verify = 1;
 static u32 p_hz = 1000;
+static u32 p_on_ms = 1000, p_off_ms; /* bursts: dirty on_ms, idle off_ms */
 
 /* The compiler may emit calls to these two; provide them. */
 void *
@@ -306,6 +309,10 @@ parse_cmdline(const char *s)
 			p_verify = n != 0;
 		else if (word_is(s, "hz", &v) && !parse_u32(v, &n))
 			p_hz = n > 10000 ? 10000 : n;
+		else if (word_is(s, "on", &v) && !parse_u32(v, &n))
+			p_on_ms = n ? n : 1;
+		else if (word_is(s, "off", &v) && !parse_u32(v, &n))
+			p_off_ms = n;
 		while (*s && *s != ' ')
 			s++;
 	}
@@ -369,6 +376,8 @@ dirty_main(u32 magic, const struct multiboot_info *mbi)
 	putkv(" hb=", p_hb_ms);
 	putkv(" invlpg=", p_invlpg);
 	putkv(" hz=", p_hz);
+	putkv(" on=", p_on_ms);
+	putkv(" off=", p_off_ms);
 	putkv(" tsc_mhz=", tsc_per_us);
 	putkv(" mem_kib=", mem_top / 1024u);
 	ser_puts("\n");
@@ -413,6 +422,18 @@ dirty_main(u32 magic, const struct multiboot_info *mbi)
 				next_hb_us = t_us + (u64)p_hb_ms * 1000u;
 		}
 
+		if (p_off_ms) {
+			u32 phase;
+
+			udiv64(udiv64(t_us, 1000, 0), p_on_ms + p_off_ms, &phase);
+			if (phase >= p_on_ms) { /* idle part of a burst period */
+				credit = 0;
+				last_us = t_us;
+				if (p_hz)
+					__asm__ volatile("hlt");
+				continue;
+			}
+		}
 		if (p_rate_kib == 0) {
 			n = BATCH_MAX;
 		} else {

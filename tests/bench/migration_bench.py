@@ -5,9 +5,13 @@ driven by nova's own rpcapi casts to two ferry-workers that run with ferry's
 defaults plus the one dial, libvirt.link_speed.
 
 For each scenario it prints the total migration time (cast to the terminal
-notification), the migration time and downtime libvirt reports for the
-completed job, the physical floor (guest RAM / derived bandwidth), the
-iterations, and what ferry's policy did (struggling warnings, actions).
+notification) and its ratio to the physical floor (guest RAM / derived
+bandwidth), the migration time and downtime libvirt reports for the
+completed job, the iterations, and what ferry's policy did (struggling
+warnings: the iteration and time of the first, the prediction it carried;
+actions).  The "issue 10 case" scenarios (run with --link-speed 1G, about
+100 MiB/s) also cast nova's force-complete or abort once the migration runs
+and print the time from that cast to the terminal notification.
 
     /usr/bin/python3 tests/bench/migration_bench.py [--link-speed 1G] [--mem 256]
 
@@ -37,17 +41,28 @@ import libvirt  # noqa: E402
 STRUGGLING = "instance.live_migration_struggling"
 TERMINAL = ("instance.live_migration_post.end", "instance.live_migration_rollback.end")
 
-# name, guest dirty rate as a fraction of the derived bandwidth (None = idle),
-# working set (MiB), full-page rewrites (defeats XBZRLE), flavor extra specs
+# name, guest dirty rate as a fraction of the derived bandwidth (None = idle;
+# a string "N MiB/s" is absolute), working set (MiB), full-page rewrites
+# (defeats XBZRLE), flavor extra specs, and what nova does once the
+# migration runs: None, "force_complete" or "abort" (issue 10's figures:
+# cast to the end, with the physical floor beside it)
 POST_COPY = {"ferry:live_migration_permit_post_copy": "true"}
+NO_POST_COPY = {"ferry:live_migration_permit_post_copy": "false"}
 SCENARIOS = [
-    ("idle", None, 1, 0, None),
-    ("dirty < bandwidth (1/3)", 1.0 / 3, 64, 1, None),
-    ("dirty > bandwidth (2x)", 2.0, 64, 1, None),
-    ("dirty > bandwidth (2x), post-copy permitted", 2.0, 64, 1, POST_COPY),
+    ("idle", None, 1, 0, None, None),
+    ("dirty < bandwidth (1/3)", 1.0 / 3, 64, 1, None, None),
+    ("dirty > bandwidth (2x)", 2.0, 64, 1, None, None),
+    ("dirty > bandwidth (2x), post-copy permitted", 2.0, 64, 1, POST_COPY, None),
     # a dirty set no switch-over of max downtime can carry
-    ("dirty > bandwidth (2x), big working set", 2.0, 128, 1, None),
-    ("dirty > bandwidth (2x), big working set, post-copy permitted", 2.0, 128, 1, POST_COPY),
+    ("dirty > bandwidth (2x), big working set", 2.0, 128, 1, None, None),
+    ("dirty > bandwidth (2x), big working set, post-copy permitted", 2.0, 128, 1, POST_COPY,
+     None),
+    # issue 10: 256 MiB/s over 64 MiB (run with --link-speed 1G: ~100 MiB/s)
+    ("issue 10 case, post-copy permitted", "256 MiB/s", 64, 0, POST_COPY, None),
+    ("issue 10 case, post-copy forbidden", "256 MiB/s", 64, 0, NO_POST_COPY, None),
+    ("issue 10 case, force-complete by pause", "256 MiB/s", 64, 0, NO_POST_COPY,
+     "force_complete"),
+    ("issue 10 case, abort", "256 MiB/s", 64, 0, NO_POST_COPY, "abort"),
 ]
 
 
@@ -80,8 +95,11 @@ def data(msg):
     return msg["payload"]["nova_object.data"]
 
 
-def run_scenario(name, frac, ws, full, specs, bw, mem, notes):
-    rate = max(1, int(bw * frac)) if frac is not None else 0
+def run_scenario(name, frac, ws, full, specs, op, bw, mem, notes):
+    if isinstance(frac, str):
+        rate = int(frac.split()[0])
+    else:
+        rate = max(1, int(bw * frac)) if frac is not None else 0
     guest = "bench" + uuidlib.uuid4().hex[:6]
     if frac is None:
         uuid = rig.boot_guest("A", name=guest, mem_mib=mem, ratek=16, ws=1)
@@ -90,12 +108,22 @@ def run_scenario(name, frac, ws, full, specs, bw, mem, notes):
     rig.wait_heartbeat_advances("A", guest, timeout=15)
     t0 = time.monotonic()
     nova_peer.cast_live_migration(uuid, "bench-src", "bench-dst", extra_specs=specs)
+    t_op = None
+    if op is not None:
+        # once the migration runs (first progress), as an operator would
+        notes.wait_for("instance.live_migration_progress", uuid, timeout=60)
+        t_op = time.monotonic()
+        if op == "abort":
+            nova_peer.cast_abort(uuid, "bench-src")
+        else:
+            nova_peer.cast_force_complete(uuid, "bench-src")
     end = None
     deadline = t0 + 600
     while end is None and time.monotonic() < deadline:
         for ev in TERMINAL:
             end = end or notes.wait_for(ev, uuid, timeout=0.2)
-    total = time.monotonic() - t0
+    t_end = time.monotonic()
+    total = t_end - t0
     events = notes.events(uuid)
     struggles = [data(m) for m in events if m["event_type"] == STRUGGLING]
     progress = [data(m) for m in events if m["event_type"] == "instance.live_migration_progress"]
@@ -119,6 +147,15 @@ def run_scenario(name, frac, ws, full, specs, bw, mem, notes):
         "floor_s": mem / float(bw),
         "warnings": len(struggles),
         "first_warn_iter": struggles[0]["memory_iteration"] if struggles else None,
+        # the worker's own elapsed time since its migrate call
+        "first_warn_s": (struggles[0]["elapsed_ms"] / 1000.0
+                         if struggles and struggles[0].get("elapsed_ms") is not None else None),
+        "op": op,
+        "op_s": (t_end - t_op) if t_op is not None else None,
+        "predicted": ("%s %d%% %sms" % (struggles[0]["prediction"]["outlook"],
+                                        struggles[0]["prediction"]["confidence_pct"],
+                                        struggles[0]["prediction"]["expected_downtime_ms"])
+                      if struggles and struggles[0].get("prediction") else None),
         "actions": ",".join(dict.fromkeys(s["action"] for s in struggles)) or "-",
     }
     conn = rig.connect(where)
@@ -167,10 +204,10 @@ def main():
         print("ferry-worker %s, link_speed %s, guest %d MiB, TCG; ferry's defaults otherwise:"
               % (binary, args.link_speed, args.mem))
         print(tuning)
-        for name, frac, ws, full, specs in SCENARIOS:
+        for name, frac, ws, full, specs, op in SCENARIOS:
             if args.only and args.only not in name:
                 continue
-            row = run_scenario(name, frac, ws, full, specs, bw, args.mem, notes)
+            row = run_scenario(name, frac, ws, full, specs, op, bw, args.mem, notes)
             rows.append(row)
             print("  %-48s %s, %.1f s" % (name, row["outcome"], row["total_s"]), flush=True)
         rss = {}
@@ -191,15 +228,19 @@ def main():
             sh("bash", "deploy/rig/rabbit.sh", "stop")
 
     print()
-    hdr = ("scenario", "guest dirtying", "outcome", "total s", "libvirt s", "downtime ms",
-           "floor s", "iters", "warns", "warn@iter", "policy actions")
+    hdr = ("scenario", "guest dirtying", "outcome", "total s", "x floor", "libvirt s",
+           "downtime ms", "floor s", "iters", "warns", "warn@iter", "warn@s", "predicted",
+           "nova op to end s", "policy actions")
     print(" | ".join(hdr))
     print(" | ".join("---" for _ in hdr))
     for r in rows:
         print(" | ".join([r["scenario"], r["dirty"], "%s (on %s, %s)" % (
             r["outcome"], r["on"], r["state"]), fmt(r["total_s"], ".1f"),
-            fmt(r["libvirt_s"], ".1f"), fmt(r["downtime_ms"], "d"), fmt(r["floor_s"], ".1f"),
+            fmt(r["total_s"] / r["floor_s"], ".2f"),
+            fmt(r["libvirt_s"], ".1f"), fmt(r["downtime_ms"], "d"), fmt(r["floor_s"], ".2f"),
             str(r["iterations"]), str(r["warnings"]), fmt(r["first_warn_iter"], "d"),
+            fmt(r["first_warn_s"], ".1f"), r["predicted"] or "-",
+            "-" if r["op"] is None else "%s %s" % (r["op"], fmt(r["op_s"], ".3f")),
             r["actions"]]))
     print()
     for host, (cur, peak, cpu) in rss.items():

@@ -7,7 +7,7 @@ tests/unit/test_wk_policy.c).
     /usr/bin/python3 tests/traces/record.py [SCENARIO ...] [--out DIR]
 
 Scenarios (default: all): converging, converging_fast, nonconverging,
-sawtooth, stalled.  Each boots its own guest (ferry-trace-<scenario>) on
+sawtooth, stalled, hot_small, large_ws, bursty, link_slowdown, issue10.  Each boots its own guest (ferry-trace-<scenario>) on
 rig host A, starts a p2p live migration to qemu+tcp://127.0.0.3/system in a
 thread (migrateToURI3, VIR_MIGRATE_LIVE|PEER2PEER, optional
 VIR_MIGRATE_PARAM_BANDWIDTH, VIR_MIGRATE_PARAM_URI tcp://127.0.0.3), polls
@@ -17,6 +17,7 @@ jobStats() every 250 ms and writes JSON lines to DIR/<scenario>.jsonl
     {"t_ms": 250, "type": 2, "memory_total": ..., <every jobStats field>}
     {"event": "iteration", "iteration": N, "t_ms": ...}   MIGRATION_ITERATION
     {"event": "freeze"|"thaw"|"abort", "t_ms": ...}       what the recorder did
+    {"event": "slowdown", "t_ms": ..., "iteration": N, "bandwidth_mib_s": B}
     {"event": "done", "ok": true|false, "t_ms": ..., "error": "..."}
 
 t_ms is milliseconds since the migrate call started (monotonic).  The first
@@ -58,6 +59,21 @@ SCENARIOS = {
     # Capped migration whose destination QEMU is SIGSTOPped for 6 s.
     # (32 MiB/s so that the socket buffers fill within ~0.25 s of the freeze.)
     "stalled": dict(rate=96, ws=64, full=0, bw=32, abort_s=None, freeze_at=4.0, freeze_s=6.0),
+    # KubeVirt VEP 248's case: a small hot working set (8 MiB) re-dirtied far
+    # faster than the link; the dirty rate QEMU reports is the link rate, yet
+    # the whole set fits one 300 ms switch-over (9.6 MiB at 32 MiB/s).
+    "hot_small": dict(rate=96, ws=8, full=0, bw=32, abort_s=30),
+    # 192 MiB working set dirtied at 1.5x the link rate: never converges.
+    "large_ws": dict(rate=48, ws=192, full=0, bw=32, abort_s=14),
+    # Bursts: 128 MiB/s for 250 ms every second (32 MiB/s on average) over
+    # 64 MiB on a 32 MiB/s link.
+    "bursty": dict(rate=128, ws=64, full=0, bw=32, abort_s=14, extra="on=250 off=750"),
+    # Converging at 64 MiB/s (32 MiB/s over 64 MiB) until the link is cut to
+    # 16 MiB/s when iteration 3 starts: struggles from there on.
+    "link_slowdown": dict(rate=32, ws=64, full=0, bw=64, abort_s=16, slow_at_iter=3,
+                          slow_bw=16),
+    # The case of issue 10: 256 MiB/s over 64 MiB on a 100 MiB/s link.
+    "issue10": dict(rate=256, ws=64, full=0, bw=100, abort_s=10),
 }
 
 _event_loop_started = False
@@ -117,7 +133,7 @@ def record(scenario, out_dir):
     _start_event_loop()
     _destroy_own(name)
     rig.boot_guest("A", name, rate=sc["rate"], ws=sc["ws"], full=sc["full"],
-                   ratek=sc.get("ratek"))
+                   ratek=sc.get("ratek"), extra=sc.get("extra", ""))
     time.sleep(1.5)  # let the guest reach its steady dirtying rate
     lines = []
     lock = threading.Lock()
@@ -132,7 +148,8 @@ def record(scenario, out_dir):
 
     emit({"event": "scenario", "name": scenario, "guest_mem_mib": 256,
           "rate_mib_s": sc["rate"], "ratek": sc.get("ratek"), "ws_mib": sc["ws"],
-          "full": sc["full"], "bandwidth_mib_s": sc["bw"], "poll_ms": int(POLL_S * 1000)})
+          "full": sc["full"], "bandwidth_mib_s": sc["bw"], "poll_ms": int(POLL_S * 1000),
+          "guest_extra": sc.get("extra", "")})
 
     conn = rig.connect("A")
     result = {}
@@ -141,7 +158,10 @@ def record(scenario, out_dir):
         # The policy replays a trace under the max downtime it ran with.
         lines[0]["max_downtime_ms"] = int(dom.migrateGetMaxDowntime(0))
 
+        last_iter = [0]
+
         def on_iter(_c, _d, iteration, _o):
+            last_iter[0] = int(iteration)
             emit({"event": "iteration", "iteration": int(iteration), "t_ms": now_ms()})
 
         cb = conn.domainEventRegisterAny(dom, libvirt.VIR_DOMAIN_EVENT_ID_MIGRATION_ITERATION,
@@ -166,6 +186,7 @@ def record(scenario, out_dir):
         frozen_pid = None
         froze_at = None
         aborted = False
+        slowed = False
         next_poll = time.monotonic() + POLL_S
         while th.is_alive():
             time.sleep(max(0.0, next_poll - time.monotonic()))
@@ -183,6 +204,11 @@ def record(scenario, out_dir):
             rec.update(st)
             emit(rec)
             el = t / 1000.0
+            if "slow_at_iter" in sc and not slowed and last_iter[0] >= sc["slow_at_iter"]:
+                dom.migrateSetMaxSpeed(sc["slow_bw"], 0)
+                slowed = True
+                emit({"event": "slowdown", "t_ms": now_ms(), "iteration": last_iter[0],
+                      "bandwidth_mib_s": sc["slow_bw"]})
             if "freeze_at" in sc and froze_at is None and el >= sc["freeze_at"]:
                 frozen_pid = _dest_qemu_pid(name)
                 os.kill(frozen_pid, signal.SIGSTOP)

@@ -596,6 +596,28 @@ Test(rpc_nova, struggling_payload_has_the_schema_keys)
 	cr_assert(json_is_null(json_object_get(d, "data_remaining_bytes")));
 	cr_assert(json_is_null(json_object_get(d, "migration_uuid")));
 	cr_assert_eq(json_integer_value(json_object_get(d, "policy_step")), 3);
+	cr_assert_str_eq(json_string_value(json_object_get(p, "nova_object.version")), "1.2");
+	cr_assert_null(json_object_get(d, "prediction"), "no outlook, no prediction");
+	json_decref(p);
+
+	s.outlook = "struggles";
+	s.confidence_pct = 75;
+	s.shrink_pct = 103;
+	s.dirty_set = 64LL << 20;
+	s.iterations_needed = -1;
+	s.predicted_downtime_ms = 640;
+	s.judged_downtime_ms = 300;
+	p = rpc_nova_struggling_payload(&s);
+	d = json_object_get(rpc_nova_object_data(p), "prediction");
+	cr_assert(json_is_object(d));
+	cr_assert_eq(json_object_size(d), 7);
+	cr_assert_str_eq(json_string_value(json_object_get(d, "outlook")), "struggles");
+	cr_assert_eq(json_integer_value(json_object_get(d, "confidence_pct")), 75);
+	cr_assert_eq(json_integer_value(json_object_get(d, "shrink_pct")), 103);
+	cr_assert_eq(json_integer_value(json_object_get(d, "dirty_set_bytes")), 64LL << 20);
+	cr_assert(json_is_null(json_object_get(d, "iterations_needed")));
+	cr_assert_eq(json_integer_value(json_object_get(d, "expected_downtime_ms")), 640);
+	cr_assert_eq(json_integer_value(json_object_get(d, "judged_max_downtime_ms")), 300);
 	json_decref(p);
 }
 

@@ -129,6 +129,17 @@ source_mig(void)
 	snprintf(m->tuning.why.multifd_compression, sizeof(m->tuning.why.multifd_compression),
 	    "5G < 10G: zstd");
 	snprintf(m->tuning.why.zero_copy, sizeof(m->tuning.why.zero_copy), "off: TLS");
+	/* the convergence predictor's state (issue 10) */
+	m->policy_state.cur.dirty_set = 7LL << 20;
+	m->policy_state.cur.bps_max = 32LL << 20;
+	m->policy_state.done[1].dirty_set = 9LL << 20;
+	m->policy_state.struggling = true;
+	m->policy_state.downtime_raised = true;
+	m->policy_state.switch_wait_iter = 5;
+	m->policy_state.switch_wait_t_ms = 123457000;
+	m->policy_state.prev_iter = 5;
+	m->policy_state.prev_rem = 1000;
+	m->policy_state.prev_t_ms = 123457250;
 	return m;
 }
 

@@ -26,6 +26,7 @@ struct trace {
 	struct wk_job_sample s[MAX_SAMPLE];
 	size_t n;
 	long long freeze_ms;       /* -1 when the trace has no freeze */
+	long long slowdown_iter;   /* iteration when the link was slowed; -1 none */
 	long long max_downtime_ms; /* what QEMU ran with (libvirt's default 300) */
 	bool done, ok;
 };
@@ -154,6 +155,7 @@ load_trace(const char *name, struct trace *t)
 	cr_assert_not_null(f, "cannot open %s", path);
 	memset(t, 0, sizeof(*t));
 	t->freeze_ms = -1;
+	t->slowdown_iter = -1;
 	t->max_downtime_ms = 300;
 	while (fgets(line, sizeof(line), f) != NULL) {
 		json_error_t err;
@@ -168,6 +170,8 @@ load_trace(const char *name, struct trace *t)
 				t->max_downtime_ms = field(o, "max_downtime_ms");
 			if (strcmp(json_string_value(ev), "freeze") == 0)
 				t->freeze_ms = field(o, "t_ms");
+			if (strcmp(json_string_value(ev), "slowdown") == 0)
+				t->slowdown_iter = field(o, "iteration");
 			if (strcmp(json_string_value(ev), "done") == 0) {
 				t->done = true;
 				t->ok = json_is_true(json_object_get(o, "ok"));
@@ -186,87 +190,130 @@ load_trace(const char *name, struct trace *t)
 
 /* ---- recorded traces ---- */
 
-struct quiet_case {
-	char trace[32];         /* an array: criterion copies parameters into the test process */
+/*
+ * Every recorded trace, with what happened when it was recorded (no policy
+ * acted): converged, or aborted by the recorder after struggling from its
+ * onset iteration on (iteration 2, the first with a dirty set, or the
+ * iteration whose start the recorder slowed the link at).
+ */
+struct trace_case {
+	char trace[32]; /* an array: criterion copies parameters into the test process */
+	bool converges;
 	bool only_if_converged; /* the sawtooth trace counts only if it converged */
 };
 
-ParameterizedTestParameters(wk_policy, traces_that_converge_never_struggle)
+ParameterizedTestParameters(wk_policy, recorded_traces)
 {
-	static struct quiet_case cases[] = {
-	    {"converging", false},
-	    {"converging_fast", false},
-	    {"sawtooth", true},
+	static struct trace_case cases[] = {
+	    {"converging", true, false},
+	    {"converging_fast", true, false},
+	    {"sawtooth", true, true},
+	    /* KubeVirt VEP 248's case: an 8 MiB set re-dirtied at 3x the link */
+	    {"hot_small", true, false},
+	    {"nonconverging", false, false},
+	    {"large_ws", false, false},
+	    {"bursty", false, false},
+	    {"link_slowdown", false, false},
+	    {"issue10", false, false},
+	    {"stalled", false, false},
 	};
-	return cr_make_param_array(struct quiet_case, cases, sizeof(cases) / sizeof(cases[0]));
+	return cr_make_param_array(struct trace_case, cases, sizeof(cases) / sizeof(cases[0]));
 }
 
-ParameterizedTest(struct quiet_case *c, wk_policy, traces_that_converge_never_struggle)
+/* Lowest data_remaining of the trace's samples in iteration @it. */
+static long long
+iteration_min(const struct trace *t, long long it)
+{
+	long long m = -1;
+
+	for (size_t i = 0; i < t->n; i++)
+		if (t->s[i].memory_iteration == it && t->s[i].data_remaining >= 0 &&
+		    (m < 0 || t->s[i].data_remaining < m))
+			m = t->s[i].data_remaining;
+	return m;
+}
+
+/*
+ * Replays a trace under the max downtime it was recorded with: converging
+ * traces never get a verdict nor a drastic action; struggling ones get the
+ * memory verdict within 2 completed iterations of the onset, with a
+ * prediction of "struggles" at >= 75 % confidence, the ladder skips the
+ * downtime raise that could not fit (every struggling trace's pass takes
+ * seconds against 300 ms), and post-copy comes at the lowest data_remaining
+ * of its iteration.
+ */
+ParameterizedTest(struct trace_case *c, wk_policy, recorded_traces)
 {
 	static struct trace t;
 	struct wk_policy_config cfg;
 	struct replay r;
+	long long onset = 2, detected = -1, pc_iter = -1, pc_rem = -1;
 	size_t i;
 
 	load_trace(c->trace, &t);
 	cfg = trace_config(&t);
 	if (c->only_if_converged && !t.ok)
 		cr_skip_test("%s did not converge when recorded", c->trace);
-	cr_assert(t.ok, "%s: recorded migration failed", c->trace);
+	cr_assert_eq(t.ok, c->converges, "%s: recorded outcome", c->trace);
+	if (t.slowdown_iter > 0)
+		onset = t.slowdown_iter;
 	replay_init(&r, &cfg);
 	for (i = 0; i < t.n; i++) {
 		const struct wk_decision *d = feed(&r, &t.s[i]);
 
-		cr_assert_eq(d->reasons, 0, "%s: struggling (0x%x) at t=%llu ms iteration %lld",
-		    c->trace, d->reasons, (unsigned long long)t.s[i].t_ms, d->memory_iteration);
-		cr_assert(d->action == WK_ACTION_NONE || d->action == WK_ACTION_RAISE_DOWNTIME);
-	}
-}
-
-Test(wk_policy, nonconverging_trace_detected_within_two_iterations_of_onset)
-{
-	static struct trace t;
-	struct wk_policy_config cfg;
-	struct replay r;
-	long long onset = 3, detected = -1;
-	bool escalated = false;
-	size_t i;
-
-	load_trace("nonconverging", &t);
-	cfg = trace_config(&t);
-	/* Onset: the first iteration whose dirty rate strictly exceeds the
-	 * transfer rate (never iteration 1), or the third iteration. */
-	for (i = 0; i < t.n; i++) {
-		const struct wk_job_sample *s = &t.s[i];
-
-		if (s->memory_iteration >= 2 && s->memory_bps > 0 &&
-		    s->memory_dirty_rate * s->memory_page_size > s->memory_bps &&
-		    s->memory_iteration < onset)
-			onset = s->memory_iteration;
-	}
-	replay_init(&r, &cfg);
-	for (i = 0; i < t.n; i++) {
-		const struct wk_decision *d = feed(&r, &t.s[i]);
-
-		if (d->reasons &
-		    (WK_REASON_DIRTY_EXCEEDS_TRANSFER | WK_REASON_REMAINING_NOT_SHRINKING)) {
-			if (detected < 0) {
-				detected = d->memory_iteration;
-				cr_assert(d->verdict_changed);
-				/* First rung: raise downtime to the top step (the 60 MiB
-				 * dirty set needs seconds at 24 MiB/s), then throttle. */
-				cr_assert_eq(d->action, WK_ACTION_RAISE_DOWNTIME);
-				cr_assert_eq(d->downtime_ms, cfg.max_downtime_ms);
-				cr_assert_eq(d->planned, WK_ACTION_THROTTLE);
-				escalated = true;
-			}
+		if (c->converges) {
+			cr_assert_eq(d->reasons, 0,
+			    "%s: struggling (0x%x) at t=%llu ms iteration %lld", c->trace,
+			    d->reasons, (unsigned long long)t.s[i].t_ms, d->memory_iteration);
+			cr_assert(
+			    d->action == WK_ACTION_NONE || d->action == WK_ACTION_RAISE_DOWNTIME);
+			continue;
+		}
+		if ((d->reasons & WK_REASON_REMAINING_NOT_SHRINKING) && detected < 0) {
+			detected = d->memory_iteration;
+			cr_assert(d->verdict_changed);
+			cr_assert_eq(d->prediction.outlook, WK_OUTLOOK_STRUGGLES);
+			cr_assert_geq(d->prediction.confidence_pct, 75);
+			cr_assert_gt(d->prediction.downtime_ms, (long long)cfg.max_downtime_ms,
+			    "%s: predicted %lld ms", c->trace, d->prediction.downtime_ms);
+			cr_assert_gt(d->prediction.dirty_set, 0);
+			cr_assert_eq(d->prediction.iterations, -1);
+			cr_log_info(
+			    "%s: onset iteration %lld, verdict at iteration %lld (t=%llu ms), "
+			    "dirty set %lld MiB, predicted downtime %lld ms, confidence %u %%",
+			    c->trace, onset, detected, (unsigned long long)t.s[i].t_ms,
+			    d->prediction.dirty_set / MIB, d->prediction.downtime_ms,
+			    d->prediction.confidence_pct);
+		}
+		if (d->reasons & WK_REASON_REMAINING_NOT_SHRINKING)
+			cr_assert_neq(d->action, WK_ACTION_RAISE_DOWNTIME,
+			    "%s: raised a downtime that cannot fit", c->trace);
+		if (d->action == WK_ACTION_POST_COPY) {
+			pc_iter = d->memory_iteration;
+			pc_rem = d->data_remaining;
 		}
 	}
-	cr_assert_geq(detected, 2, "never detected (onset iteration %lld)", onset);
-	cr_assert_leq(
-	    detected, onset + 2, "detected at iteration %lld, onset %lld", detected, onset);
-	cr_assert(escalated);
-	cr_log_info("nonconverging: onset iteration %lld, detected at %lld", onset, detected);
+	if (c->converges)
+		return;
+	cr_assert_geq(detected, 2, "%s: never detected (onset iteration %lld)", c->trace, onset);
+	cr_assert_leq(detected, onset + 2, "%s: detected at iteration %lld, onset %lld", c->trace,
+	    detected, onset);
+	cr_assert_eq(r.actions[0], WK_ACTION_RAISE_DOWNTIME, "nova's step 0 at the first sample");
+	for (i = 1; i < r.n_actions && r.actions[i] == WK_ACTION_RAISE_DOWNTIME; i++)
+		;
+	cr_assert_eq(i, 1, "%s: only nova's step 0 was a raise", c->trace);
+	if (t.freeze_ms >= 0) {
+		cr_assert_eq(pc_iter, -1, "%s: post-copy on a stalled link", c->trace);
+		return;
+	}
+	if (pc_iter < 0) { /* throttled first: did the trace go on for another pass? */
+		cr_assert_leq(
+		    t.s[t.n - 1].memory_iteration, detected, "%s: no post-copy", c->trace);
+		return;
+	}
+	cr_assert_leq(pc_rem, iteration_min(&t, pc_iter),
+	    "%s: post-copy at %lld MiB remaining, its iteration %lld fell to %lld MiB", c->trace,
+	    pc_rem / MIB, pc_iter, iteration_min(&t, pc_iter) / MIB);
 }
 
 Test(wk_policy, stalled_trace_reports_transfer_stalled_within_4s_of_freeze)
@@ -367,31 +414,39 @@ gen_init(struct gen *g, long long ws, long long bps, long long dirty_pct)
 	g->dirty_pct = dirty_pct;
 }
 
-Test(wk_policy, ladder_order_downtime_throttle_post_copy_then_nothing)
+/* A 64 MiB set at 16 MiB/s takes 4 s to switch over, far beyond the 500 ms
+ * max downtime: the ladder skips the downtime raise and throttles, then
+ * switches to post-copy, then does nothing more. */
+Test(wk_policy, ladder_skips_a_raise_that_cannot_fit_then_throttle_post_copy)
 {
 	struct wk_policy_config cfg = nova_defaults();
 	struct replay r;
 	struct gen g;
-	size_t i, k = 0;
+	size_t i;
+	bool saw_prediction = false;
 
 	cfg.downtime_delay_s = 1000; /* wall-clock steps out of the way */
 	replay_init(&r, &cfg);
 	gen_init(&g, 64 * MIB, 16 * MIB, 101);
 	for (i = 0; i < 400; i++) {
 		struct wk_job_sample s = gen_next(&g);
+		const struct wk_decision *d = feed(&r, &s);
 
-		feed(&r, &s);
+		if (d->action == WK_ACTION_THROTTLE) {
+			cr_assert_eq(d->prediction.outlook, WK_OUTLOOK_STRUGGLES);
+			cr_assert_gt(
+			    d->prediction.downtime_ms, 3500, "%lld ms", d->prediction.downtime_ms);
+			cr_assert_not_null(strstr(d->action_reason, "no max downtime fits"));
+			saw_prediction = true;
+		}
 	}
-	cr_assert_geq(r.n_actions, 4);
-	cr_assert_eq(r.actions[k], WK_ACTION_RAISE_DOWNTIME, "step 0 of nova's schedule");
-	k++;
-	while (k < r.n_actions && r.actions[k] == WK_ACTION_RAISE_DOWNTIME)
-		k++;
-	cr_assert_eq(r.st.step, (int)cfg.downtime_steps, "downtime at the top step");
-	cr_assert_eq(r.actions[k++], WK_ACTION_THROTTLE);
-	cr_assert_eq(r.actions[k++], WK_ACTION_POST_COPY);
-	cr_assert_eq(k, r.n_actions, "nothing after post-copy, got %s",
-	    wk_action_name(r.actions[k < r.n_actions ? k : 0]));
+	cr_assert(saw_prediction);
+	cr_assert_eq(r.n_actions, 3);
+	cr_assert_eq(r.actions[0], WK_ACTION_RAISE_DOWNTIME, "step 0 of nova's schedule");
+	cr_assert_eq(r.actions[1], WK_ACTION_THROTTLE);
+	cr_assert_eq(r.actions[2], WK_ACTION_POST_COPY);
+	cr_assert_eq(r.st.step, 0, "no raise beyond nova's step 0");
+	cr_assert(!r.st.downtime_raised);
 	cr_assert_str_eq(r.last.action_reason, "post-copy phase: no further escalation");
 }
 
@@ -602,33 +657,148 @@ Test(wk_policy, iteration_one_never_struggles)
 	}
 }
 
+/*
+ * Pre-copy as QEMU runs it: every 250 ms the link sends bps / 4 bytes; a
+ * pass ends (dirty-log sync) once remaining falls to @end, which moves by
+ * up to 2 MiB from pass to pass (QEMU syncs at whatever point below its
+ * threshold it checks); the next pass starts with the previous set times
+ * shrink_pct %, and the rest of the 250 ms goes to it.
+ */
+struct pgen {
+	uint64_t t;
+	long long iteration, rem, proc, set, bps, dirty_bps, shrink_pct, end;
+};
+
+static void
+pgen_init(struct pgen *g, long long set, long long bps, long long dirty_pct, long long shrink_pct)
+{
+	memset(g, 0, sizeof(*g));
+	g->iteration = 2;
+	g->rem = g->set = set;
+	g->proc = 300 * MIB;
+	g->bps = bps;
+	g->dirty_bps = bps * dirty_pct / 100;
+	g->shrink_pct = shrink_pct;
+}
+
+static struct wk_job_sample
+pgen_next(struct pgen *g)
+{
+	long long send = g->bps / 4;
+
+	g->t += 250;
+	g->proc += send;
+	while (send > 0) {
+		g->end = (g->iteration % 3) * MIB;
+		if (g->rem - send > g->end) {
+			g->rem -= send;
+			break;
+		}
+		send -= g->rem > g->end ? g->rem - g->end : 0;
+		g->iteration++;
+		g->set = g->set * g->shrink_pct / 100;
+		if (g->set < 3 * MIB)
+			g->set = 3 * MIB;
+		g->rem = g->set;
+	}
+	return sample(g->t, g->iteration, g->rem, g->proc, g->dirty_bps, g->bps);
+}
+
+/* Every pass's dirty set 15 % smaller, at nova's 50 ms step 0: 23 passes
+ * to fit, within the 30-pass horizon: converging, never struggling. */
 Test(wk_policy, synthetic_sawtooth_that_converges_is_not_struggling)
 {
 	struct wk_policy_config cfg = nova_defaults();
 	struct replay r;
-	long long dirty_set = 60 * MIB, rem, proc = 300 * MIB, bps = 32 * MIB;
-	long long iteration = 2;
-	uint64_t t = 0;
-	int k;
+	struct pgen g;
 
 	replay_init(&r, &cfg);
-	/* The per-iteration minimum jumps around (sync at a random point below
-	 * the switch-over threshold) while every pass's dirty set shrinks by 15 %. */
-	while (dirty_set > 3 * MIB) {
-		rem = dirty_set;
-		for (k = 0; rem > 0; k++) {
-			struct wk_job_sample s =
-			    sample(t += 250, iteration, rem, proc, bps * 85 / 100, bps);
+	pgen_init(&g, 60 * MIB, 32 * MIB, 85, 85);
+	while (g.set > 3 * MIB) {
+		struct wk_job_sample s = pgen_next(&g);
+		const struct wk_decision *d = feed(&r, &s);
 
-			cr_assert_eq(
-			    feed(&r, &s)->reasons, 0, "iteration %lld rem %lld", iteration, rem);
-			rem -= bps / 4 + (k % 2 ? 0 : 3 * MIB);
-			proc += bps / 4;
-		}
-		iteration++;
-		dirty_set = dirty_set * 85 / 100;
+		cr_assert_eq(d->reasons, 0, "iteration %lld rem %lld", g.iteration, g.rem);
+		cr_assert(d->action == WK_ACTION_NONE || d->action == WK_ACTION_RAISE_DOWNTIME);
 	}
-	cr_assert_gt(iteration, 10);
+	cr_assert_gt(g.iteration, 10);
+}
+
+/*
+ * KubeVirt VEP 248: a guest re-dirtying a small hot working set shows a
+ * dirty rate equal to the transfer rate (QEMU measures it over one sync
+ * period, which lasts as long as sending the set takes), yet the set
+ * shrinks pass after pass.  It converges: no verdict, no escalation,
+ * although the dirty rate is >= 95 % of the transfer rate throughout.
+ */
+Test(wk_policy, vep248_hot_set_at_the_link_rate_that_shrinks_is_not_escalated)
+{
+	struct wk_policy_config cfg = nova_defaults();
+	struct replay r;
+	struct pgen g;
+	bool predicted = false;
+
+	replay_init(&r, &cfg);
+	pgen_init(&g, 48 * MIB, 32 * MIB, 100, 80);
+	while (g.set > 3 * MIB) {
+		struct wk_job_sample s = pgen_next(&g);
+		const struct wk_decision *d = feed(&r, &s);
+
+		cr_assert_eq(d->reasons, 0,
+		    "iteration %lld rem %lld: set %lld, %d %% per pass, %lld passes, %u %%",
+		    g.iteration, g.rem, d->prediction.dirty_set, d->prediction.shrink_pct,
+		    d->prediction.iterations, d->prediction.confidence_pct);
+		cr_assert(d->action == WK_ACTION_NONE || d->action == WK_ACTION_RAISE_DOWNTIME);
+		cr_assert_geq(d->dirty_rate_bps * 100, d->transfer_rate_bps * 95);
+		if (g.iteration >= 5) {
+			cr_assert_eq(d->prediction.outlook, WK_OUTLOOK_CONVERGES,
+			    "iteration %lld: %d %% per pass", g.iteration,
+			    d->prediction.shrink_pct);
+			cr_assert_geq(d->prediction.iterations, 0);
+			cr_assert_leq(d->prediction.shrink_pct, 90);
+			predicted = true;
+		}
+	}
+	cr_assert(predicted);
+	cr_assert_eq(r.st.step, 0, "only nova's step 0");
+}
+
+/*
+ * A 12.8 MiB set re-dirtied every pass at 32 MiB/s needs a 400 ms
+ * switch-over: under the 500 ms max, so the ladder raises the max downtime
+ * once, straight to the first of nova's steps at or above it (410 ms),
+ * where QEMU's threshold (32 MiB/s * 410 ms = 13.1 MiB) takes the set.
+ */
+Test(wk_policy, a_raise_that_fits_goes_straight_there_once)
+{
+	struct wk_policy_config cfg = nova_defaults();
+	struct replay r;
+	struct pgen g;
+	const struct wk_decision *d = NULL;
+	int i;
+
+	cfg.downtime_delay_s = 1000;
+	replay_init(&r, &cfg);
+	pgen_init(&g, 64 * MIB * 2 / 10, 32 * MIB, 100, 100);
+	for (i = 0; i < 200; i++) {
+		struct wk_job_sample s = pgen_next(&g);
+
+		d = feed(&r, &s);
+		if (d->reasons != 0)
+			break;
+	}
+	cr_assert_neq(d->reasons, 0, "no verdict");
+	cr_assert_leq(g.iteration, 4, "verdict at iteration %lld", g.iteration);
+	cr_assert_eq(d->action, WK_ACTION_RAISE_DOWNTIME);
+	cr_assert_eq(d->downtime_ms, 410);
+	cr_assert_eq(d->policy_step, 8);
+	cr_assert_not_null(strstr(d->action_reason, "predicted"), "%s", d->action_reason);
+	cr_assert_eq(d->prediction.outlook, WK_OUTLOOK_STRUGGLES);
+	cr_assert(d->prediction.downtime_ms > 365 && d->prediction.downtime_ms <= 410,
+	    "predicted %lld ms", d->prediction.downtime_ms);
+	cr_assert_neq(d->planned, WK_ACTION_RAISE_DOWNTIME, "once");
+	cr_assert_leq(g.set, 32 * MIB * 410 / 1000, "QEMU switches over at the next sync");
+	cr_assert(r.st.downtime_raised);
 }
 
 Test(wk_policy, nova_downtime_schedule_by_wall_clock)
