@@ -12,9 +12,12 @@
  */
 #include "rpc_amqp.h"
 
+#include <sys/socket.h>
 #include <sys/time.h>
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,6 +194,7 @@ drop_connection(rpc_amqp *a)
 	if (a->connected)
 		a->stats.disconnects++;
 	a->connected = false;
+	a->corked = false;
 	free(a->in.body);
 	memset(&a->in, 0, sizeof(a->in));
 }
@@ -538,6 +542,25 @@ handle_method(rpc_amqp *a, const amqp_frame_t *f, struct rpc_err *reterr)
 	}
 }
 
+/*
+ * Corks the socket while a pass hands deliveries over: the replies and
+ * acks their handlers send (four send(2)s per call: publish method, header,
+ * body, then basic.ack) leave as one TCP segment when the pass ends, not
+ * two per call.  On loopback each segment costs the sender the broker's
+ * receive path too, and wakes the broker once more.  Best effort: a socket
+ * that refuses TCP_CORK just sends as before.
+ */
+static void
+cork(rpc_amqp *a, bool on)
+{
+	int v = on;
+
+	if (a->corked == on || a->conn == NULL)
+		return;
+	a->corked = on;
+	(void)setsockopt(amqp_get_sockfd(a->conn), IPPROTO_TCP, TCP_CORK, &v, sizeof(v));
+}
+
 int
 rpc_amqp_process(rpc_amqp *a, rpc_amqp_on_delivery cb, void *ud, struct rpc_err *reterr)
 {
@@ -548,7 +571,20 @@ rpc_amqp_process(rpc_amqp *a, rpc_amqp_on_delivery cb, void *ud, struct rpc_err 
 	if (!a->connected)
 		return rpc_err_set(reterr, -ENOTCONN, "not connected");
 	for (int i = 0; i < FRAMES_PER_PROCESS; i++) {
-		int st = amqp_simple_wait_frame_noblock(a->conn, &f, &zero);
+		int st;
+
+		/*
+		 * The first read empties the socket into the library's buffer;
+		 * once that buffer holds no more frames the pass ends, without
+		 * a recv(2) and a poll(2) that would only say "nothing yet" (the
+		 * owner polls the socket anyway).  Not over TLS: there OpenSSL
+		 * may hold decrypted bytes that neither the buffer nor poll(2)
+		 * shows.
+		 */
+		if (i > 0 && !a->url->ssl && !amqp_frames_enqueued(a->conn) &&
+		    !amqp_data_in_buffer(a->conn))
+			break;
+		st = amqp_simple_wait_frame_noblock(a->conn, &f, &zero);
 
 		if (st == AMQP_STATUS_TIMEOUT)
 			break;
@@ -575,8 +611,10 @@ rpc_amqp_process(rpc_amqp *a, rpc_amqp_on_delivery cb, void *ud, struct rpc_err 
 					break;
 				}
 			}
-			if (a->in.want == 0)
+			if (a->in.want == 0) {
+				cork(a, true);
 				deliver(a, cb, ud);
+			}
 		} else if (f.frame_type == AMQP_FRAME_BODY && a->in.active) {
 			size_t n = f.payload.body_fragment.len;
 
@@ -585,8 +623,10 @@ rpc_amqp_process(rpc_amqp *a, rpc_amqp_on_delivery cb, void *ud, struct rpc_err 
 			if (!a->in.oversized)
 				memcpy(a->in.body + a->in.len, f.payload.body_fragment.bytes, n);
 			a->in.len += n;
-			if (a->in.len >= a->in.want)
+			if (a->in.len >= a->in.want) {
+				cork(a, true);
 				deliver(a, cb, ud);
+			}
 		}
 		if (!a->connected)
 			break; /* the callback may not drop us, but be safe */
@@ -596,6 +636,7 @@ rpc_amqp_process(rpc_amqp *a, rpc_amqp_on_delivery cb, void *ud, struct rpc_err 
 		drop_connection(a);
 		return r;
 	}
+	cork(a, false); /* sends what the pass's handlers queued */
 	return 0;
 }
 

@@ -59,6 +59,7 @@ struct rpc_amqp {
 	amqp_connection_state_t conn;
 	bool connected;
 	bool serving_stopped; /* rpc_amqp_stop_serving: server queues are not consumed */
+	bool corked;          /* TCP_CORK set for the deliveries of one rpc_amqp_process */
 	struct inflight in;
 
 	rpc_outbox *outbox;
