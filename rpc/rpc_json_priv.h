@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * rpc_json_priv.h: the fast JSON reader behind rpc_json_parse()
- * (rpc_json_fast.c), for rpc_msg.c and its tests only.
+ * rpc_json_priv.h: the fast JSON reader behind rpc_json_parse() and the
+ * fast envelope writer behind rpc_envelope_encode() (rpc_json_fast.c), for
+ * rpc_msg.c and its tests only.
  *
  * Pure: no globals, never logs; any thread.
  */
@@ -23,5 +24,19 @@
  * nothing about the text: ask jansson.
  */
 json_t *rpc_json_fast_parse(const void *buf, size_t len, size_t max_depth);
+
+/* Nesting the writer follows before it declines (jansson's parser limit). */
+#define RPC_JSON_WRITE_MAX_DEPTH 2048
+
+/*
+ * The 2.0 envelope of @inner (borrowed) in one pass: byte for byte what
+ * rpc_envelope_encode() writes through jansson (rpc_json_dumps() of @inner,
+ * compact, then that text as the "oslo.message" string).  Returns malloc'd
+ * NUL-terminated text and its length in *ret_len (when not NULL), or NULL
+ * when it declines: @inner holds a real (jansson formats those), a string
+ * that is not UTF-8, nesting deeper than RPC_JSON_WRITE_MAX_DEPTH, or
+ * memory ran out.
+ */
+char *rpc_envelope_fast(json_t *inner, size_t *ret_len);
 
 #endif

@@ -321,9 +321,13 @@ envelope_wrap(const char *text, size_t *ret_len)
 char *
 rpc_envelope_encode(json_t *inner, size_t *ret_len)
 {
-	char *text = rpc_json_dumps(inner, JSON_COMPACT);
-	char *out;
+	char *text, *out;
 
+	/* Replies and most casts: one pass (rpc_json_priv.h). */
+	out = rpc_envelope_fast(inner, ret_len);
+	if (out != NULL)
+		return out;
+	text = rpc_json_dumps(inner, JSON_COMPACT);
 	if (text == NULL)
 		return NULL;
 	out = envelope_wrap(text, ret_len);
