@@ -27,6 +27,9 @@
  *   downtime_delay   max(3, floor(0.9 * T / downtime_steps)) s per GiB
  *
  * Links below 10M or above 1T are refused (-EINVAL).
+ *
+ * libvirt.live_migration_with_native_tls is carried through as configured
+ * (native_tls, never derived) so that --show-tuning lists it.
  */
 #ifndef WK_TUNING_H
 #define WK_TUNING_H
@@ -69,6 +72,7 @@ struct wk_tuning_explicit {
 	bool parallel;           /* libvirt.live_migration_parallel_connections (proposed) */
 	bool compression_value;  /* its value, read only when compression is true */
 	int parallel_value;      /* its value (>= 0, 0 = one stream), when parallel is true */
+	bool native_tls;         /* libvirt.live_migration_with_native_tls */
 };
 
 /* Longest "why" text per option, including the NUL. */
@@ -97,6 +101,10 @@ struct wk_tuning {
 		    completion_timeout[WK_TUNING_WHY_MAX], max_outbound[WK_TUNING_WHY_MAX],
 		    max_inbound[WK_TUNING_WHY_MAX];
 	} why;
+	/* VIR_MIGRATE_TLS: never derived from the link speed, only configured;
+	 * its source is CONFIG when set explicitly, else DEFAULT. */
+	bool native_tls;
+	enum wk_tuning_src native_tls_src;
 };
 
 /*
