@@ -235,7 +235,7 @@ def main():
                 wall, lat, errors = run_calls(client, ctxt, a.calls, threads)
                 cpu = cpu_seconds(pid) - cpu0
                 mem = mem_kib(pid)
-                rows.append((label, mode, len(lat), len(errors), len(lat) / wall,
+                rows.append((label, mode, a.calls, len(lat), len(errors), len(lat) / wall,
                              percentile(lat, 50) * 1e3, percentile(lat, 99) * 1e3,
                              lat[-1] * 1e3 if lat else float("nan"), cpu,
                              cpu / max(1, len(lat)) * 1e6, mem0.get("VmRSS", 0),
@@ -246,16 +246,19 @@ def main():
                 perf.send_signal(signal.SIGINT)
                 perf.wait()
 
-        hdr = ("server", "run", "ok", "err", "calls/s", "p50 ms", "p99 ms", "max ms",
+        hdr = ("server", "run", "sent", "ok", "err", "calls/s", "p50 ms", "p99 ms", "max ms",
                "srv CPU s", "CPU us/call", "RSS before KiB", "RSS after KiB", "HWM KiB")
-        fmt = "%-22s %-11s %5s %4s %8s %7s %7s %7s %9s %11s %14s %13s %8s"
+        fmt = "%-22s %-11s %5s %5s %4s %8s %7s %7s %7s %9s %11s %14s %13s %8s"
         print(fmt % hdr)
         for r in rows:
-            print(fmt % (r[0], r[1], r[2], r[3], "%.0f" % r[4], "%.2f" % r[5], "%.2f" % r[6],
-                         "%.2f" % r[7], "%.2f" % r[8], "%.0f" % r[9], r[10], r[11], r[12]))
+            print(fmt % (r[0], r[1], r[2], r[3], r[4], "%.0f" % r[5], "%.2f" % r[6],
+                         "%.2f" % r[7], "%.2f" % r[8], "%.2f" % r[9], "%.0f" % r[10], r[11],
+                         r[12], r[13]))
         print()
-        print("CPU is the server process's utime+stime during the run (%d Hz ticks); "
-              "latency is the client's call() round trip." % CLK_TCK)
+        print("sent: calls made; ok: answered with the expected result; err: failed or "
+              "timed out.  CPU is the server process's utime+stime during the run (%d Hz "
+              "ticks; per call: divided by ok); latency is the client's call() round trip."
+              % CLK_TCK)
     finally:
         if transport is not None:
             transport.cleanup()
