@@ -12,9 +12,12 @@
  */
 #include "rpc_amqp.h"
 
+#include <sys/socket.h>
 #include <sys/time.h>
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,6 +194,8 @@ drop_connection(rpc_amqp *a)
 	if (a->connected)
 		a->stats.disconnects++;
 	a->connected = false;
+	a->corked = false;
+	a->lowat = false;
 	free(a->in.body);
 	memset(&a->in, 0, sizeof(a->in));
 }
@@ -538,17 +543,84 @@ handle_method(rpc_amqp *a, const amqp_frame_t *f, struct rpc_err *reterr)
 	}
 }
 
+/*
+ * Corks the socket while a pass hands deliveries over: the replies and
+ * acks their handlers send (four send(2)s per call: publish method, header,
+ * body, then basic.ack) leave as one TCP segment when the pass ends, not
+ * two per call.  On loopback each segment costs the sender the broker's
+ * receive path too, and wakes the broker once more.  Best effort: a socket
+ * that refuses TCP_CORK just sends as before.
+ */
+static void
+cork(rpc_amqp *a, bool on)
+{
+	int v = on;
+
+	if (a->corked == on || a->conn == NULL)
+		return;
+	a->corked = on;
+	(void)setsockopt(amqp_get_sockfd(a->conn), IPPROTO_TCP, TCP_CORK, &v, sizeof(v));
+}
+
+/*
+ * A lone publisher confirm (basic.ack on the wire: 7 bytes of frame header,
+ * 13 of method, the frame end) need not wake the loop: its only effect is to
+ * free the outbox entry it confirms, which can wait for the next wake-up
+ * (the next request, a second confirm, the heartbeat timer's pass).  In a
+ * sequence of calls it halves the wake-ups: each reply's confirm is read
+ * with the next request instead of by a wake-up of its own.
+ *
+ * So while confirms are outstanding the socket's receive low-water mark is
+ * one byte above that frame.  Safe only when every byte read so far formed
+ * whole frames and no delivery is half assembled (a frame's tail shorter than
+ * the mark would wait), and not over TLS (records are larger, and OpenSSL
+ * buffers).  Frames shorter than the mark wait too while it is set: broker
+ * heartbeats (8 bytes; read by the heartbeat timer's pass as before),
+ * connection.unblocked (12), a basic.cancel of our consumers (19 and 20;
+ * acted on at the next wake-up).  A closing broker wakes the loop anyway
+ * (EOF).  Best effort, as TCP_CORK.
+ */
+#define CONFIRM_FRAME_BYTES 21
+
+static void
+confirms_wait(rpc_amqp *a, bool on)
+{
+	int v = on ? CONFIRM_FRAME_BYTES + 1 : 1;
+
+	if (a->lowat == on || a->conn == NULL)
+		return;
+	a->lowat = on;
+	(void)setsockopt(amqp_get_sockfd(a->conn), SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v));
+}
+
 int
 rpc_amqp_process(rpc_amqp *a, rpc_amqp_on_delivery cb, void *ud, struct rpc_err *reterr)
 {
 	struct timeval zero = {0, 0};
+	struct rpc_outbox_stats os;
+	bool whole = false; /* the pass read whole frames only */
 	amqp_frame_t f;
 	int r = 0;
 
 	if (!a->connected)
 		return rpc_err_set(reterr, -ENOTCONN, "not connected");
 	for (int i = 0; i < FRAMES_PER_PROCESS; i++) {
-		int st = amqp_simple_wait_frame_noblock(a->conn, &f, &zero);
+		int st;
+
+		/*
+		 * The first read empties the socket into the library's buffer;
+		 * once that buffer holds no more frames the pass ends, without
+		 * a recv(2) and a poll(2) that would only say "nothing yet" (the
+		 * owner polls the socket anyway).  Not over TLS: there OpenSSL
+		 * may hold decrypted bytes that neither the buffer nor poll(2)
+		 * shows.
+		 */
+		if (i > 0 && !a->url->ssl && !amqp_frames_enqueued(a->conn) &&
+		    !amqp_data_in_buffer(a->conn)) {
+			whole = true;
+			break;
+		}
+		st = amqp_simple_wait_frame_noblock(a->conn, &f, &zero);
 
 		if (st == AMQP_STATUS_TIMEOUT)
 			break;
@@ -575,8 +647,10 @@ rpc_amqp_process(rpc_amqp *a, rpc_amqp_on_delivery cb, void *ud, struct rpc_err 
 					break;
 				}
 			}
-			if (a->in.want == 0)
+			if (a->in.want == 0) {
+				cork(a, true);
 				deliver(a, cb, ud);
+			}
 		} else if (f.frame_type == AMQP_FRAME_BODY && a->in.active) {
 			size_t n = f.payload.body_fragment.len;
 
@@ -585,8 +659,10 @@ rpc_amqp_process(rpc_amqp *a, rpc_amqp_on_delivery cb, void *ud, struct rpc_err 
 			if (!a->in.oversized)
 				memcpy(a->in.body + a->in.len, f.payload.body_fragment.bytes, n);
 			a->in.len += n;
-			if (a->in.len >= a->in.want)
+			if (a->in.len >= a->in.want) {
+				cork(a, true);
 				deliver(a, cb, ud);
+			}
 		}
 		if (!a->connected)
 			break; /* the callback may not drop us, but be safe */
@@ -596,6 +672,9 @@ rpc_amqp_process(rpc_amqp *a, rpc_amqp_on_delivery cb, void *ud, struct rpc_err 
 		drop_connection(a);
 		return r;
 	}
+	cork(a, false); /* sends what the pass's handlers queued */
+	rpc_outbox_get_stats(a->outbox, &os);
+	confirms_wait(a, whole && !a->in.active && !a->serving_stopped && os.len > 0);
 	return 0;
 }
 
@@ -709,6 +788,7 @@ rpc_amqp_stop_serving(rpc_amqp *a, struct rpc_err *reterr)
 	a->serving_stopped = true;
 	if (!a->connected)
 		return 0;
+	confirms_wait(a, false); /* the stop waits for every confirm */
 	r = rpc_amqp_cancel_serving(a, reterr);
 	if (r < 0)
 		drop_connection(a);

@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "rpc_dispatch.h"
+#include "rpc_json_priv.h"
 
 #define CONTEXT_PREFIX     "_context_"
 #define CONTEXT_PREFIX_LEN (sizeof(CONTEXT_PREFIX) - 1)
@@ -110,6 +111,13 @@ rpc_json_parse(const void *buf, size_t len, json_t **ret_json, struct rpc_err *r
 	if (len > RPC_MSG_MAX_BYTES)
 		return rpc_err_set(reterr, -E2BIG,
 		    "JSON text of %zu bytes exceeds the %u byte limit", len, RPC_MSG_MAX_BYTES);
+	/* Nearly every message takes the fast path; anything it declines,
+	 * including every error, is jansson's to judge (rpc_json_priv.h). */
+	j = rpc_json_fast_parse(buf, len, RPC_MSG_MAX_DEPTH);
+	if (j != NULL) {
+		*ret_json = j;
+		return 0;
+	}
 	if (check_depth(buf, len, RPC_MSG_MAX_DEPTH) < 0)
 		return rpc_err_set(
 		    reterr, -EINVAL, "JSON nested deeper than %d levels", RPC_MSG_MAX_DEPTH);
@@ -244,31 +252,86 @@ rpc_json_dumps(const json_t *json, size_t flags)
 	return text;
 }
 
+#define ENVELOPE_HEAD "{\"oslo.version\":\"2.0\",\"oslo.message\":\""
+#define ENVELOPE_TAIL "\"}"
+
+/*
+ * The envelope around @text, written directly: byte for byte what
+ * json_dumps() of {"oslo.version": "2.0", "oslo.message": text} gives with
+ * JSON_COMPACT | JSON_ENSURE_ASCII (insertion order; '"' and '\' escaped,
+ * control characters as \b \f \n \r \t or \u00xx), without building that
+ * object and copying the text twice more.  @text is rpc_json_dumps()
+ * output, so ASCII.  NULL on ENOMEM.
+ */
+static char *
+envelope_wrap(const char *text, size_t *ret_len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = strlen(ENVELOPE_HEAD) + strlen(ENVELOPE_TAIL) + 1;
+	const char *p;
+	char *out, *o;
+
+	for (p = text; *p != '\0'; p++)
+		n += (unsigned char)*p < 0x20 ? 6 : *p == '"' || *p == '\\' ? 2 : 1;
+	out = malloc(n);
+	if (out == NULL)
+		return NULL;
+	o = stpcpy(out, ENVELOPE_HEAD);
+	for (p = text; *p != '\0'; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c >= 0x20 && c != '"' && c != '\\') {
+			*o++ = (char)c;
+			continue;
+		}
+		*o++ = '\\';
+		switch (c) {
+		case '"':
+		case '\\':
+			*o++ = (char)c;
+			break;
+		case '\b':
+			*o++ = 'b';
+			break;
+		case '\f':
+			*o++ = 'f';
+			break;
+		case '\n':
+			*o++ = 'n';
+			break;
+		case '\r':
+			*o++ = 'r';
+			break;
+		case '\t':
+			*o++ = 't';
+			break;
+		default:
+			o = stpcpy(o, "u00");
+			*o++ = hex[c >> 4];
+			*o++ = hex[c & 15];
+			break;
+		}
+	}
+	o = stpcpy(o, ENVELOPE_TAIL);
+	if (ret_len != NULL)
+		*ret_len = (size_t)(o - out);
+	return out;
+}
+
 char *
 rpc_envelope_encode(json_t *inner, size_t *ret_len)
 {
-	const size_t flags = JSON_COMPACT;
-	json_t *env;
-	char *text;
-	char *out;
+	char *text, *out;
 
-	text = rpc_json_dumps(inner, flags);
+	/* Replies and most casts: one pass (rpc_json_priv.h). */
+	out = rpc_envelope_fast(inner, ret_len);
+	if (out != NULL)
+		return out;
+	text = rpc_json_dumps(inner, JSON_COMPACT);
 	if (text == NULL)
 		return NULL;
-
-	env = json_object();
-	if (env == NULL || json_object_set_new(env, "oslo.version", json_string("2.0")) < 0 ||
-	    json_object_set_new(env, "oslo.message", json_string(text)) < 0) {
-		json_decref(env);
-		free(text);
-		return NULL;
-	}
+	out = envelope_wrap(text, ret_len);
 	free(text);
-
-	out = rpc_json_dumps(env, flags);
-	json_decref(env);
-	if (out != NULL && ret_len != NULL)
-		*ret_len = strlen(out);
 	return out;
 }
 

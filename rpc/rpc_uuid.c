@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <string.h>
 
 static void
@@ -25,14 +24,19 @@ uuid4_bytes(uint8_t b[16])
 	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
 }
 
+static const char hex_digits[] = "0123456789abcdef";
+
 void
 rpc_uuid4_hex(char out[RPC_UUID_HEX_LEN])
 {
 	uint8_t b[16];
 
 	uuid4_bytes(b);
-	for (int i = 0; i < 16; i++)
-		snprintf(out + 2 * i, 3, "%02x", b[i]);
+	for (int i = 0; i < 16; i++) {
+		out[2 * i] = hex_digits[b[i] >> 4];
+		out[2 * i + 1] = hex_digits[b[i] & 15];
+	}
+	out[32] = '\0';
 }
 
 void
@@ -45,9 +49,10 @@ rpc_uuid4_dashed(char out[RPC_UUID_DASHED_LEN])
 	for (int i = 0; i < 16; i++) {
 		if (i == 4 || i == 6 || i == 8 || i == 10)
 			*p++ = '-';
-		snprintf(p, 3, "%02x", b[i]);
-		p += 2;
+		*p++ = hex_digits[b[i] >> 4];
+		*p++ = hex_digits[b[i] & 15];
 	}
+	*p = '\0';
 }
 
 int

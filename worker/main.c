@@ -6,7 +6,8 @@
  * Each source of work owns a watch or a timer of the wk_loop: the signalfd,
  * the migration hand-off eventfd, the broker socket (plus its heartbeat
  * timer, every heartbeat/4, and its reconnect timer), the systemd watchdog
- * ping, the flow's retries and the bus's call deadlines.
+ * ping, the flow's retries, the bus's call deadlines and the metrics
+ * endpoint's requests for a fresh text.
  */
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -51,10 +52,6 @@ WK_LOG_NAME("worker.main");
 /* The flow is ticked at least this often: it also releases stale inbound
  * reservations (every 5 s) and retries it schedules from its callbacks. */
 #define FLOW_TICK_MAX_MS 1000
-/* How often the main thread renders the metrics text the endpoint serves
- * (Prometheus scrapes every 15 s by default; 2 Hz keeps a 1 s scrape
- * interval fresh at a small cost, see tests/bench/metrics_bench.py). */
-#define METRICS_RENDER_MS 500
 
 struct worker {
 	struct wk_conf *conf;
@@ -77,9 +74,8 @@ struct worker {
 	uint64_t confirm_deadline_ms; /* then confirms may come until this; 0 = not yet */
 	uint64_t watchdog_ms;         /* systemd WatchdogSec; 0 = off */
 	wk_loop *loop;
-	int signal_watch, migrate_watch, broker_watch; /* wk_loop ids */
+	int signal_watch, migrate_watch, broker_watch, metrics_watch; /* wk_loop ids */
 	int watchdog_timer, flow_timer, bus_timer, reconnect_timer, heartbeat_timer, stop_timer;
-	int metrics_timer;
 	/* The connection the broker watch follows: its socket and connect count. */
 	int broker_fd;
 	uint64_t broker_connects;
@@ -509,12 +505,19 @@ on_bus_tick(wk_loop *l, int timer, void *userdata)
 	wk_loop_timer_update(l, timer, next < 0 ? WK_LOOP_NEVER : now + (uint64_t)next, 0);
 }
 
+/* A scrape waits for a fresh text (wk_metrics.h): render it now.  Nothing
+ * is rendered while nobody scrapes. */
 static void
-on_metrics_tick(wk_loop *l, int timer, void *userdata)
+on_metrics_request(wk_loop *l, int watch, int fd, short revents, void *userdata)
 {
+	struct worker *w = userdata;
+
 	(void)l;
-	(void)timer;
-	metrics_render(userdata);
+	(void)watch;
+	(void)fd;
+	(void)revents;
+	if (wk_metrics_take_request(w->metrics))
+		metrics_render(w);
 }
 
 /* Only wakes the loop: stop_done() compares the deadlines. */
@@ -579,10 +582,10 @@ loop_setup(struct worker *w)
 		return -ENOMEM;
 	(void)wk_loop_watch_pending(w->loop, w->broker_watch, broker_pending);
 	if (w->metrics != NULL) {
-		metrics_render(w); /* served from the first scrape on */
-		w->metrics_timer =
-		    wk_loop_timer_add(w->loop, now, METRICS_RENDER_MS, on_metrics_tick, w);
-		if (w->metrics_timer < 0)
+		metrics_render(w); /* served as is should the loop be busy at a scrape */
+		w->metrics_watch = wk_loop_watch_add(
+		    w->loop, wk_metrics_request_fd(w->metrics), POLLIN, on_metrics_request, w);
+		if (w->metrics_watch < 0)
 			return -ENOMEM;
 	}
 	if (w->watchdog_ms > 0) {

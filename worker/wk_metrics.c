@@ -2,11 +2,14 @@
 /*
  * wk_metrics: the exposition text builder and the HTTP endpoint (see
  * wk_metrics.h).  The main thread renders and publishes; the server's
- * thread (libmicrohttpd's internal polling thread) copies the last
- * published text under the mutex and answers.  Nothing else is shared.
+ * thread (libmicrohttpd's internal polling thread) asks it for a fresh
+ * text through an eventfd, waits for the publish on a condition variable
+ * at most WK_METRICS_FRESH_WAIT_MS, then copies the last published text
+ * under the mutex and answers.  Nothing else is shared.
  */
 #include "wk_metrics.h"
 
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 
 #include <arpa/inet.h>
@@ -19,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "wk_log.h"
@@ -248,11 +252,38 @@ wk_metrics_check_listen(const char *listen, struct wk_err *reterr)
 
 struct wk_metrics {
 	struct MHD_Daemon *daemon;
+	int request_fd;       /* eventfd: a scrape waits for a fresh text */
 	pthread_mutex_t lock; /* guards the fields below */
-	char *text;           /* the last published text, NULL before the first */
+	pthread_cond_t published;
+	char *text; /* the last published text, NULL before the first */
 	size_t len, cap;
+	uint64_t generation; /* publishes so far */
 	uint64_t scrapes;
 };
+
+/*
+ * Asks the main thread for a fresh text and waits, at most
+ * WK_METRICS_FRESH_WAIT_MS, for its next publish.  Called with m->lock
+ * held.  A main loop that is busy (or an owner that never watches the
+ * request fd) only costs the scrape that wait: it then serves the last
+ * text, as before.
+ */
+static void
+wait_fresh(wk_metrics *m)
+{
+	uint64_t gen = m->generation, one = 1;
+	struct timespec until;
+
+	if (write(m->request_fd, &one, sizeof(one)) < 0)
+		return; /* the counter is full: a request is pending anyway */
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_nsec += (long)WK_METRICS_FRESH_WAIT_MS * 1000000L;
+	until.tv_sec += until.tv_nsec / 1000000000L;
+	until.tv_nsec %= 1000000000L;
+	while (m->generation == gen)
+		if (pthread_cond_timedwait(&m->published, &m->lock, &until) == ETIMEDOUT)
+			break;
+}
 
 static enum MHD_Result
 reply(struct MHD_Connection *c, unsigned status, char *body, size_t len, bool must_free,
@@ -303,6 +334,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 		return reply(c, MHD_HTTP_NOT_FOUND, not_found, sizeof(not_found) - 1, false, NULL);
 
 	pthread_mutex_lock(&m->lock);
+	wait_fresh(m);
 	if (m->text == NULL) {
 		pthread_mutex_unlock(&m->lock);
 		return reply(
@@ -331,6 +363,29 @@ static void __attribute__((format(printf, 2, 0))) on_mhd_log(void *cls, const ch
 	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
 		msg[--n] = '\0';
 	log_warning("Metrics endpoint: %s", msg);
+}
+
+/* A condition variable timed on CLOCK_MONOTONIC (wall clock steps must
+ * not stretch a scrape's wait).  0 or -1 with errno. */
+static int
+condattr_monotonic_init(pthread_cond_t *c)
+{
+	pthread_condattr_t a;
+	int r;
+
+	if ((r = pthread_condattr_init(&a)) != 0) {
+		errno = r;
+		return -1;
+	}
+	r = pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	if (r == 0)
+		r = pthread_cond_init(c, &a);
+	pthread_condattr_destroy(&a);
+	if (r != 0) {
+		errno = r;
+		return -1;
+	}
+	return 0;
 }
 
 int
@@ -364,6 +419,16 @@ wk_metrics_start(const char *listen_addr, wk_metrics **ret_metrics, struct wk_er
 		close(fd);
 		return -ENOMEM;
 	}
+	m->request_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (m->request_fd < 0 || condattr_monotonic_init(&m->published) < 0) {
+		r = -errno;
+		if (m->request_fd >= 0)
+			close(m->request_fd);
+		close(fd);
+		free(m);
+		return wk_err_set(
+		    reterr, r, "cannot set up the metrics endpoint: %s", strerror(-r));
+	}
 	pthread_mutex_init(&m->lock, NULL);
 	m->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
 	                                 MHD_USE_ERROR_LOG |
@@ -374,6 +439,8 @@ wk_metrics_start(const char *listen_addr, wk_metrics **ret_metrics, struct wk_er
 	if (m->daemon == NULL) {
 		r = errno > 0 ? -errno : -EIO;
 		close(fd);
+		close(m->request_fd);
+		pthread_cond_destroy(&m->published);
 		pthread_mutex_destroy(&m->lock);
 		free(m);
 		return wk_err_set(reterr, r, "cannot start the HTTP server on %s", listen_addr);
@@ -396,10 +463,26 @@ wk_metrics_publish(wk_metrics *m, struct wk_metrics_text *t)
 	m->text = t->buf;
 	m->len = t->len;
 	m->cap = t->cap;
+	m->generation++;
+	pthread_cond_broadcast(&m->published);
 	pthread_mutex_unlock(&m->lock);
 	t->buf = buf;
 	t->cap = cap;
 	wk_metrics_text_reset(t);
+}
+
+int
+wk_metrics_request_fd(const wk_metrics *m)
+{
+	return m->request_fd;
+}
+
+bool
+wk_metrics_take_request(wk_metrics *m)
+{
+	uint64_t n;
+
+	return read(m->request_fd, &n, sizeof(n)) == (ssize_t)sizeof(n);
 }
 
 uint64_t
@@ -420,6 +503,8 @@ wk_metrics_stop(wk_metrics *m)
 		return NULL;
 	/* Joins the server's thread and closes the listening socket. */
 	MHD_stop_daemon(m->daemon);
+	close(m->request_fd);
+	pthread_cond_destroy(&m->published);
 	pthread_mutex_destroy(&m->lock);
 	free(m->text);
 	free(m);

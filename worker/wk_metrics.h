@@ -5,10 +5,13 @@
  * Two halves.  The text builder (struct wk_metrics_text) writes the text
  * exposition format 0.0.4: # HELP and # TYPE per family, samples with
  * escaped label values; it is pure and is used by the main thread, the only
- * one that owns flow and bus state, to render everything every tick.  The
+ * one that owns flow and bus state, to render everything when asked.  The
  * server (wk_metrics) serves the last text published from its own thread
- * (libmicrohttpd, MHD_USE_INTERNAL_POLLING_THREAD): a scrape only copies a
- * buffer under a mutex, so it never waits for the main loop nor holds it.
+ * (libmicrohttpd, MHD_USE_INTERNAL_POLLING_THREAD).  A scrape asks the main
+ * thread for a fresh text (wk_metrics_request_fd) and waits for it at most
+ * WK_METRICS_FRESH_WAIT_MS, then copies the last published buffer under a
+ * mutex: it never holds the main loop, and a busy main loop delays it by
+ * that bound at most.  Nothing is rendered while nobody scrapes.
  * The server is the only file that includes <microhttpd.h>; it logs its own
  * failures (wk_log is thread-safe).
  */
@@ -73,8 +76,8 @@ int wk_metrics_check_listen(const char *listen, struct wk_err *reterr);
 /*
  * Starts serving GET /metrics on listen (checked as above) from the
  * server's own thread; until the first wk_metrics_publish a scrape gets
- * 503.  Other paths get 404, other methods than GET and HEAD 405.
- * Returns 0 and a new server in *ret_metrics, or -errno with reterr (e.g.
+ * 503 (after waiting WK_METRICS_FRESH_WAIT_MS for one).  Other paths get 404, other methods than
+ * GET and HEAD 405. Returns 0 and a new server in *ret_metrics, or -errno with reterr (e.g.
  * -EADDRINUSE).  The server's thread inherits the caller's signal mask:
  * start it after blocking the signals the main thread reads from its
  * signalfd (main.c does), or they may land on that thread.
@@ -85,6 +88,19 @@ int wk_metrics_start(const char *listen, wk_metrics **ret_metrics, struct wk_err
  * the previous text's memory back for the next render (no allocation per
  * tick).  Does nothing when t->oom.  Any thread but the server's. */
 void wk_metrics_publish(wk_metrics *m, struct wk_metrics_text *t);
+
+/* How long a scrape waits for the main thread's fresh text before it
+ * serves the last one published. */
+#define WK_METRICS_FRESH_WAIT_MS 200
+
+/* An eventfd, readable while a scrape waits for a fresh text: its owner
+ * (the thread that renders) watches it for POLLIN, calls
+ * wk_metrics_take_request, renders and publishes.  Owned by m. */
+int wk_metrics_request_fd(const wk_metrics *m);
+
+/* Clears the pending request (however many scrapes made it); true when
+ * there was one.  Any thread but the server's. */
+bool wk_metrics_take_request(wk_metrics *m);
 
 /* Scrapes answered with 200 so far. */
 uint64_t wk_metrics_scrapes(wk_metrics *m);

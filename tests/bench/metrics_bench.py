@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """What the metrics endpoint costs: worker RSS with metrics.listen on and off,
-the CPU of rendering at 2 Hz while nobody scrapes, and the worker's CPU per
-scrape over N sequential scrapes.  Prints figures; asserts nothing.
+the CPU while nobody scrapes (the main loop renders only when a scrape asks,
+so this should match metrics off), and the worker's CPU per scrape (the
+render it asks for and the copy it serves) over N sequential scrapes.
+Prints figures; asserts nothing.
 
     /usr/bin/python3 tests/bench/metrics_bench.py [BINARY] [--scrapes N]
 
@@ -112,7 +114,7 @@ def main():
             n_bytes += len(scrape(url))
         c1, s1 = cpu_s(on.proc.pid), time.monotonic()
         rss_on = rss_kib(on.proc.pid)
-        # Subtract what rendering costs over the same time without scrapes.
+        # Subtract what the worker costs over the same time without scrapes.
         render_rate = (c_on1 - c_on0) / idle_s
         per_scrape = ((c1 - c0) - render_rate * (s1 - s0)) / a.scrapes
 
@@ -123,8 +125,8 @@ def main():
             rss_on_idle, rss_on_idle - rss_off))
         print("RSS, metrics on after %d scrapes: %6d KiB (+%d KiB)" % (
             a.scrapes, rss_on, rss_on - rss_off))
-        print("CPU over %.0f s idle: metrics off %.3f s, metrics on %.3f s (rendering at 2 Hz: "
-              "%.1f ms/s)" % (idle_s, c_off1 - c_off0, c_on1 - c_on0, render_rate * 1000))
+        print("CPU over %.0f s idle, nobody scraping: metrics off %.3f s, metrics on %.3f s "
+              "(%.2f ms/s)" % (idle_s, c_off1 - c_off0, c_on1 - c_on0, render_rate * 1000))
         print("%d sequential scrapes in %.2f s (%.0f/s, %d bytes in all): worker CPU %.3f s, "
               "%.0f us per scrape (clock tick %.0f ms, so +-%.0f us)" % (
                   a.scrapes, s1 - s0, a.scrapes / (s1 - s0), n_bytes, c1 - c0,

@@ -23,6 +23,7 @@ import argparse
 import importlib.metadata
 import logging
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -166,6 +167,12 @@ def main():
     ap.add_argument("-t", "--threads", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--vhost", default="bench")
+    ap.add_argument("--only", choices=("ferry", "oslo"),
+                    help="measure only this server (both by default)")
+    ap.add_argument("--perf", metavar="ARGS",
+                    help="run `perf ARGS -p <ferry-worker pid>` during its timed runs, e.g. "
+                    "--perf 'record -g -o rpc.data' or --perf 'stat -e "
+                    "raw_syscalls:sys_enter,context-switches -o rpc.stat'")
     ap.add_argument("--serve-oslo", metavar="URL", help=argparse.SUPPRESS)
     ap.add_argument("--tmp", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -211,34 +218,47 @@ def main():
                   os.cpu_count(), os.getloadavg()[0]))
         print()
         rows = []
+        if a.only:
+            servers = servers[:1] if a.only == "ferry" else servers[1:]
         for label, server, pid in servers:
             client = messaging.get_rpc_client(transport, messaging.Target(
                 topic=TOPIC, server=server, namespace="ferry", version="1.0"), timeout=30)
             run_calls(client, ctxt, a.warmup, 1)
             mem0 = mem_kib(pid)
+            perf = None
+            if a.perf and pid == worker.proc.pid:
+                perf = subprocess.Popen(["perf"] + shlex.split(a.perf) + ["-p", str(pid)],
+                                        stdout=subprocess.DEVNULL)
+                time.sleep(0.5)  # attached before the first timed call
             for mode, threads in (("sequential", 1), ("%d threads" % a.threads, a.threads)):
                 cpu0 = cpu_seconds(pid)
                 wall, lat, errors = run_calls(client, ctxt, a.calls, threads)
                 cpu = cpu_seconds(pid) - cpu0
                 mem = mem_kib(pid)
-                rows.append((label, mode, len(lat), len(errors), len(lat) / wall,
+                rows.append((label, mode, a.calls, len(lat), len(errors), len(lat) / wall,
                              percentile(lat, 50) * 1e3, percentile(lat, 99) * 1e3,
                              lat[-1] * 1e3 if lat else float("nan"), cpu,
                              cpu / max(1, len(lat)) * 1e6, mem0.get("VmRSS", 0),
                              mem.get("VmRSS", 0), mem.get("VmHWM", 0)))
                 for e in sorted(set(errors))[:3]:
                     print("  %s %s error: %s" % (label, mode, e))
+            if perf is not None:
+                perf.send_signal(signal.SIGINT)
+                perf.wait()
 
-        hdr = ("server", "run", "ok", "err", "calls/s", "p50 ms", "p99 ms", "max ms",
+        hdr = ("server", "run", "sent", "ok", "err", "calls/s", "p50 ms", "p99 ms", "max ms",
                "srv CPU s", "CPU us/call", "RSS before KiB", "RSS after KiB", "HWM KiB")
-        fmt = "%-22s %-11s %5s %4s %8s %7s %7s %7s %9s %11s %14s %13s %8s"
+        fmt = "%-22s %-11s %5s %5s %4s %8s %7s %7s %7s %9s %11s %14s %13s %8s"
         print(fmt % hdr)
         for r in rows:
-            print(fmt % (r[0], r[1], r[2], r[3], "%.0f" % r[4], "%.2f" % r[5], "%.2f" % r[6],
-                         "%.2f" % r[7], "%.2f" % r[8], "%.0f" % r[9], r[10], r[11], r[12]))
+            print(fmt % (r[0], r[1], r[2], r[3], r[4], "%.0f" % r[5], "%.2f" % r[6],
+                         "%.2f" % r[7], "%.2f" % r[8], "%.2f" % r[9], "%.0f" % r[10], r[11],
+                         r[12], r[13]))
         print()
-        print("CPU is the server process's utime+stime during the run (%d Hz ticks); "
-              "latency is the client's call() round trip." % CLK_TCK)
+        print("sent: calls made; ok: answered with the expected result; err: failed or "
+              "timed out.  CPU is the server process's utime+stime during the run (%d Hz "
+              "ticks; per call: divided by ok); latency is the client's call() round trip."
+              % CLK_TCK)
     finally:
         if transport is not None:
             transport.cleanup()

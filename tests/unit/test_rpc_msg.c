@@ -457,6 +457,38 @@ Test(rpc_msg, envelope_encode_round_trips)
 	json_decref(inner);
 }
 
+/* The envelope is written by hand (rpc_msg.c): byte for byte what jansson
+ * dumps for the envelope object built the obvious way. */
+Test(rpc_msg, envelope_encode_is_jansson_byte_for_byte)
+{
+	json_t *inners[] = {
+	    json_pack("{s:s, s:{}, s:n, s:b, s:i, s:f}", "method", "m", "args", "_timeout",
+	        "ending", 1, "n", -7, "pct", 12.5),
+	    json_pack("{s:s}", "s",
+	        "ctl \x01\x1f\b\f\n\r\t del \x7f q\" b\\ s/ "
+	        "caf\xc3\xa9 \xf0\x9f\x98\x80"),
+	    json_pack("{s:[s, s, {s:s}]}", "a", "\\\"", "\"\\", "\\u0041", "x\ny"),
+	    json_object(),
+	};
+
+	for (size_t i = 0; i < sizeof(inners) / sizeof(inners[0]); i++) {
+		char *text = rpc_json_dumps(inners[i], JSON_COMPACT);
+		json_t *env = json_pack("{s:s, s:s}", "oslo.version", "2.0", "oslo.message", text);
+		char *want = rpc_json_dumps(env, JSON_COMPACT);
+		size_t len = 0;
+		char *got = rpc_envelope_encode(inners[i], &len);
+
+		cr_assert_not_null(got);
+		cr_assert_str_eq(got, want);
+		cr_assert_eq(len, strlen(want));
+		free(got);
+		free(want);
+		free(text);
+		json_decref(env);
+		json_decref(inners[i]);
+	}
+}
+
 Test(rpc_msg, reencoded_fixture_parses_identically)
 {
 	json_t *fx = load_fixture("cast_live_migration.json");

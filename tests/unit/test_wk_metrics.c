@@ -3,7 +3,8 @@
  * test_wk_metrics.c - the Prometheus exposition: the text builder (HELP and
  * TYPE lines, label escaping, numbers), metrics.listen parsing, the HTTP
  * endpoint on loopback (200 with the format's Content-Type, 404, 405, 503
- * before the first render), and the flow's and bus's series over a real
+ * before the first render, a scrape asking for a fresh render and serving
+ * the last one when nobody answers), and the flow's and bus's series over a real
  * wk_flow on the fake hypervisor (tests/support/flow_harness.h): one phase
  * series per phase, the migration's figures, and the outcome counters.
  */
@@ -13,6 +14,8 @@
 #include <errno.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -265,6 +268,81 @@ Test(wk_metrics, endpoint_serves_the_last_published_text)
 	cr_assert_null(m);
 	wk_metrics_text_done(&t);
 	cr_assert_null(wk_metrics_stop(NULL));
+}
+
+/* The main loop's part, on a thread: waits for a scrape's request, renders
+ * "ferry_renders N" (N counts the renders) and publishes it, n times.
+ * What went wrong, if anything, is left in failed (asserted by the test's
+ * own thread). */
+struct renderer {
+	wk_metrics *m;
+	int n;
+	const char *failed;
+};
+
+static void *
+render_on_request(void *arg)
+{
+	struct renderer *rd = arg;
+	struct wk_metrics_text t = {0};
+
+	for (int i = 1; i <= rd->n && rd->failed == NULL; i++) {
+		struct pollfd p = {.fd = wk_metrics_request_fd(rd->m), .events = POLLIN};
+
+		if (poll(&p, 1, WAIT_MS) != 1)
+			rd->failed = "no request came";
+		else if (!wk_metrics_take_request(rd->m))
+			rd->failed = "a readable request fd had no request";
+		else if (wk_metrics_take_request(rd->m))
+			rd->failed = "a request was taken twice";
+		wk_metrics_sample(&t, "ferry_renders", NULL, 0, i);
+		wk_metrics_publish(rd->m, &t);
+	}
+	wk_metrics_text_done(&t);
+	return NULL;
+}
+
+Test(wk_metrics, scrape_asks_for_a_fresh_render)
+{
+	struct wk_metrics_text t = {0};
+	struct wk_err err = {{0}};
+	struct renderer rd;
+	wk_metrics *m = NULL;
+	pthread_t th;
+	char listen[64], *resp;
+	int port = free_port(AF_INET);
+
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+	cr_assert_eq(wk_metrics_start(listen, &m, &err), 0, "%s", err.msg);
+	wk_metrics_sample(&t, "ferry_renders", NULL, 0, 0);
+	wk_metrics_publish(m, &t);
+	cr_assert_not(wk_metrics_take_request(m), "nothing asked before a scrape");
+
+	/* Each scrape gets the render it asked for, not the one before. */
+	rd.m = m;
+	rd.n = 3;
+	rd.failed = NULL;
+	cr_assert_eq(pthread_create(&th, NULL, render_on_request, &rd), 0);
+	for (int i = 1; i <= rd.n; i++) {
+		char want[64];
+
+		snprintf(want, sizeof(want), "\r\n\r\nferry_renders %d\n", i);
+		resp = http(AF_INET, port, "GET", "/metrics");
+		cr_assert_not_null(strstr(resp, want), "scrape %d: %s", i, resp);
+		free(resp);
+	}
+	cr_assert_eq(pthread_join(th, NULL), 0);
+	cr_assert_null(rd.failed, "%s", rd.failed);
+
+	/* Nobody renders: after its wait the scrape serves the last text. */
+	resp = http(AF_INET, port, "GET", "/metrics");
+	cr_assert_not_null(strstr(resp, "\r\n\r\nferry_renders 3\n"), "%s", resp);
+	free(resp);
+	cr_assert(wk_metrics_take_request(m), "the unanswered scrape asked");
+	cr_assert_eq(wk_metrics_scrapes(m), 4);
+
+	m = wk_metrics_stop(m);
+	wk_metrics_text_done(&t);
 }
 
 Test(wk_metrics, endpoint_on_ipv6_loopback)
