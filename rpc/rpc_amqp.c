@@ -195,7 +195,6 @@ drop_connection(rpc_amqp *a)
 		a->stats.disconnects++;
 	a->connected = false;
 	a->corked = false;
-	a->lowat = false;
 	free(a->in.body);
 	memset(&a->in, 0, sizeof(a->in));
 }
@@ -562,43 +561,10 @@ cork(rpc_amqp *a, bool on)
 	(void)setsockopt(amqp_get_sockfd(a->conn), IPPROTO_TCP, TCP_CORK, &v, sizeof(v));
 }
 
-/*
- * A lone publisher confirm (basic.ack on the wire: 7 bytes of frame header,
- * 13 of method, the frame end) need not wake the loop: its only effect is to
- * free the outbox entry it confirms, which can wait for the next wake-up
- * (the next request, a second confirm, the heartbeat timer's pass).  In a
- * sequence of calls it halves the wake-ups: each reply's confirm is read
- * with the next request instead of by a wake-up of its own.
- *
- * So while confirms are outstanding the socket's receive low-water mark is
- * one byte above that frame.  Safe only when every byte read so far formed
- * whole frames and no delivery is half assembled (a frame's tail shorter than
- * the mark would wait), and not over TLS (records are larger, and OpenSSL
- * buffers).  Frames shorter than the mark wait too while it is set: broker
- * heartbeats (8 bytes; read by the heartbeat timer's pass as before),
- * connection.unblocked (12), a basic.cancel of our consumers (19 and 20;
- * acted on at the next wake-up).  A closing broker wakes the loop anyway
- * (EOF).  Best effort, as TCP_CORK.
- */
-#define CONFIRM_FRAME_BYTES 21
-
-static void
-confirms_wait(rpc_amqp *a, bool on)
-{
-	int v = on ? CONFIRM_FRAME_BYTES + 1 : 1;
-
-	if (a->lowat == on || a->conn == NULL)
-		return;
-	a->lowat = on;
-	(void)setsockopt(amqp_get_sockfd(a->conn), SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v));
-}
-
 int
 rpc_amqp_process(rpc_amqp *a, rpc_amqp_on_delivery cb, void *ud, struct rpc_err *reterr)
 {
 	struct timeval zero = {0, 0};
-	struct rpc_outbox_stats os;
-	bool whole = false; /* the pass read whole frames only */
 	amqp_frame_t f;
 	int r = 0;
 
@@ -616,10 +582,8 @@ rpc_amqp_process(rpc_amqp *a, rpc_amqp_on_delivery cb, void *ud, struct rpc_err 
 		 * shows.
 		 */
 		if (i > 0 && !a->url->ssl && !amqp_frames_enqueued(a->conn) &&
-		    !amqp_data_in_buffer(a->conn)) {
-			whole = true;
+		    !amqp_data_in_buffer(a->conn))
 			break;
-		}
 		st = amqp_simple_wait_frame_noblock(a->conn, &f, &zero);
 
 		if (st == AMQP_STATUS_TIMEOUT)
@@ -673,8 +637,6 @@ rpc_amqp_process(rpc_amqp *a, rpc_amqp_on_delivery cb, void *ud, struct rpc_err 
 		return r;
 	}
 	cork(a, false); /* sends what the pass's handlers queued */
-	rpc_outbox_get_stats(a->outbox, &os);
-	confirms_wait(a, whole && !a->in.active && !a->serving_stopped && os.len > 0);
 	return 0;
 }
 
@@ -788,7 +750,6 @@ rpc_amqp_stop_serving(rpc_amqp *a, struct rpc_err *reterr)
 	a->serving_stopped = true;
 	if (!a->connected)
 		return 0;
-	confirms_wait(a, false); /* the stop waits for every confirm */
 	r = rpc_amqp_cancel_serving(a, reterr);
 	if (r < 0)
 		drop_connection(a);

@@ -60,7 +60,6 @@ struct rpc_amqp {
 	bool connected;
 	bool serving_stopped; /* rpc_amqp_stop_serving: server queues are not consumed */
 	bool corked;          /* TCP_CORK set for the deliveries of one rpc_amqp_process */
-	bool lowat;           /* SO_RCVLOWAT above a lone confirm (rpc_amqp.c) */
 	struct inflight in;
 
 	rpc_outbox *outbox;
