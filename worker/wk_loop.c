@@ -30,6 +30,7 @@ struct timer {
 	unsigned period_ms;
 	uint64_t deadline_ms;
 	uint64_t fired_pass; /* a timer fires at most once per pass */
+	unsigned updates;    /* wk_loop_timer_update calls, to see one from a callback */
 	wk_loop_timer_fn fn;
 	void *userdata;
 };
@@ -189,6 +190,7 @@ wk_loop_timer_update(wk_loop *l, int timer, uint64_t deadline_ms, unsigned perio
 		return -ENOENT;
 	t->deadline_ms = deadline_ms;
 	t->period_ms = period_ms;
+	t->updates++;
 	return 0;
 }
 
@@ -324,6 +326,7 @@ run_timers(wk_loop *l)
 		struct timer *t = NULL;
 		wk_loop_timer_fn fn;
 		void *userdata;
+		unsigned updates;
 		int id;
 
 		for (size_t i = 0; i < l->ntimers; i++) {
@@ -337,11 +340,18 @@ run_timers(wk_loop *l)
 		if (t == NULL)
 			return;
 		t->fired_pass = l->pass;
-		t->deadline_ms = t->period_ms > 0 ? now + t->period_ms : WK_LOOP_NEVER;
+		t->deadline_ms = WK_LOOP_NEVER;
 		fn = t->fn;
 		userdata = t->userdata;
 		id = t->id;
-		fn(l, id, userdata); /* may add, so t is not used after this */
+		updates = t->updates;
+		fn(l, id, userdata); /* may add, so t is looked up again */
+		/* A period runs from the end of the callback, so a slow callback
+		 * or a descheduled process never brings the next fire closer than
+		 * one period; unless the callback re-armed or removed it. */
+		t = find_timer(l, id);
+		if (t != NULL && t->updates == updates && t->period_ms > 0)
+			t->deadline_ms = wk_now_ms() + t->period_ms;
 	}
 }
 

@@ -11,8 +11,9 @@
  *   (frames a library already buffered): while it says true, the pass does
  *   not block and the callback runs as if the fd were readable.
  * - A timer has a deadline (CLOCK_MONOTONIC ms, as wk_now_ms()) and an
- *   optional period: a periodic timer is re-armed to now + period when it
- *   fires, a one-shot one is disarmed (WK_LOOP_NEVER).  Due timers fire in
+ *   optional period: a periodic timer is re-armed to now + period when its
+ *   callback returns (unless the callback updated it), a one-shot one is
+ *   disarmed (WK_LOOP_NEVER).  Due timers fire in
  *   deadline order, after the fd callbacks of the same pass; a timer fires
  *   at most once per pass, so re-arming it to "now" runs it on the next one.
  * - poll()'s timeout is the nearest deadline.
