@@ -25,6 +25,12 @@
  *   downtime_steps   max(3, round(downtime / 50)), then lowered (not below 3) so
  *                    that steps * downtime_delay <= 0.9 * T
  *   downtime_delay   max(3, floor(0.9 * T / downtime_steps)) s per GiB
+ *   budget           bandwidth * max(1, max_outbound) MiB/s when the bandwidth is
+ *                    derived, else 0 (none): what the running outbound
+ *                    migrations share at run time (wk_flow_bandwidth.c)
+ *   postcopy_bw      the budget when the bandwidth is derived; the explicit
+ *                    bandwidth when that is set; 0 (unlimited, nova) without a
+ *                    link speed
  *
  * Links below 10M or above 1T are refused (-EINVAL).
  */
@@ -69,6 +75,7 @@ struct wk_tuning_explicit {
 	bool parallel;           /* libvirt.live_migration_parallel_connections (proposed) */
 	bool compression_value;  /* its value, read only when compression is true */
 	int parallel_value;      /* its value (>= 0, 0 = one stream), when parallel is true */
+	bool postcopy_bandwidth; /* libvirt.live_migration_bandwidth_postcopy */
 };
 
 /* Longest "why" text per option, including the NUL. */
@@ -86,9 +93,15 @@ struct wk_tuning {
 	unsigned completion_timeout_s;      /* s per GiB (nova), 0 = off */
 	int max_outbound;                   /* 0 = unlimited */
 	int max_inbound;                    /* 0 = unlimited */
+	/* post-copy's own cap (VIR_MIGRATE_PARAM_BANDWIDTH_POSTCOPY), 0 = unlimited */
+	unsigned long long postcopy_bandwidth_mib_s;
+	/* the link budget the running outbound migrations re-share at run time;
+	 * 0 = none: the bandwidth is fixed per migration */
+	unsigned long long budget_mib_s;
 	struct {
 		enum wk_tuning_src bandwidth, compression, parallel, downtime, downtime_steps,
 		    downtime_delay, completion_timeout, max_outbound, max_inbound;
+		enum wk_tuning_src postcopy_bandwidth;
 	} src;
 	struct { /* one line each, no newline: why the value is what it is */
 		char bandwidth[WK_TUNING_WHY_MAX], compression[WK_TUNING_WHY_MAX],
@@ -96,6 +109,7 @@ struct wk_tuning {
 		    downtime_steps[WK_TUNING_WHY_MAX], downtime_delay[WK_TUNING_WHY_MAX],
 		    completion_timeout[WK_TUNING_WHY_MAX], max_outbound[WK_TUNING_WHY_MAX],
 		    max_inbound[WK_TUNING_WHY_MAX];
+		char postcopy_bandwidth[WK_TUNING_WHY_MAX];
 	} why;
 };
 
@@ -112,7 +126,8 @@ int wk_tuning_derive(const struct wk_conf *c, const struct wk_tuning_explicit *x
 /*
  * Writes a readable table to @f: a "link_speed" line, then one row per option
  * with its config name, value (with unit), source (default|derived|config)
- * and why.  For --check-config and the startup log.
+ * and why, then how bandwidth changes at run time (re-sharing, the paused
+ * switch-over).  For --show-tuning and the startup log.
  */
 void wk_tuning_print(FILE *f, const struct wk_tuning *t);
 
