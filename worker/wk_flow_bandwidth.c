@@ -71,6 +71,9 @@ void
 mig_speed_params(const wk_flow *f, const struct mig *m, struct wk_hv_migrate_params *p)
 {
 	speed_wanted(f, m, speed_running(f, m), &p->bandwidth_mib_s, &p->postcopy_bandwidth_mib_s);
+	/* Only a migration that may switch to post-copy has a post-copy cap. */
+	if (!m->policy.permit_post_copy)
+		p->postcopy_bandwidth_mib_s = 0;
 }
 
 void
@@ -126,9 +129,10 @@ wk_flow_reshare(wk_flow *f)
 		speed_wanted(f, m, n, &pre, &post);
 		if (!m->speed_set || m->speed_mib_s != pre)
 			speed_apply(f, m, false, pre, n);
-		/* A paused guest never switches to post-copy: its post-copy cap
-		 * waits, and a failed pause finds it unchanged. */
-		if (!m->paused_by_us && (!m->speed_set || m->postcopy_speed_mib_s != post))
+		/* Only a migration that may switch has a post-copy cap, and a
+		 * paused guest never switches: its post-copy cap waits. */
+		if (m->policy.permit_post_copy && !m->paused_by_us &&
+		    (!m->speed_set || m->postcopy_speed_mib_s != post))
 			speed_apply(f, m, true, post, n);
 		m->speed_set = true;
 	}

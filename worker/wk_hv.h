@@ -56,8 +56,8 @@ struct wk_hv_migrate_params {
 	const char *dest_uri;    /* libvirt URI of the destination, qemu+tcp://addr/system */
 	const char *migrate_uri; /* QEMU stream target, tcp://addr; NULL = libvirt picks */
 	unsigned long long bandwidth_mib_s; /* 0 = unlimited */
-	/* post-copy's own cap (VIR_MIGRATE_PARAM_BANDWIDTH_POSTCOPY); 0 = not
-	 * passed: QEMU's default, unlimited */
+	/* post-copy's own cap (VIR_MIGRATE_PARAM_BANDWIDTH_POSTCOPY), passed
+	 * with postcopy only; 0 = not passed: QEMU's default, unlimited */
 	unsigned long long postcopy_bandwidth_mib_s;
 	bool block_migration; /* copy non-shared disks */
 	bool persistent;      /* define on destination, undefine on source (Nova) */

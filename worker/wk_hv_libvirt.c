@@ -315,7 +315,7 @@ lv_migrate(void *priv, const struct wk_hv_migrate_params *p, struct wk_err *rete
 	                                   VIR_MIGRATE_PARAM_URI, p->migrate_uri) < 0) ||
 	    (p->bandwidth_mib_s > 0 && virTypedParamsAddULLong(&params, &nparams, &maxparams,
 	                                   VIR_MIGRATE_PARAM_BANDWIDTH, p->bandwidth_mib_s) < 0) ||
-	    (p->postcopy_bandwidth_mib_s > 0 &&
+	    (p->postcopy && p->postcopy_bandwidth_mib_s > 0 &&
 	        virTypedParamsAddULLong(&params, &nparams, &maxparams,
 	            VIR_MIGRATE_PARAM_BANDWIDTH_POSTCOPY, p->postcopy_bandwidth_mib_s) < 0) ||
 	    (p->parallel_connections > 0 &&

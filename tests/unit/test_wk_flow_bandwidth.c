@@ -196,7 +196,8 @@ Test(wk_flow_bandwidth, postcopy_option_wins)
  * half (pre-copy and post-copy), and the second's end gives it back. */
 Test(wk_flow_bandwidth, running_migrations_reshare_the_budget)
 {
-	start("link_speed = \"1G\";\nmax_concurrent_live_migrations = 2;");
+	start("link_speed = \"1G\";\nmax_concurrent_live_migrations = 2;\n"
+	      "live_migration_permit_post_copy = true;");
 	cr_assert_eq(h->tuning.budget_mib_s, 94);
 	migrating(A);
 	assert_params(A, 94, 94);
@@ -228,6 +229,7 @@ Test(wk_flow_bandwidth, abort_frees_the_share_and_a_paused_guest_stays_unlimited
 	migrating(A);
 	migrating(B);
 	wait_speed(A, false, 47);
+	cr_assert_eq(fake_hv_speed(A, true), -1, "post-copy not permitted: %s", call_log(A));
 	cr_assert_eq(fh_force_complete(h, B, &err), 0, "%s", err.msg);
 	cr_assert_str_eq(call_log(B), "migrate speed=0 suspend");
 	cr_assert_eq(fh_abort(h, A, &err), 0, "%s", err.msg);
@@ -248,8 +250,8 @@ Test(wk_flow_bandwidth, explicit_bandwidth_is_never_reshared)
 	cr_assert_eq(h->tuning.budget_mib_s, 0);
 	migrating(A);
 	migrating(B);
-	assert_params(A, 20, 20);
-	assert_params(B, 20, 20);
+	assert_params(A, 20, 0); /* post-copy not permitted: no post-copy cap */
+	assert_params(B, 20, 0);
 	complete(B);
 	fh_pump(h, 200);
 	cr_assert_eq(fake_hv_calls("set_max_speed", A), 0, "calls: %s", call_log(A));
