@@ -30,7 +30,7 @@ speed_counts(const struct mig *m)
 	return m->role == ROLE_SOURCE && m->phase == PHASE_RUNNING && !m->recovering;
 }
 
-/* Running outbound migrations, m counted once whatever its phase. */
+/* Running outbound migrations other than m (NULL: all of them). */
 static int
 speed_running(const wk_flow *f, const struct mig *m)
 {
@@ -39,7 +39,7 @@ speed_running(const wk_flow *f, const struct mig *m)
 	for (const struct mig *o = f->migs; o != NULL; o = o->next)
 		if (o != m && speed_counts(o))
 			n++;
-	return m != NULL ? n + 1 : n;
+	return n;
 }
 
 /* m's caps with n migrations running: its share of the budget, or the
@@ -70,7 +70,8 @@ speed_wanted(const wk_flow *f, const struct mig *m, int n, unsigned long long *r
 void
 mig_speed_params(const wk_flow *f, const struct mig *m, struct wk_hv_migrate_params *p)
 {
-	speed_wanted(f, m, speed_running(f, m), &p->bandwidth_mib_s, &p->postcopy_bandwidth_mib_s);
+	speed_wanted(
+	    f, m, speed_running(f, m) + 1, &p->bandwidth_mib_s, &p->postcopy_bandwidth_mib_s);
 	/* Only a migration that may switch to post-copy has a post-copy cap. */
 	if (!m->policy.permit_post_copy)
 		p->postcopy_bandwidth_mib_s = 0;

@@ -183,18 +183,29 @@ def shared(workers):
     w.stop()
 
 
-def test_running_migrations_reshare_the_link(shared, workers, notifications):
+@pytest.fixture(scope="module")
+def wide_dest(workers):
+    """host16 on libvirt B: two inbound slots, so both migrations run."""
+    tmp = tempfile.mkdtemp(prefix="ferry-e2e-bw-dest-")
+    w = ferry_proc.Worker(tmp, "host16", "B", "127.0.0.3",
+                          libvirt="\tmax_concurrent_inbound_migrations = 2;")
+    w.start()
+    yield w
+    w.stop()
+
+
+def test_running_migrations_reshare_the_link(shared, wide_dest, workers, notifications):
     (u1, _), (u2, _) = busy(2)
 
     def speed_is(uuid, mib):
         return lambda: qemu_params("A", uuid)["max-bandwidth"] == mib * MIB
 
-    nova_peer.cast_live_migration(u1, "host15", "host2")
+    nova_peer.cast_live_migration(u1, "host15", "host16")
     assert notifications.wait_for("instance.live_migration_progress", u1, timeout=60), \
         shared.log()[-3000:]
     assert qemu_params("A", u1)["max-bandwidth"] == 46 * MIB  # alone: the whole budget
 
-    nova_peer.cast_live_migration(u2, "host15", "host2")
+    nova_peer.cast_live_migration(u2, "host15", "host16")
     assert notifications.wait_for("instance.live_migration_progress", u2, timeout=60), \
         shared.log()[-3000:]
     wait_for(speed_is(u1, 23), 10, "the first migration re-capped")
