@@ -114,6 +114,7 @@ static const struct opt opts[] = {
     LIBVIRT(live_migration_permit_pause, OPT_BOOL, 0, NULL),
     LIBVIRT(live_migration_compression, OPT_BOOL, 0, NULL),
     LIBVIRT(live_migration_parallel_connections, OPT_INT, 0, NULL),
+    LIBVIRT(live_migration_with_native_tls, OPT_BOOL, 0, NULL),
     LIBVIRT(live_migration_postcopy_recovery_timeout, OPT_INT, 1, "s"),
     LIBVIRT(live_migration_queue_timeout, OPT_INT, 0, "s"),
     LIBVIRT(max_queued_live_migrations, OPT_INT, 0, NULL),

@@ -76,6 +76,8 @@ struct wk_conf {
 		                                   */
 		bool live_migration_compression;  /* ferry: XBZRLE; default false (or derived) */
 		int live_migration_parallel_connections; /* ferry: multifd streams, 0 = one */
+		/* VIR_MIGRATE_TLS: QEMU's own TLS on the stream; default false (nova) */
+		bool live_migration_with_native_tls;
 		/* ferry: s to retry resuming a broken post-copy migration, default 600 */
 		int live_migration_postcopy_recovery_timeout;
 		/* ferry: s a source migration may wait for a slot (its own outbound

@@ -23,12 +23,27 @@ void
 wk_flow_notify_action(
     wk_flow *f, json_t *instance, json_t *context, const char *action, const char *phase)
 {
+	wk_flow_notify_action_fault(f, instance, context, action, phase, NULL);
+}
+
+void
+wk_flow_notify_action_fault(wk_flow *f, json_t *instance, json_t *context, const char *action,
+    const char *phase, const char *fault)
+{
 	char event[128];
-	json_t *payload;
+	json_t *payload, *data;
 
 	snprintf(event, sizeof(event), "instance.%s.%s", action, phase);
 	payload =
 	    rpc_nova_live_migration_payload(instance, action, phase, f->d.conf->host, context);
+	data = rpc_nova_object_data(payload);
+	if (payload != NULL && fault != NULL &&
+	    (data == NULL || json_object_set_new(data, "fault",
+	                         rpc_nova_exception_payload("ferry.worker", "live_migration",
+	                             "MigrationError", fault)) < 0)) {
+		json_decref(payload);
+		payload = NULL;
+	}
 	if (payload == NULL) {
 		log_error("Cannot build the '%s' payload, not sent", event);
 		return;

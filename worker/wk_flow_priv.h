@@ -179,6 +179,10 @@ void mig_journal_drop(wk_flow *f, const struct mig *m);
 /* instance.<action>.<phase> with nova's InstanceActionPayload. */
 void wk_flow_notify_action(
     wk_flow *f, json_t *instance, json_t *context, const char *action, const char *phase);
+/* The same with the payload's fault an ExceptionPayload (MigrationError,
+ * message @fault); NULL = no fault. */
+void wk_flow_notify_action_fault(wk_flow *f, json_t *instance, json_t *context, const char *action,
+    const char *phase, const char *fault);
 void wk_flow_notify_exception(
     wk_flow *f, json_t *context, const char *function, const char *exception, const char *text);
 void mig_notify_progress(wk_flow *f, struct mig *m);
@@ -223,6 +227,9 @@ int mig_adopt_job(wk_flow *f, struct mig *m);
 void mig_finish_post(wk_flow *f, struct mig *m);
 /* The migration failed or was abandoned: rollback, then m is freed. */
 void mig_finish_rollback(wk_flow *f, struct mig *m, const char *why);
+/* The same for a migration the hypervisor failed: rollback.end carries @why
+ * as its fault (MigrationError). */
+void mig_finish_rollback_fault(wk_flow *f, struct mig *m, const char *why);
 /* Starts queued migrations, oldest first, while outbound slots are free. */
 void wk_flow_start_queued(wk_flow *f);
 /* Rolls back queued migrations past libvirt.live_migration_queue_timeout;

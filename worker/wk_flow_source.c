@@ -25,9 +25,10 @@ WK_LOG_NAME("worker.flow");
  * after this long; the migration waits in the queue meanwhile. */
 #define INBOUND_RETRY_MS 2000
 
-/* Source side: the migration is over one way or the other. */
-void
-mig_finish_rollback(wk_flow *f, struct mig *m, const char *why)
+/* Source side: the migration is over one way or the other.  @fault: the
+ * failure for rollback.end's fault, NULL for none. */
+static void
+finish_rollback(wk_flow *f, struct mig *m, const char *why, const char *fault)
 {
 	json_t *args;
 
@@ -52,12 +53,25 @@ mig_finish_rollback(wk_flow *f, struct mig *m, const char *why)
 			log_error("Cannot send rollback_live_migration_at_destination to '%s'",
 			    m->dest_host);
 	}
-	wk_flow_notify_action(f, m->instance, m->context, "live_migration_rollback", "end");
+	wk_flow_notify_action_fault(
+	    f, m->instance, m->context, "live_migration_rollback", "end", fault);
 	log_warning("Migration of '%s' to '%s' rolled back: %s", m->uuid,
 	    m->dest_host ? m->dest_host : "?", why);
 	mig_count_outcome(
 	    f, ROLE_SOURCE, m->abort_requested ? OUTCOME_ABORTED : OUTCOME_ROLLED_BACK);
 	mig_unlink_free(f, m);
+}
+
+void
+mig_finish_rollback(wk_flow *f, struct mig *m, const char *why)
+{
+	finish_rollback(f, m, why, NULL);
+}
+
+void
+mig_finish_rollback_fault(wk_flow *f, struct mig *m, const char *why)
+{
+	finish_rollback(f, m, why, why);
 }
 
 static void
@@ -134,6 +148,12 @@ mig_job_params(
 	p->postcopy = m->policy.permit_post_copy;
 	/* Nova: auto-converge only where post-copy is not available. */
 	p->auto_converge = m->policy.permit_auto_converge && !p->postcopy;
+	/* QEMU checks the destination's certificate against the address it
+	 * connects to; a migration network's address is rarely in it, the
+	 * host's name is (vdsm does the same). */
+	p->tls = f->d.tuning->native_tls;
+	if (p->tls && addr != NULL && m->dest_host != NULL && strcmp(addr, m->dest_host) != 0)
+		p->tls_destination = m->dest_host;
 	return addr;
 }
 
@@ -178,8 +198,11 @@ start_job(wk_flow *f, struct mig *m, struct wk_err *reterr)
 	m->last_notify_ms = 0;
 	wk_policy_init(&m->policy_state, &m->policy, m->started_ms);
 	log_info("Migrating '%s' to '%s' over %s (bandwidth %llu MiB/s, post-copy %llu MiB/s; 0 = "
-	         "unlimited)",
-	    m->uuid, m->dest_host, addr, p.bandwidth_mib_s, p.postcopy_bandwidth_mib_s);
+	         "unlimited; %s%s%s)",
+	    m->uuid, m->dest_host, addr, p.bandwidth_mib_s, p.postcopy_bandwidth_mib_s,
+	    p.tls ? "native TLS" : "plain stream",
+	    p.tls_destination != NULL ? ", certificate name " : "",
+	    p.tls_destination != NULL ? p.tls_destination : "");
 	if (wk_migrate_start(f->d.migrate, m->job_id, &p, interval_ms, m->request_id) < 0)
 		return wk_err_set(reterr, -ENOMEM, "cannot start the migration thread");
 	mig_speed_started(m, &p);
@@ -607,7 +630,10 @@ on_job_done(wk_flow *f, struct mig *m, const struct wk_mig_event *ev)
 		return;
 	case WK_MIG_ON_SOURCE:
 		m->recovering = false;
-		mig_finish_rollback(f, m, m->abort_requested ? m->abort_reason : ev->msg);
+		if (m->abort_requested)
+			mig_finish_rollback(f, m, m->abort_reason);
+		else
+			mig_finish_rollback_fault(f, m, ev->msg);
 		return;
 	case WK_MIG_POSTCOPY_FAILED:
 		break;

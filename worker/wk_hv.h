@@ -66,6 +66,11 @@ struct wk_hv_migrate_params {
 	bool compressed;
 	int parallel_connections; /* 0 = off */
 	bool postcopy_resume;     /* recover a broken post-copy migration */
+	bool tls;                 /* VIR_MIGRATE_TLS: QEMU's native TLS on the stream */
+	/* VIR_MIGRATE_PARAM_TLS_DESTINATION: the name the destination's
+	 * certificate carries when migrate_uri's address is not it; NULL = that
+	 * address */
+	const char *tls_destination;
 };
 
 /* Opens uri (e.g. qemu:///system) with backend ops (borrowed, static).

@@ -310,6 +310,8 @@ lv_migrate(void *priv, const struct wk_hv_migrate_params *p, struct wk_err *rete
 		flags |= VIR_MIGRATE_PARALLEL;
 	if (p->postcopy_resume)
 		flags |= VIR_MIGRATE_POSTCOPY_RESUME;
+	if (p->tls)
+		flags |= VIR_MIGRATE_TLS;
 
 	if ((p->migrate_uri != NULL && virTypedParamsAddString(&params, &nparams, &maxparams,
 	                                   VIR_MIGRATE_PARAM_URI, p->migrate_uri) < 0) ||
@@ -320,7 +322,10 @@ lv_migrate(void *priv, const struct wk_hv_migrate_params *p, struct wk_err *rete
 	            VIR_MIGRATE_PARAM_BANDWIDTH_POSTCOPY, p->postcopy_bandwidth_mib_s) < 0) ||
 	    (p->parallel_connections > 0 &&
 	        virTypedParamsAddInt(&params, &nparams, &maxparams,
-	            VIR_MIGRATE_PARAM_PARALLEL_CONNECTIONS, p->parallel_connections) < 0)) {
+	            VIR_MIGRATE_PARAM_PARALLEL_CONNECTIONS, p->parallel_connections) < 0) ||
+	    (p->tls && p->tls_destination != NULL &&
+	        virTypedParamsAddString(&params, &nparams, &maxparams,
+	            VIR_MIGRATE_PARAM_TLS_DESTINATION, p->tls_destination) < 0)) {
 		r = last_error("build migration parameters", reterr);
 		goto out;
 	}

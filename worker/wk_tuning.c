@@ -417,6 +417,8 @@ wk_tuning_derive(const struct wk_conf *c, const struct wk_tuning_explicit *x, st
 		return r;
 
 	memset(&t, 0, sizeof(t));
+	t.native_tls = c->libvirt.live_migration_with_native_tls;
+	t.native_tls_src = x->native_tls ? WK_SRC_CONFIG : WK_SRC_DEFAULT;
 	if (c->libvirt.link_speed == NULL || c->libvirt.link_speed[0] == '\0') {
 		as_configured(c, x, &t);
 		*ret = t;
@@ -538,5 +540,12 @@ wk_tuning_print(FILE *f, const struct wk_tuning *t)
 	count_or(v, sizeof(v), t->max_inbound, "", "unlimited");
 	row(f, "libvirt.max_concurrent_inbound_migrations", v, t->src.max_inbound,
 	    t->why.max_inbound);
+	row(f, "libvirt.live_migration_with_native_tls", t->native_tls ? "on" : "off",
+	    t->native_tls_src,
+	    t->native_tls
+	        ? "QEMU encrypts the stream (VIR_MIGRATE_TLS); certificates in libvirt's "
+	          "migrate_tls_x509_cert_dir (/etc/pki/qemu)"
+	        : (t->native_tls_src == WK_SRC_CONFIG ? "set in the configuration"
+	                                              : "plain stream by default (nova)"));
 	print_run_time(f, t);
 }

@@ -33,6 +33,9 @@
  *                    link speed
  *
  * Links below 10M or above 1T are refused (-EINVAL).
+ *
+ * libvirt.live_migration_with_native_tls is carried through as configured
+ * (native_tls, never derived) so that --show-tuning lists it.
  */
 #ifndef WK_TUNING_H
 #define WK_TUNING_H
@@ -76,6 +79,7 @@ struct wk_tuning_explicit {
 	bool compression_value;  /* its value, read only when compression is true */
 	int parallel_value;      /* its value (>= 0, 0 = one stream), when parallel is true */
 	bool postcopy_bandwidth; /* libvirt.live_migration_bandwidth_postcopy */
+	bool native_tls;         /* libvirt.live_migration_with_native_tls */
 };
 
 /* Longest "why" text per option, including the NUL. */
@@ -111,6 +115,10 @@ struct wk_tuning {
 		    max_inbound[WK_TUNING_WHY_MAX];
 		char postcopy_bandwidth[WK_TUNING_WHY_MAX];
 	} why;
+	/* VIR_MIGRATE_TLS: never derived from the link speed, only configured;
+	 * its source is CONFIG when set explicitly, else DEFAULT. */
+	bool native_tls;
+	enum wk_tuning_src native_tls_src;
 };
 
 /*

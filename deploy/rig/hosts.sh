@@ -6,6 +6,13 @@
 # /etc/libvirt, /var/lib/libvirt, /run/libvirt, /var/cache/libvirt and
 # /var/log/libvirt bind-mounted from $RIG_DIR/<host>/, under reaper.py (a
 # child-subreaper, gotcha 2).  No systemd, virtlogd, cgroups or LSM needed.
+# /etc/pki/qemu (QEMU's native TLS for migrations, VIR_MIGRATE_TLS) is
+# bind-mounted from $RIG_DIR/<host>/pki, made fresh at each start by pki.sh
+# from the rig's CA in $RIG_DIR/ca (kept, like the capability cache).  The
+# certificates name the compute host the e2e tests run on each libvirt host
+# (A: host1, B: host2), not the IP: ferry passes that name as
+# VIR_MIGRATE_PARAM_TLS_DESTINATION when it migrates to an address (by hand:
+# virsh migrate --tls --tls-destination host2 ...).
 #
 #   A: qemu+tcp://127.0.0.2/system   qemu+unix:///system?socket=$RIG_DIR/A/sock/libvirt-sock
 #   B: qemu+tcp://127.0.0.3/system   qemu+unix:///system?socket=$RIG_DIR/B/sock/libvirt-sock
@@ -17,11 +24,11 @@
 # daemon answers.
 # Environment: RIG_DIR (default /tmp/ferry-rig), RIG_LOG_LEVEL (libvirtd log
 # level 1..4, default 3), RIG_START_TIMEOUT (seconds, default 90), RIG_CLEAN=1
-# (stop also deletes $RIG_DIR/A and $RIG_DIR/B; the QEMU capability cache in
+# (stop also deletes $RIG_DIR/A, $RIG_DIR/B and $RIG_DIR/ca; the QEMU capability cache in
 # there makes the next start about 1 s faster).  Only one rig per machine:
 # the addresses and ports are fixed.
 # Everything outside $RIG_DIR is left alone, except that the five mount-point
-# directories are created if they are missing.  Run as root.
+# directories (six with /etc/pki/qemu) are created if they are missing.  Run as root.
 set -euo pipefail
 
 RIG_DIR=${RIG_DIR:-/tmp/ferry-rig}
@@ -29,7 +36,7 @@ RIG_LOG_LEVEL=${RIG_LOG_LEVEL:-3}
 RIG_START_TIMEOUT=${RIG_START_TIMEOUT:-90}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 HOSTS="A B"
-MOUNTS="etc:/etc/libvirt lib:/var/lib/libvirt run:/run/libvirt cache:/var/cache/libvirt log:/var/log/libvirt"
+MOUNTS="etc:/etc/libvirt lib:/var/lib/libvirt run:/run/libvirt cache:/var/cache/libvirt log:/var/log/libvirt pki:/etc/pki/qemu"
 
 die() {
 	echo "hosts.sh: error: $*" >&2
@@ -44,6 +51,9 @@ host_uuid() {
 	B) echo bbbbbbbb-bbbb-4bbb-8bbb-00000000000b ;;
 	esac
 }
+# The names in host $1's QEMU TLS certificates: the compute host
+# tests/e2e/conftest.py runs on it.
+host_cert_names() { case $1 in A) echo host1 ;; B) echo host2 ;; esac; }
 host_ports() { case $1 in A) echo "49152 49183" ;; B) echo "49184 49215" ;; esac; }
 unix_uri() { echo "qemu+unix:///system?socket=$RIG_DIR/$1/sock/libvirt-sock"; }
 tcp_uri() { echo "qemu+tcp://$(host_ip "$1")/system"; }
@@ -174,6 +184,8 @@ write_config() {
 		migration_host = "$ip"
 		migration_port_min = ${ports[0]}
 		migration_port_max = ${ports[1]}
+		# libvirt's default, bind-mounted from $d/pki (pki.sh)
+		migrate_tls_x509_cert_dir = "/etc/pki/qemu"
 	EOF
 }
 
@@ -181,8 +193,11 @@ start_host() {
 	local h=$1 d=$RIG_DIR/$1 m sub mp bind=""
 	stop_host "$h" # clears what a killed run left behind
 	# Fresh state, but keep the QEMU capability cache: it saves ~1 s a start.
-	rm -rf "${d:?}/etc" "$d/lib" "$d/run" "$d/log" "$d/sock" "$d"/*.log "$d"/*.out "$d/restart.req"
+	rm -rf "${d:?}/etc" "$d/lib" "$d/run" "$d/log" "$d/sock" "$d/pki" "$d"/*.log "$d"/*.out "$d/restart.req"
 	mkdir -p "$d/sock" "$d/cache"
+	# shellcheck disable=SC2046 # one name per word
+	bash "$HERE/pki.sh" "$RIG_DIR/ca" "$d/pki" $(host_cert_names "$h") ||
+		die "host $h: cannot make its TLS certificates"
 	for m in $MOUNTS; do
 		sub=${m%%:*}
 		mp=${m#*:}
@@ -279,8 +294,8 @@ cmd_stop() {
 		fi
 	done
 	if [[ ${RIG_CLEAN:-0} == 1 ]]; then
-		rm -rf "${RIG_DIR:?}/A" "$RIG_DIR/B"
-		say "removed $RIG_DIR/A and $RIG_DIR/B"
+		rm -rf "${RIG_DIR:?}/A" "$RIG_DIR/B" "$RIG_DIR/ca"
+		say "removed $RIG_DIR/A, $RIG_DIR/B and $RIG_DIR/ca"
 	fi
 	say "stopped"
 }

@@ -7,7 +7,8 @@
 set -euo pipefail
 
 PKGS=(
-	# build (clang + libclang-rt: the libFuzzer target; openssl: the TLS tests make their CA)
+	# build (clang + libclang-rt: the libFuzzer target; openssl: the TLS tests and the rig's
+	# QEMU certificates make their CAs)
 	gcc make binutils cmake pkg-config clang clang-format libclang-rt-14-dev openssl
 	librabbitmq-dev libjansson-dev libconfig-dev libcriterion-dev libvirt-dev
 	libmicrohttpd-dev

@@ -70,6 +70,7 @@ static struct {
 	struct {
 		bool used;
 		char uuid[64];
+		char tls_destination[256];
 		struct wk_hv_migrate_params p;
 	} last[MAX_DOMS];
 	char blocked_op[32]; /* calls of this op hang until fake_hv_unblock() */
@@ -592,6 +593,10 @@ f_migrate(void *priv, const struct wk_hv_migrate_params *p, struct wk_err *reter
 			copy(w.last[i].uuid, sizeof(w.last[i].uuid), p->uuid);
 			w.last[i].p = *p;
 			w.last[i].p.uuid = w.last[i].p.dest_uri = w.last[i].p.migrate_uri = NULL;
+			copy(w.last[i].tls_destination, sizeof(w.last[i].tls_destination),
+			    p->tls_destination != NULL ? p->tls_destination : "");
+			w.last[i].p.tls_destination =
+			    p->tls_destination != NULL ? w.last[i].tls_destination : NULL;
 			break;
 		}
 	daemon_tick();

@@ -185,6 +185,7 @@ explicit_of(const struct wk_conf *c, struct wk_tuning_explicit *x)
 	x->parallel = SET(live_migration_parallel_connections);
 	x->parallel_value = c->libvirt.live_migration_parallel_connections;
 	x->postcopy_bandwidth = SET(live_migration_bandwidth_postcopy);
+	x->native_tls = SET(live_migration_with_native_tls);
 #undef SET
 }
 

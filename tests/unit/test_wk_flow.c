@@ -183,6 +183,8 @@ Test(wk_flow, accept_reserve_migrate_post)
 	cr_assert_geq(fh_count(h, "instance.live_migration_progress", A), 1);
 	cr_assert(fake_hv_last_params(A, &p));
 	cr_assert(p.persistent);
+	cr_assert_not(p.tls, "TLS without libvirt.live_migration_with_native_tls");
+	cr_assert_null(p.tls_destination);
 
 	post = json_object_get(
 	    h->msgs[fh_pending_call(h, "post_live_migration_at_destination", A)].inner, "args");
@@ -265,6 +267,8 @@ Test(wk_flow, abort_while_running)
 	cr_assert_eq(fh_abort(h, A, &err), 0, "%s", err.msg);
 	cr_assert_eq(fake_hv_calls("abort", A), 1);
 	assert_rolled_back(A);
+	/* Aborted on request: nothing failed. */
+	cr_assert(json_is_null(json_object_get(fh_event_data(h, ROLLBACK_END, A, 0), "fault")));
 	cr_assert_eq(fh_requests(h, "rollback_live_migration_at_destination", A), 1);
 	cr_assert_eq(fh_requests(h, "post_live_migration_at_destination", A), 0);
 }
@@ -836,6 +840,57 @@ Test(wk_flow, full_destination_keeps_the_queue_order)
 	cr_assert_eq(fh_requests(h, "pre_live_migration", A), 2);
 	run_to_post(B);
 	cr_assert_eq(fh_requests(h, "pre_live_migration", B), 1);
+}
+
+/* ---- native TLS ---- */
+
+/* The destination's certificate names its host; the stream goes to
+ * target_connect_addr: when they differ, QEMU is told the name. */
+Test(wk_flow, native_tls_names_the_destination_host_when_the_address_differs)
+{
+	static const char why[] = "operation failed: job 'migration out' failed: The certificate "
+	                          "hasn't got a known issuer";
+	struct fake_mig_step step = {.kind = FAKE_MIG_FAIL, .r = -EIO, .msg = why};
+	struct wk_hv_migrate_params p;
+	json_t *md, *fault;
+	long idx;
+
+	start("live_migration_with_native_tls = true;");
+	fake_hv_script(A, &step);
+	accept_cast(A);
+	idx = fh_wait_call(h, "pre_live_migration", A, WAIT_MS);
+	cr_assert_geq(idx, 0);
+	md = rpc_nova_object("LibvirtLiveMigrateData", "nova", "1.10",
+	    json_pack("{s:s}", "target_connect_addr", "192.0.2.7"));
+	cr_assert_not_null(md);
+	fh_reply(h, idx, md);
+
+	/* A failed migration: rolled back, and rollback.end says why. */
+	assert_rolled_back(A);
+	cr_assert(fake_hv_last_params(A, &p));
+	cr_assert(p.tls);
+	cr_assert_str_eq(p.tls_destination, FH_DEST);
+	cr_assert(json_is_null(json_object_get(
+	    fh_event_data(h, "instance.live_migration_rollback.start", A, 0), "fault")));
+	fault =
+	    rpc_nova_object_data(json_object_get(fh_event_data(h, ROLLBACK_END, A, 0), "fault"));
+	cr_assert_not_null(fault, "rollback.end without a fault");
+	cr_assert_str_eq(json_string_value(json_object_get(fault, "exception")), "MigrationError");
+	cr_assert_not_null(
+	    strstr(json_string_value(json_object_get(fault, "exception_message")), why));
+}
+
+/* The address is the host's name: QEMU checks that name itself. */
+Test(wk_flow, native_tls_to_the_host_name_needs_no_destination_name)
+{
+	struct wk_hv_migrate_params p;
+
+	start("live_migration_with_native_tls = true;");
+	migrating(A);
+	cr_assert(fake_hv_last_params(A, &p));
+	cr_assert(p.tls);
+	cr_assert_null(p.tls_destination);
+	complete(A);
 }
 
 /* ---- more restarts and refusals ---- */

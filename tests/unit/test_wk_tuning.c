@@ -475,7 +475,7 @@ Test(wk_tuning, print_shows_every_option_value_source_and_why)
 	c.libvirt.max_concurrent_inbound_migrations = 0;
 	t = derive_ok(&c, &x);
 	out = print_to_string(&t);
-	cr_assert_eq(count_lines(out), 14, "%s", out);
+	cr_assert_eq(count_lines(out), 15, "%s", out);
 	cr_assert_not_null(
 	    strstr(out, "libvirt.link_speed = 10G (10000000000 bit/s, 1192 MiB/s)"), "%s", out);
 	cr_assert_not_null(
@@ -518,7 +518,7 @@ Test(wk_tuning, print_without_link_speed_says_so)
 	struct wk_tuning t = derive_ok(&c, NULL);
 	char *out = print_to_string(&t);
 
-	cr_assert_eq(count_lines(out), 14, "%s", out);
+	cr_assert_eq(count_lines(out), 15, "%s", out);
 	cr_assert_not_null(strstr(out, "libvirt.link_speed not set"), "%s", out);
 	cr_assert_not_null(strstr(out, "fixed per migration, not re-shared"), "%s", out);
 	cr_assert_not_null(strstr(out, "unlimited    default"), "%s", out);
@@ -585,4 +585,44 @@ Test(wk_tuning, postcopy_bandwidth_is_the_link_budget_unless_set)
 	x.postcopy_bandwidth = true;
 	cr_assert_eq(wk_tuning_derive(&c, &x, &t, &err), -EINVAL);
 	cr_assert_not_null(strstr(err.msg, "live_migration_bandwidth_postcopy"), "%s", err.msg);
+}
+
+Test(wk_tuning, native_tls_is_configured_never_derived)
+{
+	struct wk_conf c = conf_with("100G");
+	struct wk_tuning_explicit x = {.native_tls = true};
+	struct wk_tuning t = derive_ok(&c, NULL);
+	char *out = print_to_string(&t);
+
+	/* Nova's default, whatever the link. */
+	cr_assert_not(t.native_tls);
+	cr_assert_eq(t.native_tls_src, WK_SRC_DEFAULT);
+	cr_assert_not_null(strstr(out, "libvirt.live_migration_with_native_tls       off          "
+	                               "default  plain stream by default (nova)"),
+	    "%s", out);
+	free(out);
+
+	c.libvirt.live_migration_with_native_tls = true;
+	t = derive_ok(&c, &x);
+	cr_assert(t.native_tls);
+	cr_assert_eq(t.native_tls_src, WK_SRC_CONFIG);
+	/* It changes nothing the dial derives (zero-copy, which TLS excludes,
+	 * is not derived here). */
+	cr_assert_eq(t.parallel_connections, 8);
+	out = print_to_string(&t);
+	cr_assert_not_null(
+	    strstr(out, "libvirt.live_migration_with_native_tls       on           config   QEMU "
+	                "encrypts the stream (VIR_MIGRATE_TLS)"),
+	    "%s", out);
+	free(out);
+
+	/* Set to false explicitly: config, and says so. */
+	c = conf_with(NULL);
+	t = derive_ok(&c, &x);
+	cr_assert_not(t.native_tls);
+	cr_assert_eq(t.native_tls_src, WK_SRC_CONFIG);
+	out = print_to_string(&t);
+	cr_assert_not_null(
+	    strstr(out, "off          config   set in the configuration"), "%s", out);
+	free(out);
 }
