@@ -94,7 +94,12 @@ speed_apply(wk_flow *f, struct mig *m, bool postcopy, unsigned long long mib_s, 
 	const struct wk_tuning *t = f->d.tuning;
 	struct wk_err err = {{0}};
 	char budget[96] = "fixed per migration";
+	char caller[WK_LOG_REQUEST_ID_MAX + 1];
+	const char *id = wk_log_get_request_id();
 
+	/* The lines are about m: its request id, then the caller's again. */
+	snprintf(caller, sizeof(caller), "%s", id != NULL ? id : "");
+	wk_log_set_request_id(m->request_id);
 	if (wk_hv_set_max_speed(f->d.hv, m->uuid, mib_s, postcopy, &err) < 0)
 		log_warning("Cannot set the %s bandwidth of '%s' to %llu MiB/s: %s",
 		    postcopy ? "post-copy" : "pre-copy", m->uuid, mib_s, err.msg);
@@ -109,6 +114,7 @@ speed_apply(wk_flow *f, struct mig *m, bool postcopy, unsigned long long mib_s, 
 			log_info("Re-shared the %s bandwidth of '%s': %llu MiB/s (%s)",
 			    postcopy ? "post-copy" : "pre-copy", m->uuid, mib_s, budget);
 	}
+	wk_log_set_request_id(caller[0] != '\0' ? caller : NULL);
 	if (postcopy)
 		m->postcopy_speed_mib_s = mib_s;
 	else
