@@ -117,6 +117,10 @@ derive_tuning(const struct wk_conf *c, struct wk_tuning *ret, struct wk_err *ret
 	x.parallel = SET(live_migration_parallel_connections);
 	x.parallel_value = c->libvirt.live_migration_parallel_connections;
 	x.postcopy_bandwidth = SET(live_migration_bandwidth_postcopy);
+	x.zero_copy = SET(live_migration_zero_copy);
+	x.multifd_compression = SET(live_migration_multifd_compression) &&
+	                        c->libvirt.live_migration_multifd_compression != NULL;
+	x.zstd_level = SET(live_migration_multifd_zstd_level);
 	x.native_tls = SET(live_migration_with_native_tls);
 #undef SET
 	return wk_tuning_derive(c, &x, ret, reterr);

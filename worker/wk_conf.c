@@ -114,6 +114,9 @@ static const struct opt opts[] = {
     LIBVIRT(live_migration_permit_pause, OPT_BOOL, 0, NULL),
     LIBVIRT(live_migration_compression, OPT_BOOL, 0, NULL),
     LIBVIRT(live_migration_parallel_connections, OPT_INT, 0, NULL),
+    LIBVIRT(live_migration_zero_copy, OPT_BOOL, 0, NULL),
+    LIBVIRT(live_migration_multifd_compression, OPT_STR_OPT, 0, NULL),
+    LIBVIRT(live_migration_multifd_zstd_level, OPT_INT, 0, NULL),
     LIBVIRT(live_migration_with_native_tls, OPT_BOOL, 0, NULL),
     LIBVIRT(live_migration_postcopy_recovery_timeout, OPT_INT, 1, "s"),
     LIBVIRT(live_migration_queue_timeout, OPT_INT, 0, "s"),
@@ -225,6 +228,7 @@ conf_defaults(struct wk_conf *c)
 	c->libvirt.live_migration_postcopy_recovery_timeout = 600;
 	c->libvirt.live_migration_queue_timeout = 600;
 	c->libvirt.max_queued_live_migrations = 64;
+	c->libvirt.live_migration_multifd_zstd_level = 1;
 	return 0;
 }
 
@@ -443,6 +447,18 @@ conf_finish(struct wk_conf *c, struct wk_err *reterr)
 	    wk_conf_parse_link_speed(c->libvirt.link_speed, &bps) < 0)
 		return opt_err(reterr, c->path, "libvirt.link_speed",
 		    "expected a speed in bits/s such as \"10G\", \"2.5G\" or \"100M\"");
+
+	if (c->libvirt.live_migration_multifd_compression != NULL &&
+	    strcmp(c->libvirt.live_migration_multifd_compression, "none") != 0 &&
+	    strcmp(c->libvirt.live_migration_multifd_compression, "zstd") != 0)
+		return opt_err(reterr, c->path, "libvirt.live_migration_multifd_compression",
+		    "expected \"none\" or \"zstd\"");
+	if (c->libvirt.live_migration_multifd_zstd_level > 20)
+		return opt_err(reterr, c->path, "libvirt.live_migration_multifd_zstd_level",
+		    "expected an integer from 0 to 20 (QEMU's zstd levels)");
+	if (c->libvirt.live_migration_parallel_connections > 255)
+		return opt_err(reterr, c->path, "libvirt.live_migration_parallel_connections",
+		    "expected an integer from 0 to 255 (0 or 1: one stream)");
 
 	if (c->metrics.listen != NULL && wk_metrics_check_listen(c->metrics.listen, &lerr) < 0)
 		return opt_err(reterr, c->path, "metrics.listen", "%s", lerr.msg);

@@ -75,7 +75,15 @@ struct wk_conf {
 		bool live_migration_permit_pause; /* ferry: pause as the last resort; default false
 		                                   */
 		bool live_migration_compression;  /* ferry: XBZRLE; default false (or derived) */
-		int live_migration_parallel_connections; /* ferry: multifd streams, 0 = one */
+		/* multifd streams (nova 2026.1's name); 0 or 1 = one stream; default
+		 * derived from link_speed, else one */
+		int live_migration_parallel_connections;
+		/* ferry: VIR_MIGRATE_ZEROCOPY; default derived from link_speed, else false */
+		bool live_migration_zero_copy;
+		/* ferry: "none" | "zstd" on the multifd channels; default NULL = derived */
+		char *live_migration_multifd_compression;
+		/* ferry: 0..20, default 1 (QEMU's) */
+		int live_migration_multifd_zstd_level;
 		/* VIR_MIGRATE_TLS: QEMU's own TLS on the stream; default false (nova) */
 		bool live_migration_with_native_tls;
 		/* ferry: s to retry resuming a broken post-copy migration, default 600 */

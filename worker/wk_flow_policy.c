@@ -126,6 +126,29 @@ mig_apply_policy(wk_flow *f, struct mig *m, const struct wk_job_sample *s)
 	mig_journal_save(f, m); /* keeps the step, the deadline and refusals across a restart */
 }
 
+void
+mig_resolve_tuning(wk_flow *f, struct mig *m, unsigned long long memory_kib)
+{
+	struct wk_tuning_env env;
+	struct wk_err err = {{0}};
+
+	memset(&env, 0, sizeof(env));
+	env.permit_post_copy = m->policy.permit_post_copy;
+	env.tls = f->d.tuning->native_tls; /* libvirt.live_migration_with_native_tls */
+	if (wk_hv_versions(f->d.hv, &env.qemu_version, &env.libvirt_version, &err) < 0) {
+		env.qemu_version = env.libvirt_version = 0;
+		log_warning("Cannot ask the hypervisor for its versions (%s); '%s' is tuned as for "
+		            "old ones",
+		    err.msg, m->uuid);
+	}
+	env.memlock = -1;
+	if (f->d.tuning->parallel_connections > 0) /* zero-copy may be on for it */
+		env.memlock = wk_tuning_memlock(
+		    "/proc", memory_kib * 1024ULL, env.memlock_why, sizeof(env.memlock_why));
+	wk_tuning_resolve(f->d.tuning, &env, &m->tuning);
+	m->tuning_resolved = true;
+}
+
 /* This migration's policy: the host's tuning, then the instance's overrides. */
 int
 mig_resolve_policy(wk_flow *f, struct mig *m, json_t *instance, unsigned long long memory_kib,
@@ -161,6 +184,7 @@ mig_resolve_policy(wk_flow *f, struct mig *m, json_t *instance, unsigned long lo
 	m->policy.permit_pause = c->libvirt.live_migration_permit_pause;
 	/* nova counts at least 2 GiB of RAM when scaling its timeouts */
 	m->policy.data_bytes = ram < (2ULL << 30) ? (2ULL << 30) : ram;
+	mig_resolve_tuning(f, m, memory_kib);
 	if (ip.source[0] != '\0')
 		log_info("Instance '%s' sets its own migration policy (%s): post-copy %s, "
 		         "auto-converge %s, timeout action %s",

@@ -19,6 +19,7 @@
 #include "wk_flow.h"
 #include "wk_policy.h"
 #include "wk_progress.h"
+#include "wk_tuning.h"
 
 /* The destination's answer when its inbound slots are all taken; the source
  * keeps the migration queued and asks again later (wk_flow_source.c). */
@@ -69,6 +70,10 @@ struct mig {
 	uint64_t broke_at_wall;         /* recovering: wall-clock s when the break was seen */
 	char abort_reason[200];         /* set with abort_requested */
 	struct wk_policy_config policy; /* host tuning + this instance's overrides */
+	/* source: the stream knobs resolved for this migration (wk_tuning_resolve),
+	 * journalled; tuning_resolved false until then */
+	struct wk_tuning_mig tuning;
+	bool tuning_resolved;
 	struct wk_policy_state policy_state;
 	unsigned long long max_downtime_ms; /* what the policy last set, 0 = libvirt's */
 	unsigned warned_reasons;            /* every reason reported so far */
@@ -201,6 +206,11 @@ bool mig_should_warn(const struct mig *m, const struct wk_decision *d, uint64_t 
 /* Fills m->policy from the host's tuning and instance's overrides. */
 int mig_resolve_policy(wk_flow *f, struct mig *m, json_t *instance, unsigned long long memory_kib,
     struct wk_err *reterr);
+/* Resolves m->tuning from the host's tuning, the instance's policy (m->policy
+ * must be resolved) and the hypervisor's versions; logs a version query that
+ * failed (the versions are then taken as old: the safe side). */
+void mig_resolve_tuning(wk_flow *f, struct mig *m, unsigned long long memory_kib);
+
 /* One policy decision for sample s, carried out. */
 void mig_apply_policy(wk_flow *f, struct mig *m, const struct wk_job_sample *s);
 /* Post-copy (by_postcopy) or pause the guest; why is for the log. */

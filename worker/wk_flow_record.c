@@ -170,6 +170,19 @@ wk_flow_journal_context(json_t *context)
 	return kept;
 }
 
+/* The stream knobs this migration resolved, with their reasons. */
+static json_t *
+tuning_to_json(const struct wk_tuning_mig *t)
+{
+	return json_pack("{s:i,s:b,s:s,s:i,s:b,s:I,s:I,s:b,s:{s:s,s:s,s:s,s:s}}",
+	    "parallel_connections", t->parallel_connections, "xbzrle", t->compressed,
+	    "multifd_compression", wk_multifd_comp_name(t->multifd_compression), "zstd_level",
+	    t->zstd_level, "zero_copy", t->zero_copy, "qemu_version", (json_int_t)t->qemu_version,
+	    "libvirt_version", (json_int_t)t->libvirt_version, "tls", t->tls, "why", "parallel",
+	    t->why.parallel, "xbzrle", t->why.compression, "multifd_compression",
+	    t->why.multifd_compression, "zero_copy", t->why.zero_copy);
+}
+
 json_t *
 mig_record(const struct mig *m)
 {
@@ -195,6 +208,11 @@ mig_record(const struct mig *m)
 	 * a restart (monotonic ms, like started_ms). */
 	if (rec != NULL && json_object_set_new(rec, "queued_since_ms",
 	                       json_integer((json_int_t)m->queued_since_ms)) < 0) {
+		json_decref(rec);
+		return NULL;
+	}
+	if (rec != NULL && m->tuning_resolved &&
+	    json_object_set_new(rec, "tuning", tuning_to_json(&m->tuning)) < 0) {
 		json_decref(rec);
 		return NULL;
 	}
@@ -454,6 +472,56 @@ dup_or_null(const char *s, bool *ok)
 	return d;
 }
 
+static bool
+why_from_json(json_t *o, const char *key, char *buf, size_t n, struct wk_err *e)
+{
+	const char *v;
+
+	if (!get_str(o, "tuning.why.", key, false, &v, e))
+		return false;
+	snprintf(buf, n, "%s", v);
+	return true;
+}
+
+/* "tuning" is absent in records of workers before the dial (and of
+ * destinations): then t is left unresolved. */
+static bool
+tuning_from_json(json_t *rec, struct wk_tuning_mig *t, bool *resolved, struct wk_err *e)
+{
+	const char *w = "tuning.", *mc = NULL;
+	json_t *o = json_object_get(rec, "tuning"), *why = NULL;
+	long long par, level, qv, lv;
+
+	*resolved = false;
+	if (o == NULL || json_is_null(o))
+		return true;
+	if (!json_is_object(o))
+		return bad_key(e, "", "tuning", o, "an object");
+	if (!(get_int(o, w, "parallel_connections", 0, 255, &par, e) &&
+	        get_bool(o, w, "xbzrle", &t->compressed, e) &&
+	        get_str(o, w, "multifd_compression", false, &mc, e) &&
+	        get_int(o, w, "zstd_level", WK_ZSTD_LEVEL_MIN, WK_ZSTD_LEVEL_MAX, &level, e) &&
+	        get_bool(o, w, "zero_copy", &t->zero_copy, e) &&
+	        get_int(o, w, "qemu_version", 0, LONG_MAX, &qv, e) &&
+	        get_int(o, w, "libvirt_version", 0, LONG_MAX, &lv, e) &&
+	        get_bool(o, w, "tls", &t->tls, e) && get_obj(o, w, "why", false, &why, e) &&
+	        why_from_json(why, "parallel", t->why.parallel, sizeof(t->why.parallel), e) &&
+	        why_from_json(why, "xbzrle", t->why.compression, sizeof(t->why.compression), e) &&
+	        why_from_json(why, "multifd_compression", t->why.multifd_compression,
+	            sizeof(t->why.multifd_compression), e) &&
+	        why_from_json(why, "zero_copy", t->why.zero_copy, sizeof(t->why.zero_copy), e)))
+		return false;
+	if (wk_multifd_comp_parse(mc, &t->multifd_compression) < 0)
+		return bad_key(e, w, "multifd_compression",
+		    json_object_get(o, "multifd_compression"), "\"none\" or \"zstd\"");
+	t->parallel_connections = (int)par;
+	t->zstd_level = (int)level;
+	t->qemu_version = (unsigned long)qv;
+	t->libvirt_version = (unsigned long)lv;
+	*resolved = true;
+	return true;
+}
+
 /* The inverse of mig_record.  -EPROTONOSUPPORT for a record of another
  * version, -EINVAL for one that does not fit (reterr names the key). */
 int
@@ -504,7 +572,8 @@ mig_from_record(wk_flow *f, json_t *rec, struct mig **ret_m, struct wk_err *rete
 	        get_obj(rec, "", "policy", false, &pol, reterr) &&
 	        get_obj(rec, "", "policy_state", false, &pst, reterr) &&
 	        policy_from_json(pol, &m->policy, reterr) &&
-	        policy_state_from_json(pst, &m->policy_state, reterr))) {
+	        policy_state_from_json(pst, &m->policy_state, reterr) &&
+	        tuning_from_json(rec, &m->tuning, &m->tuning_resolved, reterr))) {
 		mig_free(m);
 		return -EINVAL;
 	}

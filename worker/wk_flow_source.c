@@ -141,8 +141,17 @@ mig_job_params(
 	p->dest_uri = uris->dest;
 	p->migrate_uri = uris->migrate;
 	mig_speed_params(f, m, p);
-	p->compressed = f->d.tuning->compressed;
-	p->parallel_connections = f->d.tuning->parallel_connections;
+	if (m->tuning_resolved) {
+		p->compressed = m->tuning.compressed;
+		p->parallel_connections = m->tuning.parallel_connections;
+		p->zstd = m->tuning.multifd_compression == WK_MULTIFD_COMP_ZSTD;
+		p->zstd_level = m->tuning.zstd_level;
+		p->zero_copy = m->tuning.zero_copy;
+	} else {
+		/* A record of a worker before the dial: the one stream it ran with
+		 * unless the host asked for XBZRLE. */
+		p->compressed = f->d.tuning->compressed;
+	}
 	p->block_migration = m->block_migration;
 	p->persistent = m->persistent;
 	p->postcopy = m->policy.permit_post_copy;
@@ -189,20 +198,28 @@ start_job(wk_flow *f, struct mig *m, struct wk_err *reterr)
 {
 	struct wk_hv_migrate_params p;
 	struct mig_job_uris uris;
-	const char *addr = mig_job_params(f, m, &p, &uris);
+	const char *addr;
 	unsigned interval_ms = mig_sample_interval_ms(f);
+	char summary[160];
+
+	if (!m->tuning_resolved) /* recovered from a record written before the dial */
+		mig_resolve_tuning(f, m, m->policy.data_bytes >> 10);
+	addr = mig_job_params(f, m, &p, &uris);
 
 	m->job_id = f->next_job_id++;
 	m->phase = PHASE_RUNNING;
 	m->started_ms = wk_now_ms();
 	m->last_notify_ms = 0;
 	wk_policy_init(&m->policy_state, &m->policy, m->started_ms);
-	log_info("Migrating '%s' to '%s' over %s (bandwidth %llu MiB/s, post-copy %llu MiB/s; 0 = "
-	         "unlimited; %s%s%s)",
+	wk_tuning_mig_summary(summary, sizeof(summary), &m->tuning);
+	log_info("Migrating '%s' to '%s' over %s (bandwidth %llu MiB/s, post-copy %llu MiB/s, 0 = "
+	         "unlimited; %s%s%s; %s; parallel: %s; "
+	         "xbzrle: %s; multifd compression: %s; zero-copy: %s)",
 	    m->uuid, m->dest_host, addr, p.bandwidth_mib_s, p.postcopy_bandwidth_mib_s,
 	    p.tls ? "native TLS" : "plain stream",
 	    p.tls_destination != NULL ? ", certificate name " : "",
-	    p.tls_destination != NULL ? p.tls_destination : "");
+	    p.tls_destination != NULL ? p.tls_destination : "", summary, m->tuning.why.parallel,
+	    m->tuning.why.compression, m->tuning.why.multifd_compression, m->tuning.why.zero_copy);
 	if (wk_migrate_start(f->d.migrate, m->job_id, &p, interval_ms, m->request_id) < 0)
 		return wk_err_set(reterr, -ENOMEM, "cannot start the migration thread");
 	mig_speed_started(m, &p);

@@ -28,6 +28,7 @@ enum verb {
 	V_MAX_DOWNTIME,
 	V_MAX_SPEED,
 	V_ENSURE,
+	V_VERSIONS,
 };
 
 /* One call handed to the executor.  Owned by the caller until it gives up
@@ -36,7 +37,8 @@ struct call {
 	enum verb verb;
 	char uuid[80], uri[512];
 	unsigned long long value;
-	bool flag; /* V_MAX_SPEED: the post-copy cap */
+	bool flag;                             /* V_MAX_SPEED: the post-copy cap */
+	unsigned long hv_version, lib_version; /* V_VERSIONS */
 	int r;
 	struct wk_err err;
 	struct wk_hv_domain_info info;
@@ -165,6 +167,11 @@ run_once(wk_hv *hv, struct call *c)
 		break;
 	case V_ENSURE:
 		c->r = o->ensure_connected == NULL ? 0 : o->ensure_connected(p, &c->err);
+		break;
+	case V_VERSIONS:
+		c->r = o->versions == NULL
+		           ? wk_err_set(&c->err, -EOPNOTSUPP, "%s: no version query", o->name)
+		           : o->versions(p, &c->hv_version, &c->lib_version, &c->err);
 		break;
 	}
 }
@@ -300,6 +307,20 @@ wk_hv_remote_domain_info(wk_hv *hv, const char *remote_uri, const char *uuid,
 	r = dispatch(hv, &c);
 	if (r == 0)
 		*ret_info = c.info;
+	return finish(&c, r, reterr);
+}
+
+int
+wk_hv_versions(
+    wk_hv *hv, unsigned long *ret_hypervisor, unsigned long *ret_libvirt, struct wk_err *reterr)
+{
+	struct call c = call_of(V_VERSIONS, NULL);
+	int r = dispatch(hv, &c);
+
+	if (r == 0) {
+		*ret_hypervisor = c.hv_version;
+		*ret_libvirt = c.lib_version;
+	}
 	return finish(&c, r, reterr);
 }
 

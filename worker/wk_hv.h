@@ -63,8 +63,11 @@ struct wk_hv_migrate_params {
 	bool persistent;      /* define on destination, undefine on source (Nova) */
 	bool postcopy;        /* allow a later switch to post-copy */
 	bool auto_converge;
-	bool compressed;
+	bool compressed;          /* XBZRLE (libvirt's default method) */
 	int parallel_connections; /* 0 = off */
+	bool zstd;                /* multifd compression zstd (needs parallel_connections) */
+	int zstd_level;           /* with zstd; < 0 = QEMU's default */
+	bool zero_copy;           /* VIR_MIGRATE_ZEROCOPY (needs parallel_connections) */
 	bool postcopy_resume;     /* recover a broken post-copy migration */
 	bool tls;                 /* VIR_MIGRATE_TLS: QEMU's native TLS on the stream */
 	/* VIR_MIGRATE_PARAM_TLS_DESTINATION: the name the destination's
@@ -98,6 +101,12 @@ int wk_hv_domain_info(
  * call: how an outcome is read from both hosts.  -ENOENT: not there. */
 int wk_hv_remote_domain_info(wk_hv *hv, const char *remote_uri, const char *uuid,
     struct wk_hv_domain_info *ret_info, struct wk_err *reterr);
+
+/* The hypervisor's version (QEMU's, virConnectGetVersion) and the libvirt
+ * daemon's (virConnectGetLibVersion), both major * 1000000 + minor * 1000 +
+ * micro.  -EOPNOTSUPP when the backend cannot tell. */
+int wk_hv_versions(
+    wk_hv *hv, unsigned long *ret_hypervisor, unsigned long *ret_libvirt, struct wk_err *reterr);
 
 /* Checks the connection and reopens it when it was lost (libvirtd
  * restarted).  Returns 0 when it works, 1 when it was reopened, -errno

@@ -42,6 +42,9 @@ struct wk_hv_ops {
 	/* Whether the connection still works; reopens it when it does not
 	 * (libvirtd restarted).  Returns 0 when usable, 1 when it was reopened. */
 	int (*ensure_connected)(void *priv, struct wk_err *reterr);
+	/* QEMU's and the libvirt daemon's versions (wk_hv_versions). */
+	int (*versions)(void *priv, unsigned long *ret_hypervisor, unsigned long *ret_libvirt,
+	    struct wk_err *reterr);
 };
 
 extern const struct wk_hv_ops wk_hv_libvirt_ops;

@@ -270,6 +270,36 @@ lv_remote_domain_info(void *priv, const char *remote_uri, const char *uuid,
 	return r;
 }
 
+/* VIR_MIGRATE_PARAM_COMPRESSION_ZSTD_LEVEL, since libvirt 9.4.0; the name
+ * is spelt out so this builds against 9.0's headers (ferry only passes it
+ * where the daemon is >= 9.4.0, wk_tuning_resolve). */
+#ifdef VIR_MIGRATE_PARAM_COMPRESSION_ZSTD_LEVEL
+#define PARAM_ZSTD_LEVEL VIR_MIGRATE_PARAM_COMPRESSION_ZSTD_LEVEL
+#else
+#define PARAM_ZSTD_LEVEL "compression.zstd.level"
+#endif
+
+static int
+lv_versions(
+    void *priv, unsigned long *ret_hypervisor, unsigned long *ret_libvirt, struct wk_err *reterr)
+{
+	struct lv *lv = priv;
+	unsigned long hv = 0, lib = 0;
+	int r = 0;
+
+	pthread_rwlock_rdlock(&lv->lock);
+	if (virConnectGetVersion(lv->conn, &hv) < 0)
+		r = conn_error(lv->conn, "get the hypervisor version", reterr);
+	else if (virConnectGetLibVersion(lv->conn, &lib) < 0)
+		r = conn_error(lv->conn, "get the libvirt version", reterr);
+	pthread_rwlock_unlock(&lv->lock);
+	if (r < 0)
+		return r;
+	*ret_hypervisor = hv;
+	*ret_libvirt = lib;
+	return 0;
+}
+
 /* The migrate call blocks for the whole migration, so it gets a connection
  * of its own: libvirt 9.0's client, with no event loop registered, can leave
  * another thread's call on a shared connection unsent until the blocking
@@ -308,6 +338,10 @@ lv_migrate(void *priv, const struct wk_hv_migrate_params *p, struct wk_err *rete
 		flags |= VIR_MIGRATE_COMPRESSED;
 	if (p->parallel_connections > 0)
 		flags |= VIR_MIGRATE_PARALLEL;
+	if (p->zstd && p->parallel_connections > 0)
+		flags |= VIR_MIGRATE_COMPRESSED;
+	if (p->zero_copy)
+		flags |= VIR_MIGRATE_ZEROCOPY;
 	if (p->postcopy_resume)
 		flags |= VIR_MIGRATE_POSTCOPY_RESUME;
 	if (p->tls)
@@ -323,6 +357,12 @@ lv_migrate(void *priv, const struct wk_hv_migrate_params *p, struct wk_err *rete
 	    (p->parallel_connections > 0 &&
 	        virTypedParamsAddInt(&params, &nparams, &maxparams,
 	            VIR_MIGRATE_PARAM_PARALLEL_CONNECTIONS, p->parallel_connections) < 0) ||
+	    (p->zstd && p->parallel_connections > 0 &&
+	        virTypedParamsAddString(
+	            &params, &nparams, &maxparams, VIR_MIGRATE_PARAM_COMPRESSION, "zstd") < 0) ||
+	    (p->zstd && p->parallel_connections > 0 && p->zstd_level >= 0 &&
+	        virTypedParamsAddInt(
+	            &params, &nparams, &maxparams, PARAM_ZSTD_LEVEL, p->zstd_level) < 0) ||
 	    (p->tls && p->tls_destination != NULL &&
 	        virTypedParamsAddString(&params, &nparams, &maxparams,
 	            VIR_MIGRATE_PARAM_TLS_DESTINATION, p->tls_destination) < 0)) {
@@ -496,4 +536,5 @@ const struct wk_hv_ops wk_hv_libvirt_ops = {
     .set_max_speed = lv_set_max_speed,
     .remote_domain_info = lv_remote_domain_info,
     .ensure_connected = lv_ensure_connected,
+    .versions = lv_versions,
 };

@@ -73,11 +73,15 @@ static struct {
 		char tls_destination[256];
 		struct wk_hv_migrate_params p;
 	} last[MAX_DOMS];
-	char blocked_op[32]; /* calls of this op hang until fake_hv_unblock() */
-	unsigned gen;        /* bumped when libvirtd "restarts" */
-	bool down;           /* libvirtd is not answering */
-	uint64_t back_at_ms; /* when it comes back; 0 = not by itself */
-} w = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+	char blocked_op[32];                   /* calls of this op hang until fake_hv_unblock() */
+	unsigned gen;                          /* bumped when libvirtd "restarts" */
+	bool down;                             /* libvirtd is not answering */
+	uint64_t back_at_ms;                   /* when it comes back; 0 = not by itself */
+	unsigned long hv_version, lib_version; /* what versions answers */
+} w = {.lock = PTHREAD_MUTEX_INITIALIZER,
+    .cond = PTHREAD_COND_INITIALIZER,
+    .hv_version = FAKE_HV_QEMU_VERSION,
+    .lib_version = FAKE_HV_LIBVIRT_VERSION};
 
 /* Bounded string copy; memmove because both sides may live in w. */
 static void
@@ -191,6 +195,17 @@ fake_hv_reset(void)
 	w.blocked_op[0] = '\0';
 	w.down = false;
 	w.back_at_ms = 0;
+	w.hv_version = FAKE_HV_QEMU_VERSION;
+	w.lib_version = FAKE_HV_LIBVIRT_VERSION;
+	pthread_mutex_unlock(&w.lock);
+}
+
+void
+fake_hv_set_versions(unsigned long hypervisor, unsigned long libvirt)
+{
+	pthread_mutex_lock(&w.lock);
+	w.hv_version = hypervisor;
+	w.lib_version = libvirt;
 	pthread_mutex_unlock(&w.lock);
 }
 
@@ -868,6 +883,24 @@ f_set_max_speed(
 	return r;
 }
 
+static int
+f_versions(
+    void *priv, unsigned long *ret_hypervisor, unsigned long *ret_libvirt, struct wk_err *reterr)
+{
+	int r;
+
+	(void)priv;
+	pthread_mutex_lock(&w.lock);
+	note_call("versions", NULL);
+	r = scripted_failure("versions", reterr);
+	if (r == 0) {
+		*ret_hypervisor = w.hv_version;
+		*ret_libvirt = w.lib_version;
+	}
+	pthread_mutex_unlock(&w.lock);
+	return r;
+}
+
 const struct wk_hv_ops fake_hv_ops = {
     .name = "fake",
     .open = f_open,
@@ -883,4 +916,5 @@ const struct wk_hv_ops fake_hv_ops = {
     .set_max_speed = f_set_max_speed,
     .remote_domain_info = f_remote_domain_info,
     .ensure_connected = f_ensure_connected,
+    .versions = f_versions,
 };

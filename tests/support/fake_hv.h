@@ -94,6 +94,12 @@ void fake_hv_unblock(void);
  * it comes back that long later (ensure_connected then reopens). */
 void fake_hv_lose_connection(unsigned restart_after_ms);
 
+/* What "versions" answers until fake_hv_reset(): the rig's QEMU 7.2.0 and
+ * libvirt 9.0.0 (Debian 12) by default. */
+#define FAKE_HV_QEMU_VERSION    7002000UL
+#define FAKE_HV_LIBVIRT_VERSION 9000000UL
+void fake_hv_set_versions(unsigned long hypervisor, unsigned long libvirt);
+
 /* The flags of the last migrate call of uuid (false when none). */
 bool fake_hv_last_params(const char *uuid, struct wk_hv_migrate_params *ret);
 

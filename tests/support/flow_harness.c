@@ -186,6 +186,10 @@ explicit_of(const struct wk_conf *c, struct wk_tuning_explicit *x)
 	x->parallel_value = c->libvirt.live_migration_parallel_connections;
 	x->postcopy_bandwidth = SET(live_migration_bandwidth_postcopy);
 	x->native_tls = SET(live_migration_with_native_tls);
+	x->zero_copy = SET(live_migration_zero_copy);
+	x->multifd_compression = SET(live_migration_multifd_compression) &&
+	                         c->libvirt.live_migration_multifd_compression != NULL;
+	x->zstd_level = SET(live_migration_multifd_zstd_level);
 #undef SET
 }
 
@@ -718,4 +722,20 @@ fh_load_trace(const char *name, struct wk_job_sample *out, size_t max)
 	}
 	fclose(f);
 	return n;
+}
+
+json_t *
+fh_journal_record(struct fh *h, const char *role, const char *uuid)
+{
+	struct wk_err err = {{0}};
+	json_t *recs = NULL, *rec;
+	char key[128];
+	int corrupt = 0;
+
+	if (wk_journal_load(h->journal, &recs, &corrupt, &err) < 0)
+		return NULL;
+	snprintf(key, sizeof(key), "%s-%s", role, uuid);
+	rec = json_incref(json_object_get(recs, key));
+	json_decref(recs);
+	return rec;
 }

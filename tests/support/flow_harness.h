@@ -105,6 +105,10 @@ int fh_force_complete(struct fh *h, const char *uuid, struct wk_err *err);
 int fh_recover_migration(struct fh *h, const char *uuid, json_t **ret_result, struct wk_err *err);
 /* list_migrations (new reference). */
 json_t *fh_list(struct fh *h);
+
+/* The journal record of uuid's migration in @role ("source" or
+ * "destination"), new reference; NULL when there is none. */
+json_t *fh_journal_record(struct fh *h, const char *role, const char *uuid);
 /* The phase list_migrations shows for uuid's record of role ("source",
  * "destination"), or "" when there is none (copied into a static buffer). */
 const char *fh_phase(struct fh *h, const char *uuid, const char *role);

@@ -195,6 +195,54 @@ Test(wk_flow, accept_reserve_migrate_post)
 	cr_assert_eq(wk_flow_active(h->flow), 0);
 }
 
+/* The dial, resolved per migration: on 10G the host derives 2 multifd
+ * channels, but QEMU 7.2 (the fake's default) cannot run them with
+ * post-copy, so an instance that permits post-copy gets one stream; with
+ * QEMU 10.1 it keeps them.  The choice and its reason reach the journal
+ * record and the libvirt call. */
+static void
+migrate_and_check_streams(int want_parallel, const char *want_why)
+{
+	struct wk_hv_migrate_params p;
+	json_t *rec, *tuning;
+
+	accept_cast(A);
+	rec = fh_journal_record(h, "source", A);
+	cr_assert_not_null(rec);
+	tuning = json_object_get(rec, "tuning");
+	cr_assert(json_is_object(tuning));
+	cr_assert_eq(
+	    json_integer_value(json_object_get(tuning, "parallel_connections")), want_parallel);
+	cr_assert_not_null(
+	    strstr(json_string_value(json_object_get(json_object_get(tuning, "why"), "parallel")),
+	        want_why),
+	    "%s", json_dumps(tuning, 0));
+	json_decref(rec);
+	cr_assert(fh_answer_pre(h, A));
+	cr_assert(fh_wait_event(h, "instance.live_migration_post.start", A, 1, WAIT_MS));
+	cr_assert(fake_hv_last_params(A, &p));
+	cr_assert_eq(p.parallel_connections, want_parallel);
+	cr_assert(p.postcopy);
+	cr_assert(!p.zstd);
+	cr_assert(!p.compressed);
+	cr_assert(fh_answer_post(h, A));
+	assert_migrated(A);
+}
+
+Test(wk_flow, post_copy_instance_gets_one_stream_before_qemu_10_1)
+{
+	start("link_speed = \"10G\";\nlive_migration_permit_post_copy = true;");
+	migrate_and_check_streams(0, "cannot run multifd with post-copy (needs 10.1)");
+	cr_assert_geq(fake_hv_calls("versions", NULL), 1);
+}
+
+Test(wk_flow, post_copy_instance_keeps_multifd_on_qemu_10_1)
+{
+	start("link_speed = \"10G\";\nlive_migration_permit_post_copy = true;");
+	fake_hv_set_versions(WK_VERSION(10, 1, 0), WK_VERSION(9, 0, 0));
+	migrate_and_check_streams(2, "multifd channels");
+}
+
 Test(wk_flow, second_migration_waits_in_the_queue)
 {
 	struct wk_err err = {{0}};

@@ -8,6 +8,7 @@
  * request context reaches the file.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +114,21 @@ source_mig(void)
 	m->policy_state.failures[WK_ACTION_POST_COPY] = 2;
 	m->policy_state.failures[WK_ACTION_PAUSE] = 1;
 	m->policy_state.refused = 1u << WK_ACTION_POST_COPY;
+	/* the dial's choices for this migration, as wk_tuning_resolve leaves them */
+	m->tuning_resolved = true;
+	m->tuning.parallel_connections = 4;
+	m->tuning.compressed = false;
+	m->tuning.multifd_compression = WK_MULTIFD_COMP_ZSTD;
+	m->tuning.zstd_level = 3;
+	m->tuning.zero_copy = false;
+	m->tuning.qemu_version = WK_VERSION(10, 1, 0);
+	m->tuning.libvirt_version = WK_VERSION(9, 4, 0);
+	m->tuning.tls = true;
+	snprintf(m->tuning.why.parallel, sizeof(m->tuning.why.parallel), "set in the config");
+	snprintf(m->tuning.why.compression, sizeof(m->tuning.why.compression), "off: multifd");
+	snprintf(m->tuning.why.multifd_compression, sizeof(m->tuning.why.multifd_compression),
+	    "5G < 10G: zstd");
+	snprintf(m->tuning.why.zero_copy, sizeof(m->tuning.why.zero_copy), "off: TLS");
 	return m;
 }
 
@@ -182,13 +198,15 @@ assert_same(const struct mig *a, const struct mig *b)
 	/* Both calloc'ed, every field assigned: equal bytes mean equal fields. */
 	cr_assert_eq(memcmp(&a->policy, &b->policy, sizeof(a->policy)), 0);
 	cr_assert_eq(memcmp(&a->policy_state, &b->policy_state, sizeof(a->policy_state)), 0);
+	cr_assert_eq(a->tuning_resolved, b->tuning_resolved);
+	cr_assert_eq(memcmp(&a->tuning, &b->tuning, sizeof(a->tuning)), 0);
 }
 
 Test(wk_flow_record, source_record_round_trips_through_the_journal)
 {
 	struct mig *m = source_mig(), *back = NULL;
 	struct wk_err err = {{0}};
-	json_t *rec;
+	json_t *rec, *tuning;
 
 	mig_journal_save(flow, m);
 	rec = load("source-11111111-2222-3333-4444-555555555555");
@@ -198,11 +216,30 @@ Test(wk_flow_record, source_record_round_trips_through_the_journal)
 	cr_assert_str_eq(
 	    json_string_value(json_object_get(json_object_get(rec, "policy"), "timeout_action")),
 	    "force_complete");
+	tuning = json_object_get(rec, "tuning");
+	cr_assert(json_is_object(tuning), "the dial's choices are in the record");
+	cr_assert_eq(json_integer_value(json_object_get(tuning, "parallel_connections")), 4);
+	cr_assert_str_eq(json_string_value(json_object_get(tuning, "multifd_compression")), "zstd");
+	cr_assert_str_eq(
+	    json_string_value(json_object_get(json_object_get(tuning, "why"), "zero_copy")),
+	    "off: TLS");
 	cr_assert_eq(mig_from_record(flow, rec, &back, &err), 0, "%s", err.msg);
 	assert_same(m, back);
 	cr_assert(same_json(m->context, back->context));
 	json_decref(rec);
 	mig_free(back);
+
+	/* a record of a worker before the dial has no "tuning": left unresolved */
+	rec = mig_record(m);
+	json_object_del(rec, "tuning");
+	cr_assert_eq(mig_from_record(flow, rec, &back, &err), 0, "%s", err.msg);
+	cr_assert_eq(back->tuning_resolved, false);
+	mig_free(back);
+	/* a broken one is refused with the key named */
+	json_object_set_new(rec, "tuning", json_pack("{s:i}", "parallel_connections", 4));
+	cr_assert_eq(mig_from_record(flow, rec, &back, &err), -EINVAL);
+	cr_assert_not_null(strstr(err.msg, "tuning.xbzrle"), "%s", err.msg);
+	json_decref(rec);
 	mig_free(m);
 }
 

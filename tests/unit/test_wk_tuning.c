@@ -4,10 +4,13 @@
  * 100G, nova's defaults without a link speed, explicit options winning (and
  * the derived values adapting to them), bad link speeds, and the printed table.
  */
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 
@@ -15,6 +18,7 @@
 #include "wk_tuning.h"
 
 static char speed_buf[32];
+static char mc_zstd[] = "zstd", mc_none[] = "none", mc_lz4[] = "lz4";
 
 /* A configuration holding wk_conf's defaults (nova's) and @speed (NULL = unset). */
 static struct wk_conf
@@ -57,16 +61,22 @@ struct row {
 	bool compressed;
 	int parallel;
 	unsigned downtime, steps, delay, timeout;
+	enum wk_multifd_comp mc;
+	bool zero_copy;
 };
+
+#define ZSTD WK_MULTIFD_COMP_ZSTD
+#define NONE WK_MULTIFD_COMP_NONE
 
 /* The table in docs/tuning.md. */
 static const struct row table[] = {
-    {"100M", 100000000ULL, 1, 1, 9, true, 0, 2000, 40, 25, 1138},
-    {"1G", 1000000000ULL, 1, 1, 95, true, 0, 500, 10, 9, 108},
-    {"2.5G", 2500000000ULL, 1, 1, 238, false, 0, 500, 10, 3, 44},
-    {"10G", 10000000000ULL, 2, 2, 476, false, 2, 500, 6, 3, 22},
-    {"25G", 25000000000ULL, 4, 4, 596, false, 4, 500, 6, 3, 20},
-    {"100G", 100000000000ULL, 4, 4, 2384, false, 8, 500, 6, 3, 20},
+    {"100M", 100000000ULL, 1, 1, 9, true, 0, 2000, 40, 25, 1138, NONE, false},
+    {"1G", 1000000000ULL, 1, 1, 95, true, 0, 500, 10, 9, 108, NONE, false},
+    {"2.5G", 2500000000ULL, 1, 1, 238, false, 2, 500, 10, 3, 44, ZSTD, false},
+    {"5G", 5000000000ULL, 1, 1, 476, false, 2, 500, 6, 3, 22, ZSTD, false},
+    {"10G", 10000000000ULL, 2, 2, 476, false, 2, 500, 6, 3, 22, NONE, true},
+    {"25G", 25000000000ULL, 4, 4, 596, false, 4, 500, 6, 3, 20, NONE, true},
+    {"100G", 100000000000ULL, 4, 4, 2384, false, 8, 500, 6, 3, 20, NONE, true},
 };
 
 static void
@@ -81,6 +91,9 @@ assert_all_src(const struct wk_tuning *t, enum wk_tuning_src s)
 	cr_assert_eq(t->src.completion_timeout, s);
 	cr_assert_eq(t->src.max_outbound, s);
 	cr_assert_eq(t->src.max_inbound, s);
+	cr_assert_eq(t->src.multifd_compression, s);
+	cr_assert_eq(t->src.zstd_level, s);
+	cr_assert_eq(t->src.zero_copy, s);
 }
 
 Test(wk_tuning, derivation_table_from_100M_to_100G)
@@ -101,6 +114,9 @@ Test(wk_tuning, derivation_table_from_100M_to_100G)
 		cr_expect_eq(t.compressed, w->compressed, "%s compressed", w->speed);
 		cr_expect_eq(t.parallel_connections, w->parallel, "%s parallel %d", w->speed,
 		    t.parallel_connections);
+		cr_expect_eq(t.multifd_compression, w->mc, "%s multifd compression", w->speed);
+		cr_expect_eq(t.zstd_level, 1, "%s zstd level", w->speed);
+		cr_expect_eq(t.zero_copy, w->zero_copy, "%s zero-copy", w->speed);
 		cr_expect_eq(t.downtime_ms, w->downtime, "%s downtime %u", w->speed, t.downtime_ms);
 		cr_expect_eq(t.downtime_steps, w->steps, "%s steps %u", w->speed, t.downtime_steps);
 		cr_expect_eq(
@@ -197,9 +213,15 @@ Test(wk_tuning, every_explicit_option_wins)
 	    .parallel = true,
 	    .compression_value = false,
 	    .parallel_value = 3,
+	    .zero_copy = true,
+	    .multifd_compression = true,
+	    .zstd_level = true,
 	};
 	struct wk_tuning t;
 
+	c.libvirt.live_migration_zero_copy = false;
+	c.libvirt.live_migration_multifd_compression = mc_zstd;
+	c.libvirt.live_migration_multifd_zstd_level = 5;
 	c.libvirt.live_migration_bandwidth = 123;
 	c.libvirt.live_migration_downtime = 700;
 	c.libvirt.live_migration_downtime_steps = 7;
@@ -217,6 +239,9 @@ Test(wk_tuning, every_explicit_option_wins)
 	cr_assert_eq(t.max_inbound, 0);
 	cr_assert_eq(t.compressed, false);
 	cr_assert_eq(t.parallel_connections, 3);
+	cr_assert_eq(t.zero_copy, false);
+	cr_assert_eq(t.multifd_compression, WK_MULTIFD_COMP_ZSTD);
+	cr_assert_eq(t.zstd_level, 5);
 	assert_all_src(&t, WK_SRC_CONFIG);
 	cr_assert_str_eq(t.why.bandwidth, "set in the configuration");
 }
@@ -475,7 +500,18 @@ Test(wk_tuning, print_shows_every_option_value_source_and_why)
 	c.libvirt.max_concurrent_inbound_migrations = 0;
 	t = derive_ok(&c, &x);
 	out = print_to_string(&t);
-	cr_assert_eq(count_lines(out), 15, "%s", out);
+	cr_assert_eq(count_lines(out), 28, "%s", out);
+	cr_assert_not_null(
+	    strstr(out, "libvirt.live_migration_zero_copy             on           derived"), "%s",
+	    out);
+	cr_assert_not_null(
+	    strstr(out, "libvirt.live_migration_multifd_compression   none         derived"), "%s",
+	    out);
+	cr_assert_not_null(
+	    strstr(out, "libvirt.live_migration_multifd_zstd_level    1"), "%s", out);
+	cr_assert_not_null(strstr(out, "multifd + post-copy: an instance that permits post-copy "
+	                               "gets one stream while QEMU < 10.1"),
+	    "%s", out);
 	cr_assert_not_null(
 	    strstr(out, "libvirt.link_speed = 10G (10000000000 bit/s, 1192 MiB/s)"), "%s", out);
 	cr_assert_not_null(
@@ -518,7 +554,7 @@ Test(wk_tuning, print_without_link_speed_says_so)
 	struct wk_tuning t = derive_ok(&c, NULL);
 	char *out = print_to_string(&t);
 
-	cr_assert_eq(count_lines(out), 15, "%s", out);
+	cr_assert_eq(count_lines(out), 28, "%s", out);
 	cr_assert_not_null(strstr(out, "libvirt.link_speed not set"), "%s", out);
 	cr_assert_not_null(strstr(out, "fixed per migration, not re-shared"), "%s", out);
 	cr_assert_not_null(strstr(out, "unlimited    default"), "%s", out);
@@ -587,6 +623,297 @@ Test(wk_tuning, postcopy_bandwidth_is_the_link_budget_unless_set)
 	cr_assert_not_null(strstr(err.msg, "live_migration_bandwidth_postcopy"), "%s", err.msg);
 }
 
+Test(wk_tuning, explicit_stream_options_win_and_the_rest_adapts)
+{
+	struct wk_conf c = conf_with("10G");
+	struct wk_tuning_explicit x = {.zero_copy = true, .multifd_compression = true};
+	struct wk_tuning t;
+
+	/* zstd asked for at 10G: zero-copy derived off, multifd kept */
+	c.libvirt.live_migration_multifd_compression = mc_zstd;
+	x.zero_copy = false;
+	t = derive_ok(&c, &x);
+	cr_assert_eq(t.multifd_compression, WK_MULTIFD_COMP_ZSTD);
+	cr_assert_eq(t.src.multifd_compression, WK_SRC_CONFIG);
+	cr_assert_eq(t.parallel_connections, 2);
+	cr_assert_eq(t.zero_copy, false);
+	cr_assert_eq(t.src.zero_copy, WK_SRC_DERIVED);
+
+	/* zstd asked for on 1G: XBZRLE off, 2 channels to carry it */
+	c = conf_with("1G");
+	c.libvirt.live_migration_multifd_compression = mc_zstd;
+	t = derive_ok(&c, &x);
+	cr_assert_eq(t.compressed, false);
+	cr_assert_eq(t.parallel_connections, 2);
+	cr_assert_not_null(
+	    strstr(t.why.parallel, "multifd compression is set"), "%s", t.why.parallel);
+
+	/* "none" on 2.5G: no zstd, and then one stream fills the link */
+	c = conf_with("2.5G");
+	c.libvirt.live_migration_multifd_compression = mc_none;
+	t = derive_ok(&c, &x);
+	cr_assert_eq(t.multifd_compression, WK_MULTIFD_COMP_NONE);
+	cr_assert_eq(t.parallel_connections, 0);
+
+	/* zero-copy off explicitly at 100G; level explicit */
+	c = conf_with("100G");
+	c.libvirt.live_migration_zero_copy = false;
+	c.libvirt.live_migration_multifd_zstd_level = 3;
+	x = (struct wk_tuning_explicit){.zero_copy = true, .zstd_level = true};
+	t = derive_ok(&c, &x);
+	cr_assert_eq(t.zero_copy, false);
+	cr_assert_eq(t.src.zero_copy, WK_SRC_CONFIG);
+	cr_assert_eq(t.zstd_level, 3);
+	cr_assert_eq(t.parallel_connections, 8);
+
+	/* nova's parallel_connections = 1 is one stream */
+	x = (struct wk_tuning_explicit){.parallel = true, .parallel_value = 1};
+	t = derive_ok(&c, &x);
+	cr_assert_eq(t.parallel_connections, 0);
+	cr_assert_eq(t.zero_copy, false);
+
+	/* without a link speed, explicit values are taken as they are */
+	c = conf_with(NULL);
+	c.libvirt.live_migration_zero_copy = true;
+	c.libvirt.live_migration_multifd_compression = mc_zstd;
+	x = (struct wk_tuning_explicit){.zero_copy = true, .multifd_compression = true};
+	t = derive_ok(&c, &x);
+	cr_assert_eq(t.zero_copy, true);
+	cr_assert_eq(t.multifd_compression, WK_MULTIFD_COMP_ZSTD);
+	cr_assert_eq(t.src.zero_copy, WK_SRC_CONFIG);
+}
+
+Test(wk_tuning, bad_stream_options_are_refused_naming_the_option)
+{
+	struct wk_conf c = conf_with("10G");
+	struct wk_tuning_explicit x = {.zstd_level = true};
+	struct wk_err err = {{0}};
+	struct wk_tuning t;
+
+	c.libvirt.live_migration_multifd_zstd_level = 21;
+	cr_assert_eq(wk_tuning_derive(&c, &x, &t, &err), -EINVAL);
+	cr_assert_not_null(strstr(err.msg, "live_migration_multifd_zstd_level"), "%s", err.msg);
+	c.libvirt.live_migration_multifd_zstd_level = 1;
+	c.libvirt.live_migration_multifd_compression = mc_lz4;
+	x = (struct wk_tuning_explicit){.multifd_compression = true};
+	cr_assert_eq(wk_tuning_derive(&c, &x, &t, &err), -EINVAL);
+	cr_assert_not_null(strstr(err.msg, "live_migration_multifd_compression"), "%s", err.msg);
+}
+
+/* ---- per-migration resolution ---- */
+
+#define Q72  WK_VERSION(7, 2, 0)
+#define Q101 WK_VERSION(10, 1, 0)
+#define L90  WK_VERSION(9, 0, 0)
+#define L94  WK_VERSION(9, 4, 0)
+#define L80  WK_VERSION(8, 0, 0)
+
+struct rrow {
+	const char *speed;
+	bool post_copy; /* the instance permits it */
+	unsigned long qemu, libvirt;
+	bool tls;
+	int memlock;
+	/* expected */
+	int parallel;
+	bool xbzrle;
+	enum wk_multifd_comp mc;
+	bool zero_copy;
+	const char *why_part; /* in one of the four reasons; NULL = none checked */
+};
+
+static const struct rrow rtable[] = {
+    /* slow links: one stream with XBZRLE whatever the instance and versions */
+    {"100M", false, Q72, L90, false, 1, 0, true, NONE, false, "one stream"},
+    {"1G", true, Q72, L90, true, 1, 0, true, NONE, false, NULL},
+    {"1G", true, Q101, L94, false, 1, 0, true, NONE, false, NULL},
+    /* 2.5G: zstd on 2 channels needs libvirt 9.4; post-copy before QEMU 10.1: one stream */
+    {"2.5G", false, Q72, L94, false, 1, 2, false, ZSTD, false, NULL},
+    {"2.5G", false, Q72, L90, false, 1, 2, false, NONE, true, "needs 9.4.0"},
+    /* ... and without zstd its channels get zero-copy back, where memory locks */
+    {"2.5G", false, Q72, L90, false, 0, 2, false, NONE, false, "memlock-test-reason"},
+    {"5G", false, Q72, L90, false, 1, 2, false, NONE, true, "run without zstd"},
+    {"2.5G", true, Q72, L94, false, 1, 0, false, NONE, false, "needs 10.1"},
+    {"2.5G", true, Q101, L94, true, 1, 2, false, ZSTD, false, NULL},
+    {"5G", true, Q72, L90, false, 0, 0, false, NONE, false, "cannot run multifd"},
+    /* 10G and up: zero-copy unless TLS, old libvirt, locked memory, or post-copy */
+    {"10G", false, Q72, L90, false, 1, 2, false, NONE, true, NULL},
+    {"10G", false, Q72, L90, false, -1, 2, false, NONE, true, NULL},
+    {"10G", false, Q72, L90, true, 1, 2, false, NONE, false, "TLS"},
+    {"10G", false, Q72, L80, false, 1, 2, false, NONE, false, "8.5.0"},
+    {"10G", false, Q72, L90, false, 0, 2, false, NONE, false, "memlock-test-reason"},
+    {"10G", true, Q72, L90, false, 1, 0, false, NONE, false, "needs multifd channels"},
+    {"25G", true, Q101, L90, false, 1, 4, false, NONE, true, NULL},
+    {"25G", true, Q101, L90, true, 1, 4, false, NONE, false, "TLS"},
+    {"100G", false, 0, 0, false, 1, 8, false, NONE, false, "8.5.0"},
+    {"100G", true, 0, 0, false, 1, 0, false, NONE, false, "QEMU unknown"},
+    {"100G", true, Q101, L94, false, 1, 8, false, NONE, true, NULL},
+};
+
+static bool
+why_has(const struct wk_tuning_mig *m, const char *part)
+{
+	return strstr(m->why.parallel, part) || strstr(m->why.compression, part) ||
+	       strstr(m->why.multifd_compression, part) || strstr(m->why.zero_copy, part);
+}
+
+Test(wk_tuning, resolve_table_speeds_policy_versions_tls)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(rtable) / sizeof(rtable[0]); i++) {
+		const struct rrow *w = &rtable[i];
+		struct wk_conf c = conf_with(w->speed);
+		struct wk_tuning t = derive_ok(&c, NULL);
+		struct wk_tuning_env env = {.qemu_version = w->qemu,
+		    .libvirt_version = w->libvirt,
+		    .permit_post_copy = w->post_copy,
+		    .tls = w->tls,
+		    .memlock = w->memlock};
+		struct wk_tuning_mig m;
+
+		snprintf(env.memlock_why, sizeof(env.memlock_why), "memlock-test-reason");
+		wk_tuning_resolve(&t, &env, &m);
+		cr_expect_eq(m.parallel_connections, w->parallel, "row %zu (%s): parallel %d", i,
+		    w->speed, m.parallel_connections);
+		cr_expect_eq(m.compressed, w->xbzrle, "row %zu (%s): xbzrle", i, w->speed);
+		cr_expect_eq(
+		    m.multifd_compression, w->mc, "row %zu (%s): multifd compression", i, w->speed);
+		cr_expect_eq(m.zero_copy, w->zero_copy, "row %zu (%s): zero-copy (%s)", i, w->speed,
+		    m.why.zero_copy);
+		cr_expect_eq(m.qemu_version, w->qemu);
+		cr_expect_eq(m.libvirt_version, w->libvirt);
+		cr_expect_eq(m.tls, w->tls);
+		if (w->why_part != NULL)
+			cr_expect(why_has(&m, w->why_part),
+			    "row %zu (%s): no '%s' in: %s | %s | %s | %s", i, w->speed, w->why_part,
+			    m.why.parallel, m.why.compression, m.why.multifd_compression,
+			    m.why.zero_copy);
+		/* invariants: nothing libvirt or this QEMU refuses is left */
+		cr_expect(!(m.zero_copy && (m.parallel_connections == 0 || m.tls || m.compressed ||
+		                               m.multifd_compression != NONE)),
+		    "row %zu", i);
+		cr_expect(!(m.compressed && m.parallel_connections > 0), "row %zu", i);
+		cr_expect(!(m.multifd_compression != NONE &&
+		              (m.parallel_connections == 0 || w->libvirt < L94)),
+		    "row %zu", i);
+		cr_expect(
+		    !(w->post_copy && m.parallel_connections > 0 && w->qemu < Q101), "row %zu", i);
+		cr_expect_neq(m.why.parallel[0], '\0', "row %zu", i);
+		cr_expect_neq(m.why.zero_copy[0], '\0', "row %zu", i);
+	}
+}
+
+Test(wk_tuning, resolve_both_explicit_xbzrle_and_multifd_keeps_multifd)
+{
+	struct wk_conf c = conf_with("10G");
+	struct wk_tuning_explicit x = {
+	    .compression = true, .compression_value = true, .parallel = true, .parallel_value = 4};
+	struct wk_tuning t = derive_ok(&c, &x);
+	struct wk_tuning_env env = {.qemu_version = Q72, .libvirt_version = L90, .memlock = 1};
+	struct wk_tuning_mig m;
+
+	cr_assert(t.compressed && t.parallel_connections == 4);
+	wk_tuning_resolve(&t, &env, &m);
+	cr_assert_eq(m.parallel_connections, 4);
+	cr_assert_eq(m.compressed, false);
+	cr_assert_not_null(strstr(m.why.compression, "bypass XBZRLE"), "%s", m.why.compression);
+	/* the same instance permitting post-copy: one stream, and XBZRLE stays */
+	env.permit_post_copy = true;
+	wk_tuning_resolve(&t, &env, &m);
+	cr_assert_eq(m.parallel_connections, 0);
+	cr_assert_eq(m.compressed, true);
+}
+
+Test(wk_tuning, mig_summary_and_version_format)
+{
+	struct wk_tuning_mig m = {.parallel_connections = 2,
+	    .multifd_compression = WK_MULTIFD_COMP_ZSTD,
+	    .zstd_level = 3};
+	char buf[160];
+
+	wk_tuning_mig_summary(buf, sizeof(buf), &m);
+	cr_assert_str_eq(buf, "parallel 2, xbzrle off, multifd compression zstd (level 3), "
+	                      "zero-copy off");
+	wk_version_format(buf, sizeof(buf), WK_VERSION(7, 2, 22));
+	cr_assert_str_eq(buf, "7.2.22");
+	wk_version_format(buf, sizeof(buf), 0);
+	cr_assert_str_eq(buf, "unknown");
+}
+
+/* A fake /proc with PID 1's status and this process's limits. */
+static void
+fake_proc(char *dir, size_t n, const char *capbnd, const char *memlock_hard)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(dir, n, "/tmp/test_wk_tuning.XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/1", dir);
+	cr_assert_eq(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/1/status", dir);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fprintf(f, "Name:\tinit\nCapInh:\t0000000000000000\nCapBnd:\t%s\nNoNewPrivs:\t0\n", capbnd);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/self", dir);
+	cr_assert_eq(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/self/limits", dir);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fprintf(f,
+	    "Limit                     Soft Limit           Hard Limit           Units     \n"
+	    "Max processes             63448                63448                processes \n"
+	    "Max locked memory         8388608              %-20s bytes     \n",
+	    memlock_hard);
+	fclose(f);
+}
+
+static void
+rm_proc(const char *dir)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/1/status", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/self/limits", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/1", dir);
+	rmdir(path);
+	snprintf(path, sizeof(path), "%s/self", dir);
+	rmdir(path);
+	rmdir(dir);
+}
+
+Test(wk_tuning, memlock_from_pid1_bounding_set_and_limit)
+{
+	char dir[64], why[WK_TUNING_WHY_MAX];
+
+	/* the rig: CAP_SYS_RESOURCE (bit 24) not in the bounding set, 8 MiB hard limit */
+	fake_proc(dir, sizeof(dir), "000001fffeffffff", "8388608");
+	cr_assert_eq(wk_tuning_memlock(dir, 128ULL << 20, why, sizeof(why)), 0);
+	cr_assert_not_null(
+	    strstr(why, "no CAP_SYS_RESOURCE (CapBnd 1fffeffffff), hard limit 8192 KiB"), "%s",
+	    why);
+	cr_assert_not_null(strstr(why, "128 MiB"), "%s", why);
+	/* a guest that fits under the limit */
+	cr_assert_eq(wk_tuning_memlock(dir, 4ULL << 20, why, sizeof(why)), 1);
+	rm_proc(dir);
+
+	fake_proc(dir, sizeof(dir), "000001ffffffffff", "8388608");
+	cr_assert_eq(wk_tuning_memlock(dir, 128ULL << 30, why, sizeof(why)), 1);
+	cr_assert_not_null(strstr(why, "CAP_SYS_RESOURCE is in the bounding set"), "%s", why);
+	rm_proc(dir);
+
+	fake_proc(dir, sizeof(dir), "000001fffeffffff", "unlimited");
+	cr_assert_eq(wk_tuning_memlock(dir, 128ULL << 30, why, sizeof(why)), 1);
+	rm_proc(dir);
+
+	cr_assert_eq(wk_tuning_memlock("/nonexistent-proc", 1, why, sizeof(why)), -1);
+	cr_assert_not_null(strstr(why, "cannot read"), "%s", why);
+}
+
 Test(wk_tuning, native_tls_is_configured_never_derived)
 {
 	struct wk_conf c = conf_with("100G");
@@ -606,9 +933,11 @@ Test(wk_tuning, native_tls_is_configured_never_derived)
 	t = derive_ok(&c, &x);
 	cr_assert(t.native_tls);
 	cr_assert_eq(t.native_tls_src, WK_SRC_CONFIG);
-	/* It changes nothing the dial derives (zero-copy, which TLS excludes,
-	 * is not derived here). */
+	/* It changes nothing else the dial derives, except zero-copy, which
+	 * QEMU refuses with TLS. */
 	cr_assert_eq(t.parallel_connections, 8);
+	cr_assert_not(t.zero_copy);
+	cr_assert_not_null(strstr(t.why.zero_copy, "TLS"), "%s", t.why.zero_copy);
 	out = print_to_string(&t);
 	cr_assert_not_null(
 	    strstr(out, "libvirt.live_migration_with_native_tls       on           config   QEMU "
