@@ -112,6 +112,7 @@ derive_tuning(const struct wk_conf *c, struct wk_tuning *ret, struct wk_err *ret
 	x.compression_value = c->libvirt.live_migration_compression;
 	x.parallel = SET(live_migration_parallel_connections);
 	x.parallel_value = c->libvirt.live_migration_parallel_connections;
+	x.postcopy_bandwidth = SET(live_migration_bandwidth_postcopy);
 	x.zero_copy = SET(live_migration_zero_copy);
 	x.multifd_compression = SET(live_migration_multifd_compression) &&
 	                        c->libvirt.live_migration_multifd_compression != NULL;

@@ -122,6 +122,7 @@ static const struct opt opts[] = {
     LIBVIRT(live_migration_postcopy_recovery_timeout, OPT_INT, 1, "s"),
     LIBVIRT(live_migration_queue_timeout, OPT_INT, 0, "s"),
     LIBVIRT(max_queued_live_migrations, OPT_INT, 0, NULL),
+    LIBVIRT(live_migration_bandwidth_postcopy, OPT_INT, 0, "MiB/s"),
 
     METRICS(listen, OPT_STR_OPT, 0, NULL),
 };

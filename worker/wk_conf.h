@@ -98,6 +98,9 @@ struct wk_conf {
 		/* ferry: outbound migrations waiting in the queue; a live_migration
 		 * beyond it is rolled back; default 64, 0 = unlimited */
 		int max_queued_live_migrations;
+		/* ferry: post-copy's own bandwidth, MiB/s, >= 0, 0 = unlimited;
+		 * default 0 (or derived from link_speed) */
+		int live_migration_bandwidth_postcopy;
 	} libvirt;
 	struct { /* group metrics (ferry) */
 		/* the Prometheus endpoint: "127.0.0.1:9178" or "[::1]:9178"

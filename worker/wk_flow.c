@@ -111,8 +111,10 @@ mig_unlink_free(wk_flow *f, struct mig *m)
 	wk_bus_cancel(f->d.bus, m);
 	mig_journal_drop(f, m);
 	mig_free(m);
-	if (frees_slot)
+	if (frees_slot) {
+		wk_flow_reshare(f);
 		wk_flow_start_queued(f);
+	}
 }
 
 const char *

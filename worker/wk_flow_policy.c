@@ -35,7 +35,7 @@ mig_force_complete(
 		}
 		return r;
 	}
-	r = wk_hv_suspend(f->d.hv, m->uuid, reterr);
+	r = mig_pause(f, m, reterr);
 	if (r == 0) {
 		m->paused_by_us = true;
 		log_info("Paused '%s' so its migration completes (%s)", m->uuid, why);
@@ -90,7 +90,7 @@ mig_apply_policy(wk_flow *f, struct mig *m, const struct wk_job_sample *s)
 		break;
 	case WK_ACTION_PAUSE:
 		if (!m->paused_by_us) {
-			r = wk_hv_suspend(f->d.hv, m->uuid, &err);
+			r = mig_pause(f, m, &err);
 			if (r == 0) {
 				done = true;
 				m->paused_by_us = true;

@@ -101,6 +101,12 @@ struct mig {
 	struct wk_disk_list *disks;
 	enum wk_disk_copy disk_copy;
 	json_t *created;
+	/* source: the caps ferry last gave libvirt for this migration, MiB/s, 0 =
+	 * unlimited (wk_flow_bandwidth.c); speed_set is false while they are not
+	 * known (not started, or adopted after a restart).  Derived, not
+	 * journalled. */
+	unsigned long long speed_mib_s, postcopy_speed_mib_s;
+	bool speed_set;
 	struct wk_progress progress;
 	struct wk_job_sample last_sample;
 	uint64_t started_ms, last_notify_ms;
@@ -249,6 +255,24 @@ void wk_flow_start_queued(wk_flow *f);
 /* Rolls back queued migrations past libvirt.live_migration_queue_timeout;
  * returns the ms until the next expiry, or -1. */
 int wk_flow_expire_queued(wk_flow *f, uint64_t now_ms);
+
+/* ---- bandwidth at run time (wk_flow_bandwidth.c) ---- */
+
+/* The caps m's migration starts with (p's bandwidth and post-copy
+ * bandwidth): the host's tuning, or m's share of the link budget among the
+ * running outbound migrations, m counted once. */
+void mig_speed_params(const wk_flow *f, const struct mig *m, struct wk_hv_migrate_params *p);
+/* m's migration was handed to libvirt with p's caps. */
+void mig_speed_started(struct mig *m, const struct wk_hv_migrate_params *p);
+/* Re-shares the link budget: every running outbound migration (libvirt
+ * reported its job) whose caps differ from what it should have now gets
+ * them (virDomainMigrateSetMaxSpeed), with a log line each.  Call whenever
+ * one starts, ends, pauses or breaks; a no-op when nothing changed. */
+void wk_flow_reshare(wk_flow *f);
+/* Pauses m's guest so its migration completes, lifting the pre-copy cap
+ * first (its last pass goes unlimited); a failed pause puts the cap back.
+ * Sets m->paused_by_us.  0 or -errno with reterr (the pause's). */
+int mig_pause(wk_flow *f, struct mig *m, struct wk_err *reterr);
 
 /* ---- destination side (wk_flow_dest.c) ---- */
 

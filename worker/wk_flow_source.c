@@ -140,7 +140,7 @@ mig_job_params(
 	p->uuid = m->uuid;
 	p->dest_uri = uris->dest;
 	p->migrate_uri = uris->migrate;
-	p->bandwidth_mib_s = f->d.tuning->bandwidth_mib_s;
+	mig_speed_params(f, m, p);
 	if (m->tuning_resolved) {
 		p->compressed = m->tuning.compressed;
 		p->parallel_connections = m->tuning.parallel_connections;
@@ -189,6 +189,10 @@ mig_adopt_job(wk_flow *f, struct mig *m)
 
 	mig_job_params(f, m, &p, &uris);
 	m->job_id = f->next_job_id++;
+	/* A fixed cap is what it was started with; a share, or a lifted cap,
+	 * is not known after a restart: the next sample sets it again. */
+	mig_speed_started(m, &p);
+	m->speed_set = f->d.tuning->budget_mib_s == 0 && !m->paused_by_us;
 	return wk_migrate_adopt(
 	    f->d.migrate, m->job_id, &p, mig_sample_interval_ms(f), m->request_id);
 }
@@ -212,15 +216,19 @@ start_job(wk_flow *f, struct mig *m, struct wk_err *reterr)
 	m->last_notify_ms = 0;
 	wk_policy_init(&m->policy_state, &m->policy, m->started_ms);
 	wk_tuning_mig_summary(summary, sizeof(summary), &m->tuning);
-	log_info("Migrating '%s' to '%s' over %s (bandwidth %llu MiB/s, %s%s%s; %s; parallel: %s; "
+	log_info("Migrating '%s' to '%s' over %s (bandwidth %llu MiB/s, post-copy %llu MiB/s, 0 = "
+	         "unlimited; %s%s%s; %s; parallel: %s; "
 	         "xbzrle: %s; multifd compression: %s; zero-copy: %s)",
-	    m->uuid, m->dest_host, addr, p.bandwidth_mib_s, p.tls ? "native TLS" : "plain stream",
+	    m->uuid, m->dest_host, addr, p.bandwidth_mib_s, p.postcopy_bandwidth_mib_s,
+	    p.tls ? "native TLS" : "plain stream",
 	    p.tls_destination != NULL ? ", certificate name " : "",
 	    p.tls_destination != NULL ? p.tls_destination : "", summary, m->tuning.why.parallel,
 	    m->tuning.why.compression, m->tuning.why.multifd_compression, m->tuning.why.zero_copy);
-	return wk_migrate_start(f->d.migrate, m->job_id, &p, interval_ms, m->request_id) < 0
-	           ? wk_err_set(reterr, -ENOMEM, "cannot start the migration thread")
-	           : 0;
+	if (wk_migrate_start(f->d.migrate, m->job_id, &p, interval_ms, m->request_id) < 0)
+		return wk_err_set(reterr, -ENOMEM, "cannot start the migration thread");
+	mig_speed_started(m, &p);
+	wk_flow_reshare(f); /* the others make room */
+	return 0;
 }
 
 static void
@@ -801,6 +809,7 @@ wk_flow_on_job_event(wk_flow *f, const struct wk_mig_event *ev)
 			mig_apply_policy(f, m, &ev->sample);
 		if (wk_now_ms() - m->last_notify_ms >= interval)
 			mig_notify_progress(f, m);
+		wk_flow_reshare(f); /* a job libvirt reports for the first time */
 		return;
 	}
 	if (ev->kind == WK_MIG_RECOVERING) {
@@ -810,9 +819,11 @@ wk_flow_on_job_event(wk_flow *f, const struct wk_mig_event *ev)
 		mig_journal_save(f, m);
 		mig_notify_stream_broken(f, m, ev);
 		mig_notify_progress(f, m);
+		wk_flow_reshare(f);
 		return;
 	}
 	on_job_done(f, m, ev);
+	wk_flow_reshare(f); /* m no longer moves data (m may be gone) */
 }
 
 void

@@ -38,6 +38,7 @@ struct call {
 	enum verb verb;
 	char uuid[80], uri[512];
 	unsigned long long value;
+	bool flag;                             /* V_MAX_SPEED: the post-copy cap */
 	unsigned long hv_version, lib_version; /* V_VERSIONS */
 	int r;
 	struct wk_err err;
@@ -164,7 +165,7 @@ run_once(wk_hv *hv, struct call *c)
 		c->r = o->set_max_downtime(p, c->uuid, c->value, &c->err);
 		break;
 	case V_MAX_SPEED:
-		c->r = o->set_max_speed(p, c->uuid, c->value, &c->err);
+		c->r = o->set_max_speed(p, c->uuid, c->value, c->flag, &c->err);
 		break;
 	case V_ENSURE:
 		c->r = o->ensure_connected == NULL ? 0 : o->ensure_connected(p, &c->err);
@@ -419,7 +420,12 @@ wk_hv_set_max_downtime(wk_hv *hv, const char *uuid, unsigned long long ms, struc
 }
 
 int
-wk_hv_set_max_speed(wk_hv *hv, const char *uuid, unsigned long long mib_s, struct wk_err *reterr)
+wk_hv_set_max_speed(
+    wk_hv *hv, const char *uuid, unsigned long long mib_s, bool postcopy, struct wk_err *reterr)
 {
-	return simple(hv, V_MAX_SPEED, uuid, mib_s, reterr);
+	struct call c = call_of(V_MAX_SPEED, uuid);
+
+	c.value = mib_s;
+	c.flag = postcopy;
+	return finish(&c, dispatch(hv, &c), reterr);
 }

@@ -57,7 +57,10 @@ struct wk_hv_migrate_params {
 	const char *dest_uri;    /* libvirt URI of the destination, qemu+tcp://addr/system */
 	const char *migrate_uri; /* QEMU stream target, tcp://addr; NULL = libvirt picks */
 	unsigned long long bandwidth_mib_s; /* 0 = unlimited */
-	bool block_migration;               /* copy the local disks below: */
+	/* post-copy's own cap (VIR_MIGRATE_PARAM_BANDWIDTH_POSTCOPY), passed
+	 * with postcopy only; 0 = not passed: QEMU's default, unlimited */
+	unsigned long long postcopy_bandwidth_mib_s;
+	bool block_migration;             /* copy the local disks below: */
 	const char *const *migrate_disks; /* their target devs (VIR_MIGRATE_PARAM_MIGRATE_DISKS) */
 	int n_migrate_disks;              /* 0: no local disk, nothing copied */
 	bool disk_incremental; /* NON_SHARED_INC (destination has the backing files), else _DISK */
@@ -134,7 +137,14 @@ int wk_hv_suspend(wk_hv *hv, const char *uuid, struct wk_err *reterr);
 int wk_hv_resume(wk_hv *hv, const char *uuid, struct wk_err *reterr);
 int wk_hv_set_max_downtime(
     wk_hv *hv, const char *uuid, unsigned long long ms, struct wk_err *reterr);
+/* Caps the running migration of uuid at mib_s MiB/s, 0 = unlimited
+ * (virDomainMigrateSetMaxSpeed; libvirt's own "unlimited" is its maximum,
+ * INT64_MAX bytes/s in MiB/s, what virsh migrate-getspeed shows for a
+ * domain never capped).  postcopy: the post-copy phase's cap instead
+ * (VIR_DOMAIN_MIGRATE_MAX_SPEED_POSTCOPY; QEMU's max-postcopy-bandwidth,
+ * where 0 is unlimited).  Either may be set in either phase; QEMU applies
+ * the one of the phase it is in. */
 int wk_hv_set_max_speed(
-    wk_hv *hv, const char *uuid, unsigned long long mib_s, struct wk_err *reterr);
+    wk_hv *hv, const char *uuid, unsigned long long mib_s, bool postcopy, struct wk_err *reterr);
 
 #endif

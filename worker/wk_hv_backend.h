@@ -32,8 +32,9 @@ struct wk_hv_ops {
 	int (*resume)(void *priv, const char *uuid, struct wk_err *reterr);
 	int (*set_max_downtime)(
 	    void *priv, const char *uuid, unsigned long long ms, struct wk_err *reterr);
-	int (*set_max_speed)(
-	    void *priv, const char *uuid, unsigned long long mib_s, struct wk_err *reterr);
+	/* mib_s 0 = unlimited; postcopy: the post-copy cap (see wk_hv_set_max_speed) */
+	int (*set_max_speed)(void *priv, const char *uuid, unsigned long long mib_s, bool postcopy,
+	    struct wk_err *reterr);
 
 	/* Optional: NULL makes the wk_hv_* wrapper return -EOPNOTSUPP. */
 	int (*remote_domain_info)(void *priv, const char *remote_uri, const char *uuid,

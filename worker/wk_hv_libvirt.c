@@ -5,7 +5,9 @@
  * turned into -errno plus reterr text at this edge.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -352,6 +354,9 @@ lv_migrate(void *priv, const struct wk_hv_migrate_params *p, struct wk_err *rete
 	                                   VIR_MIGRATE_PARAM_URI, p->migrate_uri) < 0) ||
 	    (p->bandwidth_mib_s > 0 && virTypedParamsAddULLong(&params, &nparams, &maxparams,
 	                                   VIR_MIGRATE_PARAM_BANDWIDTH, p->bandwidth_mib_s) < 0) ||
+	    (p->postcopy && p->postcopy_bandwidth_mib_s > 0 &&
+	        virTypedParamsAddULLong(&params, &nparams, &maxparams,
+	            VIR_MIGRATE_PARAM_BANDWIDTH_POSTCOPY, p->postcopy_bandwidth_mib_s) < 0) ||
 	    (p->parallel_connections > 0 &&
 	        virTypedParamsAddInt(&params, &nparams, &maxparams,
 	            VIR_MIGRATE_PARAM_PARALLEL_CONNECTIONS, p->parallel_connections) < 0) ||
@@ -499,10 +504,30 @@ lv_set_max_downtime(void *priv, const char *uuid, unsigned long long ms, struct 
 	DOMAIN_OP("set max downtime", virDomainMigrateSetMaxDowntime(dom, ms, 0));
 }
 
+/* libvirt's "unlimited" pre-copy speed: the largest it accepts, INT64_MAX
+ * bytes/s in MiB/s (QEMU_DOMAIN_MIG_BANDWIDTH_MAX; ULONG_MAX where long is
+ * 32 bits).  libvirt starts every domain with it, and virsh migrate-getspeed
+ * shows it (8796093022207) for a domain never capped.  0 is not used: QEMU
+ * 7.2 would take max-bandwidth 0 as "no rate limit" too, but libvirt's
+ * value is what its own default means. */
+#if ULONG_MAX < INT64_MAX / 1048576
+#define LV_SPEED_UNLIMITED ULONG_MAX
+#else
+#define LV_SPEED_UNLIMITED ((unsigned long)(INT64_MAX / 1048576))
+#endif
+
 static int
-lv_set_max_speed(void *priv, const char *uuid, unsigned long long mib_s, struct wk_err *reterr)
+lv_set_max_speed(
+    void *priv, const char *uuid, unsigned long long mib_s, bool postcopy, struct wk_err *reterr)
 {
-	DOMAIN_OP("set max speed", virDomainMigrateSetMaxSpeed(dom, mib_s, 0));
+	unsigned long v = mib_s > ULONG_MAX ? ULONG_MAX : (unsigned long)mib_s;
+
+	/* Post-copy keeps 0: QEMU documents max-postcopy-bandwidth 0 as unlimited. */
+	if (mib_s == 0 && !postcopy)
+		v = LV_SPEED_UNLIMITED;
+	DOMAIN_OP(postcopy ? "set post-copy max speed" : "set max speed",
+	    virDomainMigrateSetMaxSpeed(
+	        dom, v, postcopy ? VIR_DOMAIN_MIGRATE_MAX_SPEED_POSTCOPY : 0));
 }
 
 static int

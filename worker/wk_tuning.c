@@ -122,6 +122,9 @@ check_explicit(const struct wk_conf *c, const struct wk_tuning_explicit *x, stru
 	} else if (x->max_inbound && c->libvirt.max_concurrent_inbound_migrations < 0) {
 		opt = "max_concurrent_inbound_migrations";
 		v = c->libvirt.max_concurrent_inbound_migrations;
+	} else if (x->postcopy_bandwidth && c->libvirt.live_migration_bandwidth_postcopy < 0) {
+		opt = "live_migration_bandwidth_postcopy";
+		v = c->libvirt.live_migration_bandwidth_postcopy;
 	} else if (x->parallel && (x->parallel_value < 0 || x->parallel_value > 255)) {
 		opt = "live_migration_parallel_connections";
 		v = x->parallel_value;
@@ -174,7 +177,14 @@ as_configured(const struct wk_conf *c, const struct wk_tuning_explicit *x, struc
 	TAKE(zstd_level, zstd_level,
 	    x->zstd_level ? c->libvirt.live_migration_multifd_zstd_level : WK_ZSTD_LEVEL_DEFAULT);
 	TAKE(zero_copy, zero_copy, x->zero_copy ? c->libvirt.live_migration_zero_copy : false);
+	TAKE(postcopy_bandwidth_mib_s, postcopy_bandwidth,
+	    (unsigned long long)(x->postcopy_bandwidth
+	                             ? c->libvirt.live_migration_bandwidth_postcopy
+	                             : 0));
 #undef TAKE
+	if (!x->postcopy_bandwidth)
+		why(t->why.postcopy_bandwidth,
+		    "unlimited: nova sets none, QEMU's default (libvirt.link_speed not set)");
 	if (!x->compression)
 		why(t->why.compression, "off by default (libvirt.link_speed not set)");
 	if (!x->parallel)
@@ -251,6 +261,37 @@ derive_bandwidth(const struct wk_conf *c, const struct wk_tuning_explicit *x, co
 	else
 		why(t->why.bandwidth, "80%% of %s (%.0f MiB/s); outbound unlimited, so not shared",
 		    speed, link_mib);
+}
+
+/* Post-copy's own cap and the budget re-shared at run time.  After
+ * derive_bandwidth. */
+static void
+derive_postcopy(const struct wk_conf *c, const struct wk_tuning_explicit *x, const char *speed,
+    struct wk_tuning *t)
+{
+	unsigned long long slots = t->max_outbound > 0 ? (unsigned long long)t->max_outbound : 1;
+
+	t->budget_mib_s = t->src.bandwidth == WK_SRC_DERIVED ? t->bandwidth_mib_s * slots : 0;
+	if (x->postcopy_bandwidth) {
+		t->postcopy_bandwidth_mib_s =
+		    (unsigned long long)c->libvirt.live_migration_bandwidth_postcopy;
+		t->src.postcopy_bandwidth = WK_SRC_CONFIG;
+		why(t->why.postcopy_bandwidth, "set in the configuration");
+		return;
+	}
+	t->src.postcopy_bandwidth = WK_SRC_DERIVED;
+	if (t->budget_mib_s == 0) {
+		t->postcopy_bandwidth_mib_s = t->bandwidth_mib_s;
+		why(t->why.postcopy_bandwidth,
+		    "live_migration_bandwidth is set: that per-migration cap holds in post-copy "
+		    "too");
+		return;
+	}
+	t->postcopy_bandwidth_mib_s = t->budget_mib_s;
+	why(t->why.postcopy_bandwidth,
+	    "the whole budget (80%% of %s): a page not yet sent stalls the running guest; "
+	    "shared while others run",
+	    speed);
 }
 
 /* Whether the link's band calls for zstd on multifd channels: above 1G
@@ -531,6 +572,7 @@ wk_tuning_derive(const struct wk_conf *c, const struct wk_tuning_explicit *x, st
 	 * and downtime. */
 	derive_concurrency(c, x, speed, &t);
 	derive_bandwidth(c, x, speed, link_mib, &t);
+	derive_postcopy(c, x, speed, &t);
 	derive_streams(c, x, speed, &t);
 	derive_downtime(c, x, speed, &t);
 	derive_timing(c, x, link_mib, &t);
@@ -567,6 +609,27 @@ count_or(char *buf, size_t n, long long v, const char *unit, const char *zero)
 		(void)snprintf(buf, n, "%lld%s", v, unit);
 }
 
+/* What happens to the bandwidth while migrations run (docs/tuning.md,
+ * "Bandwidth at run time"). */
+static void
+print_run_time(FILE *f, const struct wk_tuning *t)
+{
+	if (t->budget_mib_s > 0)
+		fprintf(f,
+		    "at run time: the running outbound migrations share %llu MiB/s "
+		    "(%llu MiB/s x %d): each gets %llu / n, re-shared as one starts or ends\n",
+		    t->budget_mib_s, t->bandwidth_mib_s, t->max_outbound > 0 ? t->max_outbound : 1,
+		    t->budget_mib_s);
+	else
+		fprintf(f,
+		    "at run time: the bandwidth is fixed per migration, not re-shared "
+		    "(%s)\n",
+		    t->link_bits_per_s > 0 ? "live_migration_bandwidth is set"
+		                           : "libvirt.link_speed not set");
+	fprintf(f, "at run time: when ferry pauses a guest to end its migration (force-complete "
+	           "without post-copy, the pause rung), its last pass goes unlimited\n");
+}
+
 void
 wk_tuning_print(FILE *f, const struct wk_tuning *t)
 {
@@ -583,6 +646,9 @@ wk_tuning_print(FILE *f, const struct wk_tuning *t)
 
 	count_or(v, sizeof(v), (long long)t->bandwidth_mib_s, " MiB/s", "unlimited");
 	row(f, "libvirt.live_migration_bandwidth", v, t->src.bandwidth, t->why.bandwidth);
+	count_or(v, sizeof(v), (long long)t->postcopy_bandwidth_mib_s, " MiB/s", "unlimited");
+	row(f, "libvirt.live_migration_bandwidth_postcopy", v, t->src.postcopy_bandwidth,
+	    t->why.postcopy_bandwidth);
 	row(f, "libvirt.live_migration_compression", t->compressed ? "xbzrle" : "off",
 	    t->src.compression, t->why.compression);
 	count_or(v, sizeof(v), t->parallel_connections, "", "off");
@@ -634,6 +700,7 @@ wk_tuning_print(FILE *f, const struct wk_tuning *t)
 	    "guest's RAM\n"
 	    "    (CAP_SYS_RESOURCE in the capability bounding set, or a memlock hard limit "
 	    "that covers it)\n");
+	print_run_time(f, t);
 }
 
 const char *

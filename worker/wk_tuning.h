@@ -29,6 +29,12 @@
  *   downtime_steps   max(3, round(downtime / 50)), then lowered (not below 3) so
  *                    that steps * downtime_delay <= 0.9 * T
  *   downtime_delay   max(3, floor(0.9 * T / downtime_steps)) s per GiB
+ *   budget           bandwidth * max(1, max_outbound) MiB/s when the bandwidth is
+ *                    derived, else 0 (none): what the running outbound
+ *                    migrations share at run time (wk_flow_bandwidth.c)
+ *   postcopy_bw      the budget when the bandwidth is derived; the explicit
+ *                    bandwidth when that is set; 0 (unlimited, nova) without a
+ *                    link speed
  *
  * Links below 10M or above 1T are refused (-EINVAL).
  *
@@ -110,6 +116,7 @@ struct wk_tuning_explicit {
 	bool zero_copy;           /* libvirt.live_migration_zero_copy */
 	bool multifd_compression; /* libvirt.live_migration_multifd_compression */
 	bool zstd_level;          /* libvirt.live_migration_multifd_zstd_level */
+	bool postcopy_bandwidth;  /* libvirt.live_migration_bandwidth_postcopy */
 	bool native_tls;          /* libvirt.live_migration_with_native_tls */
 };
 
@@ -131,10 +138,16 @@ struct wk_tuning {
 	unsigned completion_timeout_s;            /* s per GiB (nova), 0 = off */
 	int max_outbound;                         /* 0 = unlimited */
 	int max_inbound;                          /* 0 = unlimited */
+	/* post-copy's own cap (VIR_MIGRATE_PARAM_BANDWIDTH_POSTCOPY), 0 = unlimited */
+	unsigned long long postcopy_bandwidth_mib_s;
+	/* the link budget the running outbound migrations re-share at run time;
+	 * 0 = none: the bandwidth is fixed per migration */
+	unsigned long long budget_mib_s;
 	struct {
 		enum wk_tuning_src bandwidth, compression, parallel, downtime, downtime_steps,
 		    downtime_delay, completion_timeout, max_outbound, max_inbound,
 		    multifd_compression, zstd_level, zero_copy;
+		enum wk_tuning_src postcopy_bandwidth;
 	} src;
 	struct { /* one line each, no newline: why the value is what it is */
 		char bandwidth[WK_TUNING_WHY_MAX], compression[WK_TUNING_WHY_MAX],
@@ -143,6 +156,7 @@ struct wk_tuning {
 		    completion_timeout[WK_TUNING_WHY_MAX], max_outbound[WK_TUNING_WHY_MAX],
 		    max_inbound[WK_TUNING_WHY_MAX], multifd_compression[WK_TUNING_WHY_MAX],
 		    zstd_level[WK_TUNING_WHY_MAX], zero_copy[WK_TUNING_WHY_MAX];
+		char postcopy_bandwidth[WK_TUNING_WHY_MAX];
 	} why;
 	/* VIR_MIGRATE_TLS: never derived from the link speed, only configured;
 	 * its source is CONFIG when set explicitly, else DEFAULT. */
@@ -190,7 +204,8 @@ int wk_tuning_derive(const struct wk_conf *c, const struct wk_tuning_explicit *x
 /*
  * Writes a readable table to @f: a "link_speed" line, then one row per option
  * with its config name, value (with unit), source (default|derived|config)
- * and why.  For --check-config and the startup log.
+ * and why, then how bandwidth changes at run time (re-sharing, the paused
+ * switch-over).  For --show-tuning and the startup log.
  */
 void wk_tuning_print(FILE *f, const struct wk_tuning *t);
 

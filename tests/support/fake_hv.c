@@ -33,6 +33,8 @@ struct fstep {
 
 struct fcall {
 	char op[32], uuid[64];
+	unsigned long long value; /* set_max_speed: MiB/s */
+	bool postcopy;            /* set_max_speed: the post-copy cap */
 };
 
 struct ffail {
@@ -96,6 +98,7 @@ static void
 note_call(const char *op, const char *uuid)
 {
 	if (w.ncalls < MAX_CALLS) {
+		memset(&w.calls[w.ncalls], 0, sizeof(w.calls[0]));
 		copy(w.calls[w.ncalls].op, sizeof(w.calls[0].op), op);
 		copy(w.calls[w.ncalls].uuid, sizeof(w.calls[0].uuid), uuid);
 		w.ncalls++;
@@ -363,6 +366,46 @@ fake_hv_calls(const char *op, const char *uuid)
 			n++;
 	pthread_mutex_unlock(&w.lock);
 	return n;
+}
+
+void
+fake_hv_call_log(const char *uuid, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	pthread_mutex_lock(&w.lock);
+	for (size_t i = 0; i < w.ncalls && n < size; i++) {
+		const struct fcall *c = &w.calls[i];
+		int k;
+
+		if (strcmp(c->uuid, uuid) != 0 || strcmp(c->op, "job_stats") == 0 ||
+		    strcmp(c->op, "domain_info") == 0 || strcmp(c->op, "remote_domain_info") == 0)
+			continue;
+		if (strcmp(c->op, "set_max_speed") == 0)
+			k = snprintf(buf + n, size - n, "%s%s=%llu", n > 0 ? " " : "",
+			    c->postcopy ? "postcopy_speed" : "speed", c->value);
+		else
+			k = snprintf(buf + n, size - n, "%s%s", n > 0 ? " " : "", c->op);
+		if (k < 0)
+			break;
+		n += (size_t)k;
+	}
+	pthread_mutex_unlock(&w.lock);
+}
+
+long long
+fake_hv_speed(const char *uuid, bool postcopy)
+{
+	long long v = -1;
+
+	pthread_mutex_lock(&w.lock);
+	for (size_t i = 0; i < w.ncalls; i++)
+		if (strcmp(w.calls[i].op, "set_max_speed") == 0 &&
+		    strcmp(w.calls[i].uuid, uuid) == 0 && w.calls[i].postcopy == postcopy)
+			v = (long long)w.calls[i].value;
+	pthread_mutex_unlock(&w.lock);
+	return v;
 }
 
 void
@@ -817,10 +860,27 @@ f_set_max_downtime(void *priv, const char *uuid, unsigned long long ms, struct w
 }
 
 static int
-f_set_max_speed(void *priv, const char *uuid, unsigned long long mib_s, struct wk_err *reterr)
+f_set_max_speed(
+    void *priv, const char *uuid, unsigned long long mib_s, bool postcopy, struct wk_err *reterr)
 {
-	(void)mib_s;
-	return simple_op(priv, "set_max_speed", uuid, reterr);
+	struct fdom *d;
+	size_t idx;
+	int r;
+
+	pthread_mutex_lock(&w.lock);
+	idx = w.ncalls;
+	r = op_begin(priv, "set_max_speed", uuid, &d, reterr);
+	/* Recorded whatever the outcome, as the call was made. */
+	if (idx < w.ncalls) {
+		w.calls[idx].value = mib_s;
+		w.calls[idx].postcopy = postcopy;
+	}
+	if (r == 0 && active_find(uuid) == NULL)
+		r = wk_err_set(reterr, -EBUSY,
+		    "set max speed: Requested operation is not valid: no job is active on the "
+		    "domain");
+	pthread_mutex_unlock(&w.lock);
+	return r;
 }
 
 static int

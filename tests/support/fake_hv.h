@@ -75,6 +75,16 @@ void fake_hv_fail_always(const char *op, int r, const char *msg);
  * flag, "abort" ...), for uuid or for any when uuid is NULL. */
 int fake_hv_calls(const char *op, const char *uuid);
 
+/* The calls made about uuid, in order, space-separated, without the
+ * queries (job_stats, domain_info, remote_domain_info); set_max_speed is
+ * written "speed=<MiB/s>" or, for the post-copy cap, "postcopy_speed=<MiB/s>"
+ * (0 = unlimited), e.g. "migrate speed=0 suspend".  Cut to size. */
+void fake_hv_call_log(const char *uuid, char *buf, size_t size);
+
+/* The last cap set_max_speed gave uuid's migration (postcopy: the
+ * post-copy one), or -1 when none was set. */
+long long fake_hv_speed(const char *uuid, bool postcopy);
+
 /* Calls of op ("suspend", "domain_info" ...) hang until fake_hv_unblock(),
  * as with a libvirtd stopped by SIGSTOP. */
 void fake_hv_block(const char *op);

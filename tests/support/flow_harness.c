@@ -6,6 +6,7 @@
 #include "flow_harness.h"
 
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,10 +166,38 @@ write_conf(struct fh *h, const char *libvirt_opts, char *path, size_t size)
 	fclose(f);
 }
 
+/* The options the configuration set explicitly win over link_speed, as
+ * in ferry-worker (main.c). */
+static void
+explicit_of(const struct wk_conf *c, struct wk_tuning_explicit *x)
+{
+#define SET(f) wk_conf_explicit(c, offsetof(struct wk_conf, libvirt.f))
+	memset(x, 0, sizeof(*x));
+	x->bandwidth = SET(live_migration_bandwidth);
+	x->downtime = SET(live_migration_downtime);
+	x->downtime_steps = SET(live_migration_downtime_steps);
+	x->downtime_delay = SET(live_migration_downtime_delay);
+	x->completion_timeout = SET(live_migration_completion_timeout);
+	x->max_outbound = SET(max_concurrent_live_migrations);
+	x->max_inbound = SET(max_concurrent_inbound_migrations);
+	x->compression = SET(live_migration_compression);
+	x->compression_value = c->libvirt.live_migration_compression;
+	x->parallel = SET(live_migration_parallel_connections);
+	x->parallel_value = c->libvirt.live_migration_parallel_connections;
+	x->postcopy_bandwidth = SET(live_migration_bandwidth_postcopy);
+	x->native_tls = SET(live_migration_with_native_tls);
+	x->zero_copy = SET(live_migration_zero_copy);
+	x->multifd_compression = SET(live_migration_multifd_compression) &&
+	                         c->libvirt.live_migration_multifd_compression != NULL;
+	x->zstd_level = SET(live_migration_multifd_zstd_level);
+#undef SET
+}
+
 struct fh *
 fh_new(const char *libvirt_opts)
 {
 	struct fh *h = calloc(1, sizeof(*h));
+	struct wk_tuning_explicit x;
 	struct wk_err err = {{0}};
 	json_error_t jerr;
 	json_t *fixture, *body;
@@ -186,7 +215,8 @@ fh_new(const char *libvirt_opts)
 	write_conf(h, libvirt_opts, path, sizeof(path));
 	if (wk_conf_load(path, &h->conf, &err) < 0)
 		die("wk_conf_load", err.msg);
-	if (wk_tuning_derive(h->conf, NULL, &h->tuning, &err) < 0)
+	explicit_of(h->conf, &x);
+	if (wk_tuning_derive(h->conf, &x, &h->tuning, &err) < 0)
 		die("wk_tuning_derive", err.msg);
 
 	fixture = json_load_file(FIXTURE, 0, &jerr);

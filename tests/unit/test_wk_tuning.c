@@ -500,7 +500,7 @@ Test(wk_tuning, print_shows_every_option_value_source_and_why)
 	c.libvirt.max_concurrent_inbound_migrations = 0;
 	t = derive_ok(&c, &x);
 	out = print_to_string(&t);
-	cr_assert_eq(count_lines(out), 25, "%s", out);
+	cr_assert_eq(count_lines(out), 28, "%s", out);
 	cr_assert_not_null(
 	    strstr(out, "libvirt.live_migration_zero_copy             on           derived"), "%s",
 	    out);
@@ -514,6 +514,12 @@ Test(wk_tuning, print_shows_every_option_value_source_and_why)
 	    "%s", out);
 	cr_assert_not_null(
 	    strstr(out, "libvirt.link_speed = 10G (10000000000 bit/s, 1192 MiB/s)"), "%s", out);
+	cr_assert_not_null(
+	    strstr(out, "libvirt.live_migration_bandwidth_postcopy    952 MiB/s    derived  the "
+	                "whole budget (80% of 10G)"),
+	    "%s", out);
+	cr_assert_not_null(strstr(out, "share 952 MiB/s (476 MiB/s x 2)"), "%s", out);
+	cr_assert_not_null(strstr(out, "its last pass goes unlimited"), "%s", out);
 	cr_assert_not_null(strstr(out, "option"), "%s", out);
 	cr_assert_not_null(strstr(out, "source"), "%s", out);
 	cr_assert_not_null(strstr(out, "why"), "%s", out);
@@ -548,8 +554,9 @@ Test(wk_tuning, print_without_link_speed_says_so)
 	struct wk_tuning t = derive_ok(&c, NULL);
 	char *out = print_to_string(&t);
 
-	cr_assert_eq(count_lines(out), 25, "%s", out);
+	cr_assert_eq(count_lines(out), 28, "%s", out);
 	cr_assert_not_null(strstr(out, "libvirt.link_speed not set"), "%s", out);
+	cr_assert_not_null(strstr(out, "fixed per migration, not re-shared"), "%s", out);
 	cr_assert_not_null(strstr(out, "unlimited    default"), "%s", out);
 	cr_assert_not_null(strstr(out, "800 s/GiB"), "%s", out);
 	cr_assert_null(strstr(out, "derived"), "%s", out);
@@ -558,6 +565,62 @@ Test(wk_tuning, print_without_link_speed_says_so)
 	cr_assert_str_eq(wk_tuning_src_name(WK_SRC_DEFAULT), "default");
 	cr_assert_str_eq(wk_tuning_src_name(WK_SRC_DERIVED), "derived");
 	cr_assert_str_eq(wk_tuning_src_name((enum wk_tuning_src)42), "?");
+}
+
+/* Post-copy's own bandwidth: the whole link budget when the bandwidth is
+ * derived (the budget the running migrations re-share), the operator's
+ * per-migration cap when that is explicit, its own explicit value above
+ * both, and nova's unlimited without a link speed. */
+Test(wk_tuning, postcopy_bandwidth_is_the_link_budget_unless_set)
+{
+	struct wk_conf c = conf_with("10G");
+	struct wk_tuning_explicit x = {0};
+	struct wk_err err = {{0}};
+	struct wk_tuning t = derive_ok(&c, NULL);
+
+	cr_assert_eq(t.bandwidth_mib_s, 476);
+	cr_assert_eq(t.budget_mib_s, 952);
+	cr_assert_eq(t.postcopy_bandwidth_mib_s, 952);
+	cr_assert_eq(t.src.postcopy_bandwidth, WK_SRC_DERIVED);
+
+	/* 1G, one outbound slot: the budget is the one share */
+	c = conf_with("1G");
+	t = derive_ok(&c, NULL);
+	cr_assert_eq(t.budget_mib_s, 95);
+	cr_assert_eq(t.postcopy_bandwidth_mib_s, 95);
+
+	/* explicit per-migration bandwidth: fixed, nothing to re-share */
+	c = conf_with("10G");
+	c.libvirt.live_migration_bandwidth = 300;
+	x.bandwidth = true;
+	t = derive_ok(&c, &x);
+	cr_assert_eq(t.budget_mib_s, 0);
+	cr_assert_eq(t.postcopy_bandwidth_mib_s, 300);
+	cr_assert_not_null(strstr(t.why.postcopy_bandwidth, "live_migration_bandwidth is set"));
+
+	/* its own option wins over both */
+	c.libvirt.live_migration_bandwidth_postcopy = 700;
+	x.postcopy_bandwidth = true;
+	t = derive_ok(&c, &x);
+	cr_assert_eq(t.postcopy_bandwidth_mib_s, 700);
+	cr_assert_eq(t.src.postcopy_bandwidth, WK_SRC_CONFIG);
+	x.bandwidth = false;
+	t = derive_ok(&c, &x);
+	cr_assert_eq(t.budget_mib_s, 952);
+	cr_assert_eq(t.postcopy_bandwidth_mib_s, 700);
+
+	/* no link speed: nova sets none, QEMU's unlimited */
+	c = conf_with(NULL);
+	t = derive_ok(&c, NULL);
+	cr_assert_eq(t.postcopy_bandwidth_mib_s, 0);
+	cr_assert_eq(t.budget_mib_s, 0);
+	cr_assert_eq(t.src.postcopy_bandwidth, WK_SRC_DEFAULT);
+
+	c = conf_with("10G");
+	c.libvirt.live_migration_bandwidth_postcopy = -1;
+	x.postcopy_bandwidth = true;
+	cr_assert_eq(wk_tuning_derive(&c, &x, &t, &err), -EINVAL);
+	cr_assert_not_null(strstr(err.msg, "live_migration_bandwidth_postcopy"), "%s", err.msg);
 }
 
 Test(wk_tuning, explicit_stream_options_win_and_the_rest_adapts)
