@@ -274,9 +274,25 @@ def domain_state(host, uuid):
         conn.close()
 
 
-def destroy_all():
-    """Abort jobs and destroy (and undefine) every domain on both hosts.
-    Hosts that are not running are skipped.  Returns the number destroyed."""
+def domain_names():
+    """Names of every domain on the hosts that are running."""
+    names = set()
+    for host in HOSTS:
+        try:
+            conn = connect(host)
+        except libvirt.libvirtError:
+            continue
+        try:
+            names.update(d.name() for d in conn.listAllDomains(0))
+        finally:
+            conn.close()
+    return names
+
+
+def destroy_all(keep=()):
+    """Abort jobs and destroy (and undefine) every domain on both hosts
+    whose name is not in keep.  Hosts that are not running are skipped.
+    Returns the number destroyed."""
     n = 0
     for host in HOSTS:
         try:
@@ -285,6 +301,8 @@ def destroy_all():
             continue
         try:
             for dom in conn.listAllDomains(0):
+                if dom.name() in keep:
+                    continue
                 for op in (dom.abortJob, dom.destroy):
                     try:
                         op()
