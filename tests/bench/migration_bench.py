@@ -176,7 +176,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--link-speed", default="1G")
     ap.add_argument("--mem", type=int, default=256, help="guest RAM, MiB")
-    ap.add_argument("--only", help="run the scenarios whose name contains this")
+    ap.add_argument("--only", help="run the scenarios whose name contains this (alternatives separated by |)")
     args = ap.parse_args()
 
     release = os.path.join(REPO, "build", "release", "worker", "ferry-worker")
@@ -205,7 +205,7 @@ def main():
               % (binary, args.link_speed, args.mem))
         print(tuning)
         for name, frac, ws, full, specs, op in SCENARIOS:
-            if args.only and args.only not in name:
+            if args.only and not any(o in name for o in args.only.split("|")):
                 continue
             row = run_scenario(name, frac, ws, full, specs, op, bw, args.mem, notes)
             rows.append(row)
