@@ -380,6 +380,21 @@ def test_instance_action_payload_is_novas(wire):
         got = got[0]
         assert got["publisher_id"] == "nova-compute:" + w.host, got["publisher_id"]
         payload = got["payload"]
+        if event == "instance.live_migration_rollback.end" and \
+                payload["nova_object.data"].get("fault") is not None:
+            # ferry's one addition: a rollback.end after libvirt failed the
+            # migration carries libvirt's error as the (nullable) fault,
+            # where nova's manager sends null; it must be nova's own
+            # ExceptionPayload, which is all the comparison can hold it to.
+            from nova.notifications.objects.exception import ExceptionPayload
+            fault = payload["nova_object.data"]["fault"]
+            assert (fault["nova_object.name"], fault["nova_object.namespace"],
+                    fault["nova_object.version"]) == ("ExceptionPayload", "nova",
+                                                      ExceptionPayload.VERSION), fault
+            assert set(fault["nova_object.data"]) == set(ExceptionPayload.fields), fault
+            assert "p2p migration" in fault["nova_object.data"]["exception_message"], fault
+            nova = json.loads(json.dumps(nova))
+            nova["nova_object.data"]["fault"] = fault
         problems = _diff(payload, nova)
         assert not problems, "%s differs from nova's InstanceActionPayload:\n  %s" % (
             event, "\n  ".join(problems))
