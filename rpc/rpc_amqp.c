@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,6 +196,7 @@ drop_connection(rpc_amqp *a)
 		a->stats.disconnects++;
 	a->connected = false;
 	a->corked = false;
+	rpc_wire_clear(&a->wire);
 	free(a->in.body);
 	memset(&a->in, 0, sizeof(a->in));
 }
@@ -204,6 +206,8 @@ rpc_amqp_free(rpc_amqp *a)
 {
 	if (a == NULL)
 		return NULL;
+	if (a->connected && rpc_amqp_wire_flush(a) < 0)
+		drop_connection(a);
 	if (a->connected) {
 		/* As oslo on a clean stop: cancel, delete our transient queues, close. */
 		amqp_channel_close(a->conn, CH_PUBLISH, AMQP_REPLY_SUCCESS);
@@ -214,6 +218,7 @@ rpc_amqp_free(rpc_amqp *a)
 		amqp_connection_close(a->conn, AMQP_REPLY_SUCCESS);
 	}
 	drop_connection(a);
+	rpc_wire_free(&a->wire);
 	rpc_outbox_free(a->outbox);
 	rpc_url_free(a->url);
 	free(a->exchange);
@@ -226,6 +231,85 @@ rpc_amqp_free(rpc_amqp *a)
 	return NULL;
 }
 
+/*
+ * Over plain TCP the frames ferry sends on the hot path (replies and other
+ * publishes, acks, rejects) are encoded here (rpc_amqp_wire.c) and written
+ * with one send(2) per pass of rpc_amqp_process, or at once outside a pass:
+ * rabbitmq-c writes each frame on its own (three writes per publish), and
+ * on loopback every write runs the broker's receive path on our CPU.  Over
+ * TLS they go through rabbitmq-c (its OpenSSL socket), corked per pass.
+ * Frames the library sends itself (heartbeats, synchronous methods) go
+ * between whole frames of ours: the buffer only ever holds whole frames
+ * and a write either completes or the connection is dropped.
+ */
+static bool
+direct(const rpc_amqp *a)
+{
+	return !a->url->ssl;
+}
+
+/* How long a write may wait for room in the socket before the connection
+ * counts as lost: the broker would have missed two heartbeats by then. */
+static int
+write_stall_ms(const rpc_amqp *a)
+{
+	int hb = a->conn != NULL ? amqp_get_heartbeat(a->conn) : 0;
+
+	return hb > 0 ? 2 * hb * 1000 : 60000;
+}
+
+int
+rpc_amqp_wire_flush(rpc_amqp *a)
+{
+	struct rpc_wire *w = &a->wire;
+	int fd;
+
+	if (w->len == 0)
+		return 0;
+	if (a->conn == NULL || !a->connected)
+		return -ENOTCONN;
+	fd = amqp_get_sockfd(a->conn);
+	while (w->off < w->len) {
+		ssize_t n = send(fd, w->buf + w->off, w->len - w->off, MSG_NOSIGNAL);
+
+		if (n >= 0) {
+			w->off += (size_t)n;
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+			int pr = poll(&pfd, 1, write_stall_ms(a));
+
+			if (pr < 0 && errno == EINTR)
+				continue;
+			if (pr <= 0)
+				return pr == 0 ? -ETIMEDOUT : -errno;
+			continue;
+		}
+		return -ECONNRESET;
+	}
+	a->stats.writes++;
+	rpc_wire_clear(w);
+	return 0;
+}
+
+/* Writes the buffered frames unless a pass is running (it writes them at
+ * its end); drops the connection when that fails. */
+static int
+wire_kick(rpc_amqp *a)
+{
+	int r;
+
+	if (a->in_pass)
+		return 0;
+	r = rpc_amqp_wire_flush(a);
+	if (r < 0)
+		drop_connection(a);
+	return r;
+}
+
 /* The outbox's send function: one basic.publish on the confirm channel. */
 static int
 send_msg(void *userdata, const struct rpc_outbox_msg *e)
@@ -236,6 +320,24 @@ send_msg(void *userdata, const struct rpc_outbox_msg *e)
 	char exp[32];
 	int st;
 
+	if (direct(a)) {
+		struct rpc_wire_publish m = {
+		    .channel = CH_PUBLISH,
+		    .exchange = e->exchange,
+		    .routing_key = e->routing_key,
+		    .mandatory = e->mandatory,
+		    .expiration_ms = e->expiration_ms,
+		    .body = e->body,
+		    .len = e->len,
+		    .frame_max = (size_t)amqp_get_frame_max(a->conn),
+		};
+		int r = rpc_wire_publish(&a->wire, &m);
+
+		if (r < 0)
+			return r;
+		a->stats.published++;
+		return 0;
+	}
 	memset(&p, 0, sizeof(p));
 	p._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_CONTENT_ENCODING_FLAG |
 	           AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_PRIORITY_FLAG |
@@ -261,10 +363,17 @@ send_msg(void *userdata, const struct rpc_outbox_msg *e)
 	return 0;
 }
 
+/* Sends what the outbox has not sent on this connection; outside a pass
+ * the frames are written at once.  On error the caller drops the
+ * connection (if this did not already). */
 static int
 flush_outbox(rpc_amqp *a)
 {
-	return rpc_outbox_flush(a->outbox, send_msg, a);
+	int r = rpc_outbox_flush(a->outbox, send_msg, a);
+
+	if (r < 0)
+		return r;
+	return wire_kick(a);
 }
 
 /* One attempt on one broker: socket, login, channels, declarations. */
@@ -422,7 +531,7 @@ deliver(rpc_amqp *a, rpc_amqp_on_delivery cb, void *ud)
 
 	if (a->serving_stopped && a->in.kind == RPC_DELIVERY_REQUEST) {
 		/* Sent before our basic.cancel took effect: back to its queue. */
-		(void)amqp_basic_reject(a->conn, CH_CONSUME, a->in.tag, 1);
+		(void)rpc_amqp_reject(a, a->in.tag, true);
 		a->stats.requeued++;
 		free(a->in.body);
 		memset(&a->in, 0, sizeof(a->in));
@@ -518,6 +627,7 @@ handle_method(rpc_amqp *a, const amqp_frame_t *f, struct rpc_err *reterr)
 		const amqp_channel_close_t *m = f->payload.method.decoded;
 		amqp_channel_close_ok_t ok = {0};
 
+		(void)rpc_amqp_wire_flush(a); /* whole frames before the library's */
 		amqp_send_method(a->conn, f->channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
 		return rpc_err_set(reterr, -EPROTO, "broker closed channel %u: %u %.*s", f->channel,
 		    m->reply_code, (int)m->reply_text.len, (const char *)m->reply_text.bytes);
@@ -526,6 +636,7 @@ handle_method(rpc_amqp *a, const amqp_frame_t *f, struct rpc_err *reterr)
 		const amqp_connection_close_t *m = f->payload.method.decoded;
 		amqp_connection_close_ok_t ok = {0};
 
+		(void)rpc_amqp_wire_flush(a);
 		amqp_send_method(a->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
 		return rpc_err_set(reterr, -ECONNRESET, "broker closed the connection: %u %.*s",
 		    m->reply_code, (int)m->reply_text.len, (const char *)m->reply_text.bytes);
@@ -543,19 +654,20 @@ handle_method(rpc_amqp *a, const amqp_frame_t *f, struct rpc_err *reterr)
 }
 
 /*
- * Corks the socket while a pass hands deliveries over: the replies and
- * acks their handlers send (four send(2)s per call: publish method, header,
- * body, then basic.ack) leave as one TCP segment when the pass ends, not
- * two per call.  On loopback each segment costs the sender the broker's
- * receive path too, and wakes the broker once more.  Best effort: a socket
- * that refuses TCP_CORK just sends as before.
+ * Over TLS, corks the socket while a pass hands deliveries over: the
+ * replies and acks their handlers send (four writes per call through
+ * rabbitmq-c: publish method, header, body, then basic.ack) leave as one
+ * TCP segment when the pass ends, not two per call.  On loopback each
+ * segment costs the sender the broker's receive path too, and wakes the
+ * broker once more.  Best effort: a socket that refuses TCP_CORK just sends
+ * as before.  Plain TCP needs no cork: its frames wait in a->wire.
  */
 static void
 cork(rpc_amqp *a, bool on)
 {
 	int v = on;
 
-	if (a->corked == on || a->conn == NULL)
+	if (a->corked == on || a->conn == NULL || direct(a))
 		return;
 	a->corked = on;
 	(void)setsockopt(amqp_get_sockfd(a->conn), IPPROTO_TCP, TCP_CORK, &v, sizeof(v));
@@ -570,6 +682,7 @@ rpc_amqp_process(rpc_amqp *a, rpc_amqp_on_delivery cb, void *ud, struct rpc_err 
 
 	if (!a->connected)
 		return rpc_err_set(reterr, -ENOTCONN, "not connected");
+	a->in_pass = true;
 	for (int i = 0; i < FRAMES_PER_PROCESS; i++) {
 		int st;
 
@@ -632,11 +745,19 @@ rpc_amqp_process(rpc_amqp *a, rpc_amqp_on_delivery cb, void *ud, struct rpc_err 
 			break; /* the callback may not drop us, but be safe */
 		amqp_maybe_release_buffers(a->conn);
 	}
+	a->in_pass = false;
 	if (r < 0) {
 		drop_connection(a);
 		return r;
 	}
-	cork(a, false); /* sends what the pass's handlers queued */
+	if (!a->connected)
+		return 0; /* a handler's publish lost it: the owner reconnects */
+	cork(a, false);   /* TLS: sends what the pass's handlers queued */
+	r = rpc_amqp_wire_flush(a);
+	if (r < 0) {
+		drop_connection(a);
+		return rpc_err_set(reterr, r, "broker connection lost: %s", strerror(-r));
+	}
 	return 0;
 }
 
@@ -645,6 +766,8 @@ rpc_amqp_ack(rpc_amqp *a, uint64_t tag)
 {
 	if (!a->connected)
 		return -ENOTCONN;
+	if (direct(a))
+		return rpc_wire_ack(&a->wire, CH_CONSUME, tag) < 0 ? -ENOMEM : wire_kick(a);
 	return amqp_basic_ack(a->conn, CH_CONSUME, tag, 0) == 0 ? 0 : -ECONNRESET;
 }
 
@@ -653,6 +776,9 @@ rpc_amqp_reject(rpc_amqp *a, uint64_t tag, bool requeue)
 {
 	if (!a->connected)
 		return -ENOTCONN;
+	if (direct(a))
+		return rpc_wire_reject(&a->wire, CH_CONSUME, tag, requeue) < 0 ? -ENOMEM
+		                                                               : wire_kick(a);
 	return amqp_basic_reject(a->conn, CH_CONSUME, tag, requeue) == 0 ? 0 : -ECONNRESET;
 }
 
@@ -750,6 +876,11 @@ rpc_amqp_stop_serving(rpc_amqp *a, struct rpc_err *reterr)
 	a->serving_stopped = true;
 	if (!a->connected)
 		return 0;
+	r = rpc_amqp_wire_flush(a); /* whole frames before the library's */
+	if (r < 0) {
+		drop_connection(a);
+		return rpc_err_set(reterr, r, "broker connection lost: %s", strerror(-r));
+	}
 	r = rpc_amqp_cancel_serving(a, reterr);
 	if (r < 0)
 		drop_connection(a);

@@ -104,6 +104,7 @@ struct rpc_amqp_stats {
 	uint64_t oversized;        /* deliveries discarded for exceeding RPC_AMQP_MAX_BODY */
 	uint64_t connect_failures; /* failed attempts, one per broker tried */
 	uint64_t requeued;         /* requests given back after rpc_amqp_stop_serving */
+	uint64_t writes;           /* send(2)s of buffered frames (plain TCP): one per pass */
 	size_t outbox_len, outbox_bytes;
 };
 

@@ -19,6 +19,7 @@
 #include <amqp.h>
 
 #include "rpc_amqp.h"
+#include "rpc_amqp_wire.h"
 #include "rpc_err.h"
 #include "rpc_outbox.h"
 #include "rpc_url.h"
@@ -59,7 +60,9 @@ struct rpc_amqp {
 	amqp_connection_state_t conn;
 	bool connected;
 	bool serving_stopped; /* rpc_amqp_stop_serving: server queues are not consumed */
-	bool corked;          /* TCP_CORK set for the deliveries of one rpc_amqp_process */
+	bool corked;          /* TLS: TCP_CORK set for the deliveries of one rpc_amqp_process */
+	bool in_pass;         /* inside rpc_amqp_process: frames wait for its end */
+	struct rpc_wire wire; /* plain TCP: frames not yet written, sent as one */
 	struct inflight in;
 
 	rpc_outbox *outbox;
@@ -74,6 +77,10 @@ int rpc_amqp_reply_check(amqp_rpc_reply_t r, const char *what, struct rpc_err *r
 /* Declares everything of the connection a->conn and starts consuming
  * (rpc_amqp_declare.c).  Returns 0 or -errno with reterr. */
 int rpc_amqp_declare_all(rpc_amqp *a, struct rpc_err *reterr);
+
+/* Writes the frames buffered in a->wire (plain TCP).  Returns 0 or -errno;
+ * the connection is then unusable and the caller drops it. */
+int rpc_amqp_wire_flush(rpc_amqp *a);
 
 /* Cancels the consumers of the server queues (rpc_amqp_declare.c).
  * Returns 0 or -errno with reterr. */
