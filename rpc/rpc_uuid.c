@@ -1,25 +1,67 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* rpc_uuid: uuid4 from getrandom(2), retried until 16 bytes arrive. */
+/*
+ * rpc_uuid: uuid4 from getrandom(2), retried until the bytes arrive.
+ * Every reply carries a fresh _unique_id, so the bytes come from a small
+ * per-thread pool, refilled 16 uuids at a time, instead of one getrandom(2)
+ * per uuid.  A forked child starts with an empty pool (pthread_atfork), so
+ * it never repeats its parent's uuids.
+ */
 #include "rpc_uuid.h"
 
 #include <sys/random.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
+#define POOL_BYTES 256
+
+struct pool {
+	uint8_t b[POOL_BYTES];
+	size_t left; /* unused bytes at the end of b */
+};
+
+static _Thread_local struct pool pool;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
 static void
-uuid4_bytes(uint8_t b[16])
+forget_pool(void)
+{
+	explicit_bzero(&pool, sizeof(pool));
+}
+
+static void
+register_atfork(void)
+{
+	(void)pthread_atfork(NULL, NULL, forget_pool);
+}
+
+static void
+fill(uint8_t *b, size_t len)
 {
 	size_t got = 0;
 
-	while (got < 16) {
-		ssize_t n = getrandom(b + got, 16 - got, 0);
+	while (got < len) {
+		ssize_t n = getrandom(b + got, len - got, 0);
 
 		if (n > 0)
 			got += (size_t)n;
 	}
+}
+
+static void
+uuid4_bytes(uint8_t b[16])
+{
+	(void)pthread_once(&atfork_once, register_atfork);
+	if (pool.left < 16) {
+		fill(pool.b, sizeof(pool.b));
+		pool.left = sizeof(pool.b);
+	}
+	memcpy(b, pool.b + sizeof(pool.b) - pool.left, 16);
+	explicit_bzero(pool.b + sizeof(pool.b) - pool.left, 16);
+	pool.left -= 16;
 	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
 	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
 }

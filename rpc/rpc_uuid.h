@@ -3,7 +3,7 @@
  * rpc_uuid: random (version 4) UUIDs in the two spellings oslo uses:
  * 32 hex digits for _unique_id/_msg_id/queue names, dashed for message_id;
  * and the one canonical spelling of a uuid a sender wrote.
- * Thread-safe (getrandom); never logs.
+ * Thread-safe (getrandom, a per-thread pool); never logs.
  */
 #ifndef RPC_UUID_H
 #define RPC_UUID_H

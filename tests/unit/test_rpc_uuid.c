@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* rpc_uuid_canonical: every spelling libvirt resolves to one domain gives
  * one text; anything else is refused. */
+#include <sys/wait.h>
+
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 
@@ -58,4 +61,44 @@ Test(rpc_uuid, a_fresh_uuid_is_canonical)
 	rpc_uuid4_dashed(a);
 	cr_assert_eq(rpc_uuid_canonical(a, b), 0);
 	cr_assert_str_eq(a, b);
+}
+
+/* uuid4s come from a per-thread pool: each is new, with the version and
+ * variant bits, also across pool refills, and a forked child does not
+ * repeat what its parent hands out next. */
+Test(rpc_uuid, fresh_across_refills_and_fork)
+{
+	static char seen[200][RPC_UUID_HEX_LEN];
+	char dashed[RPC_UUID_DASHED_LEN];
+	int pfd[2];
+	pid_t pid;
+	char child[RPC_UUID_HEX_LEN] = "";
+	char parent[RPC_UUID_HEX_LEN];
+
+	for (int i = 0; i < 200; i++) {
+		rpc_uuid4_hex(seen[i]);
+		cr_assert_eq(strlen(seen[i]), 32u);
+		cr_assert_eq(seen[i][12], '4', "%s", seen[i]);
+		cr_assert(strchr("89ab", seen[i][16]) != NULL, "%s", seen[i]);
+		for (int j = 0; j < i; j++)
+			cr_assert_str_neq(seen[i], seen[j]);
+	}
+	rpc_uuid4_dashed(dashed);
+	cr_assert_eq(dashed[14], '4');
+
+	cr_assert_eq(pipe(pfd), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		char u[RPC_UUID_HEX_LEN];
+
+		rpc_uuid4_hex(u);
+		_exit(write(pfd[1], u, sizeof(u)) == (ssize_t)sizeof(u) ? 0 : 1);
+	}
+	rpc_uuid4_hex(parent);
+	cr_assert_eq(read(pfd[0], child, sizeof(child)), (ssize_t)sizeof(child));
+	cr_assert_eq(waitpid(pid, NULL, 0), pid);
+	close(pfd[0]);
+	close(pfd[1]);
+	cr_assert_str_neq(child, parent, "the child repeated its parent's next uuid %s", parent);
 }
