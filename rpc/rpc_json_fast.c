@@ -513,6 +513,79 @@ rpc_json_fast_parse(const void *buf, size_t len, size_t max_depth)
 	return v;
 }
 
+/* One of the envelope's two string members, as read_string left it. */
+struct member {
+	const char *s;
+	size_t len;
+	unsigned char *buf;
+	bool seen;
+};
+
+bool
+rpc_envelope_fast_split(const void *buf, size_t len, struct rpc_envelope_parts *ret)
+{
+	struct reader r;
+	struct member ver = {0}, msg = {0};
+	bool ok = false;
+
+	if (buf == NULL)
+		return false;
+	r.p = buf;
+	r.end = r.p + len;
+	skip_ws(&r);
+	if (r.p >= r.end || *r.p != '{')
+		return false;
+	r.p++;
+	for (int i = 0; i < 2; i++) {
+		struct member *m;
+		const char *key;
+		unsigned char *key_buf;
+		size_t key_len;
+
+		skip_ws(&r);
+		if (r.p >= r.end || *r.p != '"' || !read_string(&r, &key, &key_len, &key_buf))
+			goto out;
+		if (key_len == 12 && memcmp(key, "oslo.version", 12) == 0)
+			m = &ver;
+		else if (key_len == 12 && memcmp(key, "oslo.message", 12) == 0)
+			m = &msg;
+		else
+			m = NULL;
+		free(key_buf);
+		if (m == NULL || m->seen)
+			goto out; /* another member, or a duplicate: jansson judges */
+		skip_ws(&r);
+		if (r.p >= r.end || *r.p != ':')
+			goto out;
+		r.p++;
+		skip_ws(&r);
+		if (r.p >= r.end || *r.p != '"' || !read_string(&r, &m->s, &m->len, &m->buf))
+			goto out;
+		m->seen = true;
+		skip_ws(&r);
+		if (r.p < r.end && *r.p == (i == 0 ? ',' : '}'))
+			r.p++;
+		else
+			goto out;
+	}
+	skip_ws(&r);
+	if (r.p != r.end)
+		goto out;
+	ret->version = ver.s;
+	ret->version_len = ver.len;
+	ret->version_buf = ver.buf;
+	ret->message = msg.s;
+	ret->message_len = msg.len;
+	ret->message_buf = msg.buf;
+	ok = true;
+out:
+	if (!ok) {
+		free(ver.buf);
+		free(msg.buf);
+	}
+	return ok;
+}
+
 /* ---- the writer ---- */
 
 struct writer {

@@ -9,6 +9,7 @@
 #ifndef RPC_JSON_PRIV_H
 #define RPC_JSON_PRIV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -24,6 +25,27 @@
  * nothing about the text: ask jansson.
  */
 json_t *rpc_json_fast_parse(const void *buf, size_t len, size_t max_depth);
+
+/* The two strings of an oslo 2.0 envelope: each is either inside the
+ * text given (its _buf NULL) or decoded into its _buf, which the caller
+ * frees.  Neither is NUL-terminated. */
+struct rpc_envelope_parts {
+	const char *version;
+	size_t version_len;
+	unsigned char *version_buf;
+	const char *message;
+	size_t message_len;
+	unsigned char *message_buf;
+};
+
+/*
+ * Splits the envelope at @buf without building its tree: only when the text
+ * is one object of exactly the two members "oslo.version" and
+ * "oslo.message", each once, in either order, both strings that the fast
+ * reader takes (rpc_json_fast_parse's rules).  Returns false to decline,
+ * with nothing to free: anything else is the general path's to judge.
+ */
+bool rpc_envelope_fast_split(const void *buf, size_t len, struct rpc_envelope_parts *ret);
 
 /* Nesting the writer follows before it declines (jansson's parser limit). */
 #define RPC_JSON_WRITE_MAX_DEPTH 2048

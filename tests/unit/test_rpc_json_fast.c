@@ -432,3 +432,81 @@ Test(rpc_json_fast, mutations_agree_with_jansson)
 	 * taken a fair share, or the property was hardly tested. */
 	cr_assert_gt(taken, tried / 20, "took only %zu of %zu mutated texts", taken, tried);
 }
+
+/* rpc_envelope_fast_split on @buf: when it takes the text, jansson reads it
+ * to an object of exactly the two members with the same two strings.
+ * Returns whether it took it. */
+static int
+check_split(const char *buf, size_t len)
+{
+	struct rpc_envelope_parts p;
+	json_t *j;
+
+	if (!rpc_envelope_fast_split(buf, len, &p))
+		return 0;
+	j = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, NULL);
+	cr_assert_not_null(j, "split a text jansson refuses: '%.*s'", (int)len, buf);
+	cr_assert(json_is_object(j));
+	cr_assert_eq(json_object_size(j), 2u);
+	cr_assert(json_is_string(json_object_get(j, "oslo.version")));
+	cr_assert(json_is_string(json_object_get(j, "oslo.message")));
+	cr_assert_eq(json_string_length(json_object_get(j, "oslo.version")), p.version_len);
+	cr_assert_arr_eq(
+	    json_string_value(json_object_get(j, "oslo.version")), p.version, p.version_len);
+	cr_assert_eq(json_string_length(json_object_get(j, "oslo.message")), p.message_len);
+	cr_assert_arr_eq(
+	    json_string_value(json_object_get(j, "oslo.message")), p.message, p.message_len);
+	cr_assert(p.message_buf == NULL || (const char *)p.message_buf == p.message);
+	json_decref(j);
+	free(p.version_buf);
+	free(p.message_buf);
+	return 1;
+}
+
+Test(rpc_json_fast, envelope_split_agrees_with_jansson)
+{
+	static const char *const taken[] = {
+	    "{\"oslo.version\": \"2.0\", \"oslo.message\": \"{\\\"a\\\": 1}\"}",
+	    " {\"oslo.message\":\"{}\" , \"oslo.version\":\"2.0\"} \n",
+	    "{\"oslo\\u002eversion\": \"2.0\", \"oslo.message\": \"x\\u00e9\"}",
+	};
+	static const char *const declined[] = {
+	    "{\"oslo.version\": \"2.0\"}",
+	    "{\"oslo.version\": \"2.0\", \"oslo.message\": \"{}\", \"x\": 1}",
+	    "{\"oslo.version\": \"2.0\", \"oslo.version\": \"{}\"}",
+	    "{\"oslo.version\": 2, \"oslo.message\": \"{}\"}",
+	    "{\"oslo.version\": \"2.0\", \"oslo.message\": {}}",
+	    "{\"oslo.version\": \"2.0\", \"oslo.message\": \"{}\"} x",
+	    "{\"oslo.version\": \"2.0\", \"oslo.message\": \"a\\u0000b\"}",
+	    "{\"oslo.version\": \"2.0\" \"oslo.message\": \"{}\"}",
+	    "[\"oslo.version\", \"oslo.message\"]",
+	    "",
+	};
+	char **bodies;
+	size_t n = fixture_bodies(&bodies), split = 0;
+
+	for (size_t i = 0; i < sizeof(taken) / sizeof(taken[0]); i++)
+		cr_assert_eq(check_split(taken[i], strlen(taken[i])), 1, "declined '%s'", taken[i]);
+	for (size_t i = 0; i < sizeof(declined) / sizeof(declined[0]); i++)
+		cr_assert_eq(
+		    check_split(declined[i], strlen(declined[i])), 0, "took '%s'", declined[i]);
+	for (size_t i = 0; i < n; i++) {
+		size_t blen = strlen(bodies[i]);
+		char *buf = malloc(blen + 4 * 32 + 1);
+
+		cr_assert_not_null(buf);
+		split += (size_t)check_split(bodies[i], blen);
+		for (int round = 0; round < 100; round++) {
+			size_t len = blen;
+
+			memcpy(buf, bodies[i], blen);
+			for (int e = 0, edits = 1 + (int)(next_rand() % 3); e < edits; e++)
+				len = mutate(buf, len);
+			(void)check_split(buf, len);
+		}
+		free(buf);
+		free(bodies[i]);
+	}
+	free(bodies);
+	cr_assert_gt(split, 0u, "no fixture body is an oslo 2.0 envelope the split takes");
+}
