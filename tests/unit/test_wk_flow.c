@@ -19,8 +19,8 @@
 #include "rpc_nova.h"
 #include "wk_flow_priv.h"
 
-#define A "6a2a5c86-6f50-4e44-9c4b-0e3c2b0b7f21"
-#define B "7b3b6d97-7061-4f55-8d5c-1f4d3c1c8032"
+#define A FH_A
+#define B FH_B
 
 #define WAIT_MS 3000
 /* A destination without the domain is taken as gone only after a failed
@@ -32,24 +32,7 @@
 #define STRUGGLING   "instance.live_migration_struggling"
 #define PC_FAILED    "instance.live_migration_postcopy_failed"
 
-static struct fh *h;
-
-static void
-teardown(void)
-{
-	fh_free(h);
-	h = NULL;
-}
-
-TestSuite(wk_flow, .fini = teardown, .timeout = 30);
-
-static void
-start(const char *libvirt_opts)
-{
-	h = fh_new(libvirt_opts);
-	fh_add_guest(A);
-	fh_add_guest(B);
-}
+FH_SUITE(wk_flow);
 
 static void
 accept_cast(const char *uuid)
