@@ -25,7 +25,9 @@ enum rpc_method_id {
 };
 
 /* nova-compute 26's endpoints (6.1, and 5.13 through its proxy) for nova's
- * methods; 1.0 in namespace "ferry" for ferry's own. */
+ * methods; in namespace "ferry" for ferry's own: list_migrations 1.1 (1.1 added
+ * the prediction, additively: 1.0 callers are served the same reply),
+ * recover_migration 1.0. */
 extern const struct rpc_method rpc_methods[];
 extern const size_t rpc_methods_count;
 
