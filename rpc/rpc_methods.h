@@ -25,9 +25,9 @@ enum rpc_method_id {
 };
 
 /* nova-compute 26's endpoints (6.1, and 5.13 through its proxy) for nova's
- * methods; in namespace "ferry" for ferry's own: list_migrations 1.1 (1.1 added
- * the prediction, additively: 1.0 callers are served the same reply),
- * recover_migration 1.0. */
+ * methods; 1.1 in namespace "ferry" for ferry's own (one endpoint, as an oslo
+ * API: 1.1 added list_migrations' prediction, additively, so 1.0 callers are
+ * served the same replies). */
 extern const struct rpc_method rpc_methods[];
 extern const size_t rpc_methods_count;
 
