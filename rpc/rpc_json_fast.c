@@ -49,34 +49,6 @@ static const bool plain[256] = {
 };
 #undef P16
 
-/*
- * The first byte at or after @p (before @end) that is not plain: eight
- * bytes at a time while a word holds none of '"', '\\', a control byte or a
- * byte >= 0x80 (the zero-byte test below has no false negatives; a false
- * positive only ends the word-wise part early), then byte by byte.
- */
-static const unsigned char *
-skip_plain(const unsigned char *p, const unsigned char *end)
-{
-	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-
-	while (end - p >= 8) {
-		uint64_t x, quote, bslash;
-
-		memcpy(&x, p, 8);
-		quote = x ^ (ones * '"');
-		bslash = x ^ (ones * '\\');
-		if ((((quote - ones) & ~quote) | ((bslash - ones) & ~bslash) | (x - ones * 0x20) |
-		        x) &
-		    highs)
-			break;
-		p += 8;
-	}
-	while (p < end && plain[*p])
-		p++;
-	return p;
-}
-
 static void
 skip_ws(struct reader *r)
 {
@@ -176,7 +148,8 @@ read_string(struct reader *r, const char **ret_s, size_t *ret_len, unsigned char
 	const unsigned char *start = ++r->p, *q = start, *close = start;
 	unsigned char *buf, *o;
 
-	q = skip_plain(q, r->end);
+	while (q < r->end && plain[*q])
+		q++;
 	if (q < r->end && *q == '"') {
 		*ret_s = (const char *)start;
 		*ret_len = (size_t)(q - start);
@@ -210,7 +183,8 @@ read_string(struct reader *r, const char **ret_s, size_t *ret_len, unsigned char
 		if (plain[c]) {
 			const unsigned char *run = q;
 
-			q = skip_plain(q + 1, close);
+			while (++q < close && plain[*q])
+				;
 			memcpy(o, run, (size_t)(q - run));
 			o += q - run;
 			continue;
@@ -656,7 +630,8 @@ put_string(struct writer *w, const char *s, size_t n)
 		uint32_t v;
 		size_t k;
 
-		p = skip_plain(p, end);
+		while (p < end && plain[*p])
+			p++;
 		if (p > run) {
 			put_inner(w, (const char *)run, (size_t)(p - run));
 			continue;
