@@ -634,7 +634,11 @@ wk_flow_force_complete(wk_flow *f, const rpc_msg *msg, json_t **ret_result, stru
 		    m->uuid, mig_phase_name(m));
 	wk_flow_notify_action(f, action_instance(instance, m), rpc_msg_context(msg),
 	    "live_migration_force_complete", "start");
-	r = mig_force_complete(f, m, "on request", m->policy.permit_post_copy, reterr);
+	/* Post-copy at once; a pause once the first pass is over (the policy
+	 * times it, mig_request_pause). */
+	r = m->policy.permit_post_copy ? mig_force_complete(f, m, "on request", true, reterr)
+	    : m->paused_by_us          ? 0
+	                               : mig_request_pause(f, m, reterr);
 	if (r == 0)
 		mig_journal_save(f, m);
 	wk_flow_notify_action(f, action_instance(instance, m), rpc_msg_context(msg),
