@@ -130,6 +130,8 @@ wk_policy_init(struct wk_policy_state *st, const struct wk_policy_config *cfg, u
 	st->pause_req_iter = -1;
 }
 
+static bool refused(const struct wk_policy_state *st, enum wk_action a);
+
 void
 wk_policy_request_pause(struct wk_policy_state *st, long long iteration, uint64_t t_ms)
 {
@@ -142,7 +144,8 @@ wk_policy_request_pause(struct wk_policy_state *st, long long iteration, uint64_
 bool
 wk_policy_pause_requested(const struct wk_policy_state *st)
 {
-	return st->pause_req_iter >= 0;
+	/* Refused twice: given up, and the cap comes back. */
+	return st->pause_req_iter >= 0 && !refused(st, WK_ACTION_PAUSE);
 }
 
 static long long

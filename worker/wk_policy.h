@@ -310,8 +310,8 @@ void wk_policy_action_result(struct wk_policy_state *st, const struct wk_decisio
  * RAM (docs/tuning.md, "Force-complete by pause").
  */
 void wk_policy_request_pause(struct wk_policy_state *st, long long iteration, uint64_t t_ms);
-/* Whether a force-complete by pause was requested (and so the pre-copy cap
- * stays lifted). */
+/* Whether a force-complete by pause was requested and not refused twice
+ * (and so the pre-copy cap stays lifted). */
 bool wk_policy_pause_requested(const struct wk_policy_state *st);
 
 #endif /* WK_POLICY_H */

@@ -1194,3 +1194,14 @@ Test(wk_policy, requested_pause_refused_twice_is_not_tried_again)
 	}
 	cr_assert_eq(tries, 2, "got %d", tries);
 }
+
+Test(wk_policy, no_pause_is_requested_after_init)
+{
+	struct wk_policy_config cfg = nova_defaults();
+	struct wk_policy_state st;
+
+	wk_policy_init(&st, &cfg, 0);
+	cr_assert(!wk_policy_pause_requested(&st));
+	wk_policy_request_pause(&st, 0, 100);
+	cr_assert(wk_policy_pause_requested(&st));
+}
