@@ -71,6 +71,28 @@ rpc_nova_progress_payload(const struct rpc_progress *p)
 }
 
 json_t *
+rpc_prediction_to_json(const struct rpc_prediction *p)
+{
+	json_t *pr;
+	int r = 0;
+
+	if (p == NULL || p->outlook == NULL || (pr = json_object()) == NULL)
+		return NULL;
+	r |= json_object_set_new(pr, "outlook", json_string(p->outlook));
+	r |= json_object_set_new(pr, "confidence_pct", figure(p->confidence_pct));
+	r |= json_object_set_new(pr, "dirty_set_bytes", figure(p->dirty_set));
+	r |= json_object_set_new(pr, "shrink_pct", figure(p->shrink_pct));
+	r |= json_object_set_new(pr, "iterations_needed", figure(p->iterations_needed));
+	r |= json_object_set_new(pr, "expected_downtime_ms", figure(p->predicted_downtime_ms));
+	r |= json_object_set_new(pr, "judged_max_downtime_ms", figure(p->judged_downtime_ms));
+	if (r != 0) {
+		json_decref(pr);
+		return NULL;
+	}
+	return pr;
+}
+
+json_t *
 rpc_nova_struggling_payload(const struct rpc_struggling *s)
 {
 	json_t *d, *reasons;
@@ -101,23 +123,14 @@ rpc_nova_struggling_payload(const struct rpc_struggling *s)
 	r |= json_object_set_new(d, "deadline_ms", figure(s->deadline_ms));
 	r |= json_object_set_new(d, "max_downtime_ms", figure(s->max_downtime_ms));
 	r |= json_object_set_new(d, "policy_step", figure(s->policy_step));
-	if (s->outlook != NULL) {
-		json_t *pr = json_object();
+	if (s->prediction.outlook != NULL) {
+		json_t *pr = rpc_prediction_to_json(&s->prediction);
 
 		if (pr == NULL) {
 			json_decref(d);
 			return NULL;
 		}
 		r |= json_object_set_new(d, "prediction", pr);
-		r |= json_object_set_new(pr, "outlook", json_string(s->outlook));
-		r |= json_object_set_new(pr, "confidence_pct", figure(s->confidence_pct));
-		r |= json_object_set_new(pr, "dirty_set_bytes", figure(s->dirty_set));
-		r |= json_object_set_new(pr, "shrink_pct", figure(s->shrink_pct));
-		r |= json_object_set_new(pr, "iterations_needed", figure(s->iterations_needed));
-		r |= json_object_set_new(
-		    pr, "expected_downtime_ms", figure(s->predicted_downtime_ms));
-		r |= json_object_set_new(
-		    pr, "judged_max_downtime_ms", figure(s->judged_downtime_ms));
 	}
 	if (r != 0) {
 		json_decref(d);

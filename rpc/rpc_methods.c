@@ -12,8 +12,8 @@ const struct rpc_method rpc_methods[] = {
     NOVA_METHOD(RPC_M_POST_LIVE_MIGRATION_AT_DESTINATION, "post_live_migration_at_destination"),
     NOVA_METHOD(RPC_M_ROLLBACK_LIVE_MIGRATION_AT_DESTINATION,
                 "rollback_live_migration_at_destination"),
-    {"list_migrations", "ferry", 1, 0, RPC_M_LIST_MIGRATIONS},
-    {"recover_migration", "ferry", 1, 0, RPC_M_RECOVER_MIGRATION},
+    {"list_migrations", "ferry", 1, 1, RPC_M_LIST_MIGRATIONS},
+    {"recover_migration", "ferry", 1, 1, RPC_M_RECOVER_MIGRATION},
 };
 /* clang-format on */
 

@@ -25,7 +25,9 @@ enum rpc_method_id {
 };
 
 /* nova-compute 26's endpoints (6.1, and 5.13 through its proxy) for nova's
- * methods; 1.0 in namespace "ferry" for ferry's own. */
+ * methods; 1.1 in namespace "ferry" for ferry's own (one endpoint, as an oslo
+ * API: 1.1 added list_migrations' prediction, additively, so 1.0 callers are
+ * served the same replies). */
 extern const struct rpc_method rpc_methods[];
 extern const size_t rpc_methods_count;
 

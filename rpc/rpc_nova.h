@@ -106,6 +106,23 @@ struct rpc_progress {
  */
 json_t *rpc_nova_progress_payload(const struct rpc_progress *p);
 
+/* The policy's convergence prediction (docs/tuning.md); -1 figures are
+ * unknown (null on the wire); outlook borrowed. */
+struct rpc_prediction {
+	const char *outlook;            /* "unknown", "converges", "struggles"; NULL: none */
+	int confidence_pct, shrink_pct; /* shrink_pct -1 unknown */
+	long long dirty_set, iterations_needed, predicted_downtime_ms, judged_downtime_ms;
+};
+
+/*
+ * The "prediction" object of LiveMigrationStrugglingPayload 1.2 and of
+ * list_migrations 1.1: outlook, confidence_pct, dirty_set_bytes,
+ * shrink_pct, iterations_needed, expected_downtime_ms,
+ * judged_max_downtime_ms (negative figures become null).  @p BORROWED.
+ * New reference; NULL on ENOMEM, or when @p or its outlook is NULL.
+ */
+json_t *rpc_prediction_to_json(const struct rpc_prediction *p);
+
 /* ferry's "migration struggling" figures; strings borrowed. */
 struct rpc_struggling {
 	const char *instance_uuid, *migration_uuid;
@@ -117,10 +134,8 @@ struct rpc_struggling {
 	long long elapsed_ms, deadline_ms, max_downtime_ms; /* -1 unknown */
 	int policy_step;
 	/* The policy's convergence prediction behind the action (1.2); no
-	 * "prediction" key when outlook is NULL. */
-	const char *outlook;            /* "unknown", "converges", "struggles" */
-	int confidence_pct, shrink_pct; /* shrink_pct -1 unknown */
-	long long dirty_set, iterations_needed, predicted_downtime_ms, judged_downtime_ms;
+	 * "prediction" key when its outlook is NULL. */
+	struct rpc_prediction prediction;
 };
 
 /*

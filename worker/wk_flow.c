@@ -292,9 +292,24 @@ mig_deadline_left(const struct mig *m, uint64_t now_ms, long long *ret_left_ms)
 	return true;
 }
 
+/* list_migrations' "prediction" (ferry 1.1, additive): what the predictor
+ * made of the newest sample, as the struggling notification carries it;
+ * null before the first sample and on a destination record.  NULL on
+ * ENOMEM. */
+static json_t *
+mig_prediction_json(const struct wk_decision *d)
+{
+	struct rpc_prediction p;
+
+	if (d == NULL)
+		return json_null();
+	mig_prediction_wire(&d->prediction, &p);
+	return rpc_prediction_to_json(&p);
+}
+
 /* list_migrations' policy view of m (ferry 1.0, additive): the verdict of
  * the newest sample, its reasons, why this action or none, the next rung,
- * the deadline.  Destination records have no policy: empty verdict, -1 and
+ * the deadline, the prediction (1.1).  Destination records have no policy: empty verdict, -1 and
  * null figures (ferryctl takes them from the source). */
 static int
 mig_policy_fields(const wk_flow *f, const struct mig *m, uint64_t now_ms, json_t *o)
@@ -336,6 +351,7 @@ mig_policy_fields(const wk_flow *f, const struct mig *m, uint64_t now_ms, json_t
 	r |= json_object_set_new(o, "seconds_left",
 	    has_left ? json_integer(left_ms >= 0 ? left_ms / 1000 : -((999 - left_ms) / 1000))
 	             : json_null());
+	r |= json_object_set_new(o, "prediction", mig_prediction_json(d));
 	return r < 0 ? -ENOMEM : 0;
 }
 

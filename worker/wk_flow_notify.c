@@ -117,6 +117,20 @@ send_struggling(wk_flow *f, struct mig *m, const struct rpc_struggling *st)
 }
 
 void
+mig_prediction_wire(const struct wk_prediction *p, struct rpc_prediction *ret)
+{
+	*ret = (struct rpc_prediction){
+	    .outlook = wk_outlook_name(p->outlook),
+	    .confidence_pct = (int)p->confidence_pct,
+	    .shrink_pct = p->shrink_pct,
+	    .dirty_set = p->dirty_set,
+	    .iterations_needed = p->iterations,
+	    .predicted_downtime_ms = p->downtime_ms,
+	    .judged_downtime_ms = p->max_downtime_ms,
+	};
+}
+
+void
 mig_notify_struggling(wk_flow *f, struct mig *m, const struct wk_decision *d)
 {
 	struct rpc_struggling st;
@@ -142,19 +156,14 @@ mig_notify_struggling(wk_flow *f, struct mig *m, const struct wk_decision *d)
 	                                                           : -1;
 	st.policy_step = d->policy_step;
 	/* the prediction that justified the action */
-	st.outlook = wk_outlook_name(d->prediction.outlook);
-	st.confidence_pct = (int)d->prediction.confidence_pct;
-	st.shrink_pct = d->prediction.shrink_pct;
-	st.dirty_set = d->prediction.dirty_set;
-	st.iterations_needed = d->prediction.iterations;
-	st.predicted_downtime_ms = d->prediction.downtime_ms;
-	st.judged_downtime_ms = d->prediction.max_downtime_ms;
+	mig_prediction_wire(&d->prediction, &st.prediction);
 	log_warning("Migration of '%s' is struggling (%s%s%s): %s%s%s (predicted: %s, %u %% sure, "
 	            "switch-over %lld ms)",
 	    m->uuid, st.reasons[0] ? st.reasons[0] : "?", st.reasons[1] ? ", " : "",
 	    st.reasons[1] ? st.reasons[1] : "", st.action, d->action_reason ? ": " : "",
-	    d->action_reason ? d->action_reason : "", st.outlook ? st.outlook : "?",
-	    d->prediction.confidence_pct, d->prediction.downtime_ms);
+	    d->action_reason ? d->action_reason : "",
+	    st.prediction.outlook ? st.prediction.outlook : "?", d->prediction.confidence_pct,
+	    d->prediction.downtime_ms);
 	send_struggling(f, m, &st);
 }
 

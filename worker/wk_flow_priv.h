@@ -20,6 +20,8 @@
 #include "wk_flow.h"
 #include "wk_policy.h"
 #include "wk_progress.h"
+
+struct rpc_prediction;
 #include "wk_tuning.h"
 
 /* The destination's answer when its inbound slots are all taken; the source
@@ -201,6 +203,9 @@ void wk_flow_notify_exception(
     wk_flow *f, json_t *context, const char *function, const char *exception, const char *text);
 void mig_notify_progress(wk_flow *f, struct mig *m);
 void mig_notify_struggling(wk_flow *f, struct mig *m, const struct wk_decision *d);
+/* @p as the wire has it (the struggling notification's and list_migrations'
+ * "prediction"); the outlook's name is static. */
+void mig_prediction_wire(const struct wk_prediction *p, struct rpc_prediction *ret);
 /* The post-copy stream broke (ev: WK_MIG_RECOVERING): WARN with the break
  * and the recovery under way. */
 void mig_notify_stream_broken(wk_flow *f, struct mig *m, const struct wk_mig_event *ev);

@@ -32,6 +32,26 @@ static void __attribute__((format(printf, 2, 3))) why(char *buf, const char *fmt
 	va_end(ap);
 }
 
+/* An explicit option wins: its source and its reason, in one step. */
+static void
+configured(enum wk_tuning_src *src, char *why_buf)
+{
+	*src = WK_SRC_CONFIG;
+	why(why_buf, "set in the configuration");
+}
+
+/* A derived value: its source and why, in one step. */
+static void __attribute__((format(printf, 3, 4)))
+derived(enum wk_tuning_src *src, char *why_buf, const char *fmt, ...)
+{
+	va_list ap;
+
+	*src = WK_SRC_DERIVED;
+	va_start(ap, fmt);
+	(void)vsnprintf(why_buf, WK_TUNING_WHY_MAX, fmt, ap);
+	va_end(ap);
+}
+
 /* "10G", "2.5G", "100M": the link speed as an operator writes it. */
 static void
 fmt_speed(char *buf, size_t n, uint64_t bps)
@@ -211,22 +231,19 @@ derive_concurrency(const struct wk_conf *c, const struct wk_tuning_explicit *x, 
 
 	if (x->max_outbound) {
 		t->max_outbound = c->libvirt.max_concurrent_live_migrations;
-		t->src.max_outbound = WK_SRC_CONFIG;
-		why(t->why.max_outbound, "set in the configuration");
+		configured(&t->src.max_outbound, t->why.max_outbound);
 	} else {
 		t->max_outbound = n;
-		t->src.max_outbound = WK_SRC_DERIVED;
-		why(t->why.max_outbound, "%s (%s): %d at once, each keeping a useful share", speed,
-		    band, n);
+		derived(&t->src.max_outbound, t->why.max_outbound,
+		    "%s (%s): %d at once, each keeping a useful share", speed, band, n);
 	}
 	if (x->max_inbound) {
 		t->max_inbound = c->libvirt.max_concurrent_inbound_migrations;
-		t->src.max_inbound = WK_SRC_CONFIG;
-		why(t->why.max_inbound, "set in the configuration");
+		configured(&t->src.max_inbound, t->why.max_inbound);
 	} else {
 		t->max_inbound = n;
-		t->src.max_inbound = WK_SRC_DERIVED;
-		why(t->why.max_inbound, "%s (%s): the same step as outbound", speed, band);
+		derived(&t->src.max_inbound, t->why.max_inbound,
+		    "%s (%s): the same step as outbound", speed, band);
 	}
 }
 
@@ -249,8 +266,7 @@ derive_bandwidth(const struct wk_conf *c, const struct wk_tuning_explicit *x, co
 
 	if (x->bandwidth) {
 		t->bandwidth_mib_s = (unsigned long long)c->libvirt.live_migration_bandwidth;
-		t->src.bandwidth = WK_SRC_CONFIG;
-		why(t->why.bandwidth, "set in the configuration");
+		configured(&t->src.bandwidth, t->why.bandwidth);
 		return;
 	}
 	t->bandwidth_mib_s = share;
@@ -275,8 +291,7 @@ derive_postcopy(const struct wk_conf *c, const struct wk_tuning_explicit *x, con
 	if (x->postcopy_bandwidth) {
 		t->postcopy_bandwidth_mib_s =
 		    (unsigned long long)c->libvirt.live_migration_bandwidth_postcopy;
-		t->src.postcopy_bandwidth = WK_SRC_CONFIG;
-		why(t->why.postcopy_bandwidth, "set in the configuration");
+		configured(&t->src.postcopy_bandwidth, t->why.postcopy_bandwidth);
 		return;
 	}
 	t->src.postcopy_bandwidth = WK_SRC_DERIVED;
@@ -315,17 +330,15 @@ derive_streams(const struct wk_conf *c, const struct wk_tuning_explicit *x, cons
 
 	if (x->compression) {
 		t->compressed = x->compression_value;
-		t->src.compression = WK_SRC_CONFIG;
-		why(t->why.compression, "set in the configuration");
+		configured(&t->src.compression, t->why.compression);
 	} else if (x->parallel && channels(x->parallel_value) > 0) {
 		t->compressed = false;
-		t->src.compression = WK_SRC_DERIVED;
-		why(t->why.compression,
+		derived(&t->src.compression, t->why.compression,
 		    "off: multifd is set, and QEMU's multifd path bypasses XBZRLE");
 	} else if (mc_set && mc != WK_MULTIFD_COMP_NONE) {
 		t->compressed = false;
-		t->src.compression = WK_SRC_DERIVED;
-		why(t->why.compression, "off: multifd compression is set, on multifd channels");
+		derived(&t->src.compression, t->why.compression,
+		    "off: multifd compression is set, on multifd channels");
 	} else {
 		t->compressed = bps <= GBIT;
 		t->src.compression = WK_SRC_DERIVED;
@@ -343,12 +356,11 @@ derive_streams(const struct wk_conf *c, const struct wk_tuning_explicit *x, cons
 	want_zstd = mc_set ? mc != WK_MULTIFD_COMP_NONE : zstd_band(bps) && !xbzrle_set;
 	if (x->parallel) {
 		t->parallel_connections = channels(x->parallel_value);
-		t->src.parallel = WK_SRC_CONFIG;
-		why(t->why.parallel, "set in the configuration");
+		configured(&t->src.parallel, t->why.parallel);
 	} else if (xbzrle_set) {
 		t->parallel_connections = 0;
-		t->src.parallel = WK_SRC_DERIVED;
-		why(t->why.parallel, "one stream: compression is set, and multifd bypasses XBZRLE");
+		derived(&t->src.parallel, t->why.parallel,
+		    "one stream: compression is set, and multifd bypasses XBZRLE");
 	} else if (want_zstd && n == 0) {
 		t->parallel_connections = 2;
 		t->src.parallel = WK_SRC_DERIVED;
@@ -372,8 +384,7 @@ derive_streams(const struct wk_conf *c, const struct wk_tuning_explicit *x, cons
 
 	if (mc_set) {
 		t->multifd_compression = mc;
-		t->src.multifd_compression = WK_SRC_CONFIG;
-		why(t->why.multifd_compression, "set in the configuration");
+		configured(&t->src.multifd_compression, t->why.multifd_compression);
 	} else {
 		t->src.multifd_compression = WK_SRC_DERIVED;
 		t->multifd_compression = WK_MULTIFD_COMP_NONE;
@@ -396,18 +407,16 @@ derive_streams(const struct wk_conf *c, const struct wk_tuning_explicit *x, cons
 
 	if (x->zstd_level) {
 		t->zstd_level = c->libvirt.live_migration_multifd_zstd_level;
-		t->src.zstd_level = WK_SRC_CONFIG;
-		why(t->why.zstd_level, "set in the configuration");
+		configured(&t->src.zstd_level, t->why.zstd_level);
 	} else {
 		t->zstd_level = WK_ZSTD_LEVEL_DEFAULT;
-		t->src.zstd_level = WK_SRC_DERIVED;
-		why(t->why.zstd_level, "QEMU's default, the fastest: the aim is to beat the link");
+		derived(&t->src.zstd_level, t->why.zstd_level,
+		    "QEMU's default, the fastest: the aim is to beat the link");
 	}
 
 	if (x->zero_copy) {
 		t->zero_copy = c->libvirt.live_migration_zero_copy;
-		t->src.zero_copy = WK_SRC_CONFIG;
-		why(t->why.zero_copy, "set in the configuration");
+		configured(&t->src.zero_copy, t->why.zero_copy);
 		return;
 	}
 	t->src.zero_copy = WK_SRC_DERIVED;
@@ -438,8 +447,7 @@ derive_downtime(const struct wk_conf *c, const struct wk_tuning_explicit *x, con
 
 	if (x->downtime) {
 		t->downtime_ms = (unsigned)c->libvirt.live_migration_downtime;
-		t->src.downtime = WK_SRC_CONFIG;
-		why(t->why.downtime, "set in the configuration");
+		configured(&t->src.downtime, t->why.downtime);
 		return;
 	}
 	t->src.downtime = WK_SRC_DERIVED;
@@ -472,12 +480,10 @@ derive_timing(const struct wk_conf *c, const struct wk_tuning_explicit *x, doubl
 
 	if (x->completion_timeout) {
 		t->completion_timeout_s = (unsigned)c->libvirt.live_migration_completion_timeout;
-		t->src.completion_timeout = WK_SRC_CONFIG;
-		why(t->why.completion_timeout, "set in the configuration");
+		configured(&t->src.completion_timeout, t->why.completion_timeout);
 	} else {
 		t->completion_timeout_s = formula;
-		t->src.completion_timeout = WK_SRC_DERIVED;
-		why(t->why.completion_timeout,
+		derived(&t->src.completion_timeout, t->why.completion_timeout,
 		    "a GiB takes %.1f s at %.0f MiB/s; 10 passes = %.0f s (floor %u s)", t_gib,
 		    basis, raw, TIMEOUT_FLOOR);
 	}
@@ -507,21 +513,17 @@ derive_timing(const struct wk_conf *c, const struct wk_tuning_explicit *x, doubl
 
 	t->downtime_steps = steps;
 	if (x->downtime_steps) {
-		t->src.downtime_steps = WK_SRC_CONFIG;
-		why(t->why.downtime_steps, "set in the configuration");
+		configured(&t->src.downtime_steps, t->why.downtime_steps);
 	} else {
-		t->src.downtime_steps = WK_SRC_DERIVED;
-		why(t->why.downtime_steps,
+		derived(&t->src.downtime_steps, t->why.downtime_steps,
 		    "%u ms / %u ms a step, capped so steps x %u s fit 90%% of %u s/GiB",
 		    t->downtime_ms, STEP_MS, delay, basis_t);
 	}
 	t->downtime_delay_s = delay;
 	if (x->downtime_delay) {
-		t->src.downtime_delay = WK_SRC_CONFIG;
-		why(t->why.downtime_delay, "set in the configuration");
+		configured(&t->src.downtime_delay, t->why.downtime_delay);
 	} else {
-		t->src.downtime_delay = WK_SRC_DERIVED;
-		why(t->why.downtime_delay,
+		derived(&t->src.downtime_delay, t->why.downtime_delay,
 		    "stepping ends at 90%% of the %u s/GiB timeout: 0.9 * %u / %u steps (min %u)",
 		    basis_t, basis_t, steps, MIN_DELAY);
 	}

@@ -3,6 +3,7 @@
 deploy/rig if not yet up), ferry-worker processes for compute hosts
 host1 (libvirt A) and host2 (libvirt B), and oslo's notification listener.
 Every process started here is stopped here, by PID."""
+import contextlib
 import os
 import subprocess
 import sys
@@ -71,22 +72,34 @@ def wire(rig_up):
     t.stop()
 
 
-@pytest.fixture(scope="session")
-def workers(rig_up, notifications, wire):
-    tmp = tempfile.mkdtemp(prefix="ferry-e2e-")
-    ws = {
-        "host1": Worker(tmp, "host1", "A", "127.0.0.2"),
-        "host2": Worker(tmp, "host2", "B", "127.0.0.3"),
-        # a compute host whose libvirt listener address leads nowhere
-        "host3": Worker(tmp, "host3", "B", "127.0.0.9"),
-    }
+@contextlib.contextmanager
+def started_workers(prefix, label, make):
+    """The workers make(tmp) returns ({host: ferry_proc.Worker}, tmp a fresh
+    directory named prefix...), started; yields them and stops each (by
+    PID) at the end, printing their exit codes under `label`.  The body of
+    a worker fixture: `with started_workers(...) as ws: yield ws`."""
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    ws = make(tmp)
     try:
         for w in ws.values():
             w.start()
         yield ws
     finally:
         codes = {h: w.stop() for h, w in ws.items() if w.proc is not None}
-        print("worker exit codes: %s (logs in %s)" % (codes, tmp))
+        print("%s exit codes: %s (logs in %s)" % (label, codes, tmp))
+
+
+@pytest.fixture(scope="session")
+def workers(rig_up, notifications, wire):
+    def make(tmp):
+        return {
+            "host1": Worker(tmp, "host1", "A", "127.0.0.2"),
+            "host2": Worker(tmp, "host2", "B", "127.0.0.3"),
+            # a compute host whose libvirt listener address leads nowhere
+            "host3": Worker(tmp, "host3", "B", "127.0.0.9"),
+        }
+    with started_workers("ferry-e2e-", "worker", make) as ws:
+        yield ws
 
 
 # Source hosts on libvirt A with policies for the "migrations that always end"
@@ -104,16 +117,11 @@ POLICY_HOSTS = {
 
 @pytest.fixture(scope="session")
 def policy_workers(workers):
-    tmp = tempfile.mkdtemp(prefix="ferry-e2e-policy-")
-    ws = {h: Worker(tmp, h, "A", "127.0.0.2", bandwidth=32, extra="\t" + extra)
-          for h, extra in POLICY_HOSTS.items()}
-    try:
-        for w in ws.values():
-            w.start()
+    def make(tmp):
+        return {h: Worker(tmp, h, "A", "127.0.0.2", bandwidth=32, extra="\t" + extra)
+                for h, extra in POLICY_HOSTS.items()}
+    with started_workers("ferry-e2e-policy-", "policy worker", make) as ws:
         yield dict(ws, host2=workers["host2"])
-    finally:
-        codes = {h: w.stop() for h, w in ws.items() if w.proc is not None}
-        print("policy worker exit codes: %s (logs in %s)" % (codes, tmp))
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ import ferry_proc
 import nova_peer
 import rig
 import schemas
+from conftest import started_workers
 
 INSTANCES = "/var/lib/libvirt/images"  # libvirt.instances_path, inside each host
 DISK_MIB = 64
@@ -41,21 +42,17 @@ def run(*cmd):
 @pytest.fixture(scope="module")
 def block_workers(rig_up, notifications):
     """blk1 on libvirt A, blk2 on libvirt B, each in its host's namespace."""
-    tmp = tempfile.mkdtemp(prefix="ferry-e2e-block-")
     extra = "\tlive_migration_bandwidth = 32;\n\tinstances_path = \"%s\";\n" % INSTANCES
-    ws = {
-        "blk1": ferry_proc.Worker(tmp, "blk1", "A", "127.0.0.2", libvirt=extra,
-                                  wrapper=rig.ns_wrapper("A")),
-        "blk2": ferry_proc.Worker(tmp, "blk2", "B", "127.0.0.3", libvirt=extra,
-                                  wrapper=rig.ns_wrapper("B")),
-    }
-    try:
-        for w in ws.values():
-            w.start()
+
+    def make(tmp):
+        return {
+            "blk1": ferry_proc.Worker(tmp, "blk1", "A", "127.0.0.2", libvirt=extra,
+                                      wrapper=rig.ns_wrapper("A")),
+            "blk2": ferry_proc.Worker(tmp, "blk2", "B", "127.0.0.3", libvirt=extra,
+                                      wrapper=rig.ns_wrapper("B")),
+        }
+    with started_workers("ferry-e2e-block-", "block worker", make) as ws:
         yield ws
-    finally:
-        codes = {h: w.stop() for h, w in ws.items() if w.proc is not None}
-        print("block worker exit codes: %s (logs in %s)" % (codes, tmp))
 
 
 def boot_with_disk(rate, name_prefix):

@@ -3,10 +3,12 @@
 running migration, watch draws its progress, abort ends it (the guest stays
 on the source), and an unknown host is a clear error with exit status 1.
 During a migration that cannot converge, --json show/list/watch carry the
-policy's verdict, its reasons and the deadline, and the destination's row
-has the migration's figures, also when only the destination is asked."""
+policy's verdict, its reasons, the prediction and the deadline, and the
+destination's row has the migration's figures, also when only the
+destination is asked."""
 import json
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -16,6 +18,7 @@ import pytest
 
 import nova_peer
 import rig
+import schemas
 from conftest import REPO, Worker
 
 FERRYCTL = os.path.join(REPO, "deploy", "ferryctl")
@@ -112,6 +115,15 @@ def test_json_during_a_struggling_migration(stuck_source, workers, notifications
     assert shown["deadline_ms"] == 120000, shown
     assert isinstance(shown["seconds_left"], int) and 0 < shown["seconds_left"] <= 120, shown
     assert shown["source_host"] == "host11" and shown["dest_host"] == "host2"
+    # the predictor's view of the newest sample (list_migrations 1.1), the
+    # same object as the struggling notification's
+    pred = shown["prediction"]
+    assert isinstance(pred, dict), shown
+    assert set(pred) == set(warn["payload"]["nova_object.data"]["prediction"]), (pred, warn)
+    assert pred["outlook"] in ("unknown", "converges", "struggles"), pred
+    assert 0 <= pred["confidence_pct"] <= 100 and pred["judged_max_downtime_ms"] > 0, pred
+    entry = {k: v for k, v in shown.items() if k != "host"}
+    schemas.validate_reply("list_migrations", [entry])
 
     rows = json_of(ferryctl("list", "host11", "host2", "--json"))
     (src,) = [m for m in rows if m["instance_uuid"] == uuid and m["role"] == "source"]
@@ -120,6 +132,7 @@ def test_json_during_a_struggling_migration(stuck_source, workers, notifications
     assert dst["source_host"] == "host11" and dst["figures_from"] == "host11", dst
     assert dst["percent"] > 0 and dst["memory_iteration"] > 0, dst
     assert dst["data_remaining_bytes"] > 0 and dst["deadline_ms"] == 120000, dst
+    assert isinstance(src["prediction"], dict) and dst["prediction"] == src["prediction"], dst
 
     # only the destination host watched: ferryctl asks the source it names
     r = ferryctl("--json", "watch", "host2", "--once")
@@ -137,6 +150,14 @@ def test_json_during_a_struggling_migration(stuck_source, workers, notifications
     bars = [ln for ln in r.stdout.splitlines() if uuid in ln]
     assert len(bars) == 2 and all("deadline" in ln for ln in bars), r.stdout
     assert "figures from host11" in r.stdout
+
+    # list's compact column: "<outlook> <confidence>%[ ~<downtime>ms]"
+    r = ferryctl("list", "host11")
+    assert r.returncode == 0, r.stderr
+    head, *lines = r.stdout.splitlines()
+    assert "PREDICTION" in head.split(), r.stdout
+    (line,) = [ln for ln in lines if uuid in ln]
+    assert re.search(r" (unknown|converges|struggles) \d{1,3}%( ~\d+ms)? ", line), r.stdout
 
     sent = json_of(ferryctl("--json", "abort", "host11", uuid))
     assert sent["sent"] == "live_migration_abort" and sent["instance_uuid"] == uuid

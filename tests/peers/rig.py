@@ -274,18 +274,26 @@ def domain_state(host, uuid):
         conn.close()
 
 
-def domain_names():
-    """Names of every domain on the hosts that are running."""
-    names = set()
+def running_hosts():
+    """Yields (host, connection) for each host that is running, the
+    connection open while the caller's loop body runs and closed after;
+    hosts that are not running are skipped."""
     for host in HOSTS:
         try:
             conn = connect(host)
         except libvirt.libvirtError:
             continue
         try:
-            names.update(d.name() for d in conn.listAllDomains(0))
+            yield host, conn
         finally:
             conn.close()
+
+
+def domain_names():
+    """Names of every domain on the hosts that are running."""
+    names = set()
+    for _, conn in running_hosts():
+        names.update(d.name() for d in conn.listAllDomains(0))
     return names
 
 
@@ -294,28 +302,21 @@ def destroy_all(keep=()):
     whose name is not in keep.  Hosts that are not running are skipped.
     Returns the number destroyed."""
     n = 0
-    for host in HOSTS:
-        try:
-            conn = connect(host)
-        except libvirt.libvirtError:
-            continue
-        try:
-            for dom in conn.listAllDomains(0):
-                if dom.name() in keep:
-                    continue
-                for op in (dom.abortJob, dom.destroy):
-                    try:
-                        op()
-                    except libvirt.libvirtError:
-                        pass
+    for _, conn in running_hosts():
+        for dom in conn.listAllDomains(0):
+            if dom.name() in keep:
+                continue
+            for op in (dom.abortJob, dom.destroy):
                 try:
-                    if dom.isPersistent():
-                        dom.undefine()
+                    op()
                 except libvirt.libvirtError:
                     pass
-                n += 1
-        finally:
-            conn.close()
+            try:
+                if dom.isPersistent():
+                    dom.undefine()
+            except libvirt.libvirtError:
+                pass
+            n += 1
     return n
 
 

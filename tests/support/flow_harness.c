@@ -262,6 +262,24 @@ fh_free(struct fh *h)
 	free(h);
 }
 
+static struct fh *suite_h;
+
+struct fh *
+fh_suite_start(const char *libvirt_opts)
+{
+	suite_h = fh_new(libvirt_opts);
+	fh_add_guest(FH_A);
+	fh_add_guest(FH_B);
+	return suite_h;
+}
+
+void
+fh_suite_fini(void)
+{
+	fh_free(suite_h);
+	suite_h = NULL;
+}
+
 void
 fh_add_guest(const char *uuid)
 {

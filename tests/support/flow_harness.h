@@ -79,6 +79,29 @@ struct fh *fh_new(const char *libvirt_opts);
 /* Waits (up to 5 s) for every migration thread to end, then frees all. */
 void fh_free(struct fh *h);
 
+/* Two guests on the source host, for suites that migrate one or both. */
+#define FH_A "6a2a5c86-6f50-4e44-9c4b-0e3c2b0b7f21"
+#define FH_B "7b3b6d97-7061-4f55-8d5c-1f4d3c1c8032"
+
+/* A suite's one harness (Criterion runs each test in a process of its own):
+ * fh_suite_start() is fh_new(libvirt_opts) with guests FH_A and FH_B added;
+ * fh_suite_fini, the suite's .fini, frees it. */
+struct fh *fh_suite_start(const char *libvirt_opts);
+void fh_suite_fini(void);
+
+/* A suite's prologue: declares the file's harness `h`, the Criterion suite
+ * @name that frees it after each test, and start(libvirt_opts), which makes
+ * it (fh_suite_start).  Each test calls start() first. */
+#define FH_SUITE(name)                                                       \
+	static struct fh *h;                                                 \
+	TestSuite(name, .fini = fh_suite_fini, .timeout = 30);               \
+	static void start(const char *libvirt_opts) __attribute__((unused)); \
+	static void start(const char *libvirt_opts)                          \
+	{                                                                    \
+		h = fh_suite_start(libvirt_opts);                            \
+	}                                                                    \
+	struct fh_suite_semicolon_
+
 /* Kills the worker without wk_flow_stop and starts a new one on the same
  * state directory; returns what wk_flow_recover returned. */
 int fh_restart(struct fh *h);

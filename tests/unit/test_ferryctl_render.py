@@ -48,7 +48,11 @@ def stuck():
                reasons=["dirty_rate_exceeds_transfer_rate", "remaining_not_shrinking"],
                planned_action="none", last_action="raise_downtime",
                action_reason="post-copy forbidden for this instance and pause not permitted: "
-               "waiting for the completion timeout")
+               "waiting for the completion timeout",
+               prediction={"outlook": "struggles", "confidence_pct": 90,
+                           "dirty_set_bytes": 96 * 1048576, "shrink_pct": 104,
+                           "iterations_needed": None, "expected_downtime_ms": 640,
+                           "judged_max_downtime_ms": 500})
     dst = example()[1]
     dst.update(instance_uuid=UUID, source_host="host1")
     schemas.validate_reply("list_migrations", [src, dst])
@@ -247,3 +251,33 @@ def test_watch_shows_the_disk_copy_of_a_block_migration_only():
     for k in ("disk_total_bytes", "disk_processed_bytes", "disk_remaining_bytes"):
         src[k] = -1
     assert "disk" not in fc.watch_lines(fc.join_rows([("host1", src)]))[0]
+
+
+def test_prediction_compact_in_list_and_watch_full_in_show():
+    bus = FakeBus(stuck())
+    rc, out = run(["list", "host1", "host2"], bus)
+    head, src, dst = out.splitlines()
+    assert rc == 0 and "PREDICTION" in head.split()
+    assert "struggles 90% ~640ms" in src
+    assert "struggles 90% ~640ms" in dst  # the destination row has the source's
+    frame = fc.watch_frame(fc.join_rows(fc.collect(bus, ["host1"])), now=0)
+    assert "STRUGGLING (dirty_rate_exceeds_transfer_rate, remaining_not_shrinking); " \
+        "predicted: struggles 90% ~640ms; next: none" in frame, frame
+    rc, out = run(["--json", "show", "host1", UUID], bus)
+    assert json.loads(out)["prediction"] == stuck()["host1"][0]["prediction"]
+
+
+def test_prediction_texts_and_rows_without_one():
+    assert fc.predicted({"prediction": {"outlook": "converges", "confidence_pct": 75,
+                                        "expected_downtime_ms": 120}}) == "converges 75% ~120ms"
+    assert fc.predicted({"prediction": {"outlook": "unknown", "confidence_pct": 0,
+                                        "expected_downtime_ms": None}}) == "unknown 0%"
+    assert fc.predicted({"prediction": None}) == ""
+    # a 1.0 worker's reply has no prediction: the column shows "-"
+    old = stuck()["host1"][0]
+    del old["prediction"]
+    schemas.validate_reply("list_migrations", [old])
+    rows = fc.join_rows([("host1", old)])
+    assert fc.predicted(rows[0]) == ""
+    line = fc.table(rows).splitlines()[1].split()
+    assert line[line.index("STRUGGLING") + 1] == "-"

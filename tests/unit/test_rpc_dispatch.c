@@ -10,6 +10,7 @@
 #include <criterion/criterion.h>
 
 #include "rpc_dispatch.h"
+#include "rpc_methods.h"
 
 static const struct rpc_method table[] = {
     {"live_migration", NULL, 6, 1, 1},
@@ -146,4 +147,30 @@ Test(rpc_dispatch, version_parse)
 	cr_assert_eq(rpc_version_parse(NULL, &major, &minor), -EINVAL);
 	cr_assert_eq(rpc_version_parse("6", &major, &minor), -EINVAL);
 	cr_assert_eq(major, 6);
+}
+
+/* ferry's served endpoint is 1.1 (list_migrations' prediction, additive),
+ * one endpoint for both its methods; a caller still asking 1.0 (ferryctl,
+ * older tools) is served too, 1.2 is not served. */
+Test(rpc_dispatch, ferry_methods_are_served_at_1_0_and_1_1_not_1_2)
+{
+	const char *methods[] = {"list_migrations", "recover_migration"};
+	const int ids[] = {RPC_M_LIST_MIGRATIONS, RPC_M_RECOVER_MIGRATION};
+
+	for (size_t i = 0; i < 2; i++) {
+		const struct rpc_method *e = NULL;
+
+		cr_assert_eq(rpc_dispatch_lookup(rpc_methods, rpc_methods_count, methods[i], "1.0",
+		                 "ferry", &e, NULL),
+		    0, "%s 1.0", methods[i]);
+		cr_assert_eq(e->id, ids[i]);
+		e = NULL;
+		cr_assert_eq(rpc_dispatch_lookup(rpc_methods, rpc_methods_count, methods[i], "1.1",
+		                 "ferry", &e, NULL),
+		    0, "%s 1.1", methods[i]);
+		cr_assert_eq(e->id, ids[i]);
+		cr_assert_eq(rpc_dispatch_lookup(rpc_methods, rpc_methods_count, methods[i], "1.2",
+		                 "ferry", &e, NULL),
+		    -EPROTONOSUPPORT, "%s 1.2", methods[i]);
+	}
 }

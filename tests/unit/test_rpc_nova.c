@@ -600,13 +600,15 @@ Test(rpc_nova, struggling_payload_has_the_schema_keys)
 	cr_assert_null(json_object_get(d, "prediction"), "no outlook, no prediction");
 	json_decref(p);
 
-	s.outlook = "struggles";
-	s.confidence_pct = 75;
-	s.shrink_pct = 103;
-	s.dirty_set = 64LL << 20;
-	s.iterations_needed = -1;
-	s.predicted_downtime_ms = 640;
-	s.judged_downtime_ms = 300;
+	s.prediction = (struct rpc_prediction){
+	    .outlook = "struggles",
+	    .confidence_pct = 75,
+	    .shrink_pct = 103,
+	    .dirty_set = 64LL << 20,
+	    .iterations_needed = -1,
+	    .predicted_downtime_ms = 640,
+	    .judged_downtime_ms = 300,
+	};
 	p = rpc_nova_struggling_payload(&s);
 	d = json_object_get(rpc_nova_object_data(p), "prediction");
 	cr_assert(json_is_object(d));
@@ -619,6 +621,37 @@ Test(rpc_nova, struggling_payload_has_the_schema_keys)
 	cr_assert_eq(json_integer_value(json_object_get(d, "expected_downtime_ms")), 640);
 	cr_assert_eq(json_integer_value(json_object_get(d, "judged_max_downtime_ms")), 300);
 	json_decref(p);
+}
+
+/* The prediction object alone, as list_migrations 1.1 carries it: the
+ * schema's seven keys, unknown figures null, nothing without an outlook. */
+Test(rpc_nova, prediction_has_the_schema_keys)
+{
+	struct rpc_prediction pr = {
+	    .outlook = "converges",
+	    .confidence_pct = 50,
+	    .shrink_pct = -1,
+	    .dirty_set = 3LL << 20,
+	    .iterations_needed = 2,
+	    .predicted_downtime_ms = -1,
+	    .judged_downtime_ms = 500,
+	};
+	json_t *o = rpc_prediction_to_json(&pr);
+
+	cr_assert(json_is_object(o));
+	cr_assert_eq(json_object_size(o), 7);
+	cr_assert_str_eq(json_string_value(json_object_get(o, "outlook")), "converges");
+	cr_assert_eq(json_integer_value(json_object_get(o, "confidence_pct")), 50);
+	cr_assert(json_is_null(json_object_get(o, "shrink_pct")));
+	cr_assert_eq(json_integer_value(json_object_get(o, "dirty_set_bytes")), 3LL << 20);
+	cr_assert_eq(json_integer_value(json_object_get(o, "iterations_needed")), 2);
+	cr_assert(json_is_null(json_object_get(o, "expected_downtime_ms")));
+	cr_assert_eq(json_integer_value(json_object_get(o, "judged_max_downtime_ms")), 500);
+	json_decref(o);
+
+	pr.outlook = NULL;
+	cr_assert_null(rpc_prediction_to_json(&pr));
+	cr_assert_null(rpc_prediction_to_json(NULL));
 }
 
 Test(rpc_nova, postcopy_failed_payload_has_the_schema_keys)

@@ -19,8 +19,8 @@
 #include "rpc_nova.h"
 #include "wk_flow_priv.h"
 
-#define A "6a2a5c86-6f50-4e44-9c4b-0e3c2b0b7f21"
-#define B "7b3b6d97-7061-4f55-8d5c-1f4d3c1c8032"
+#define A FH_A
+#define B FH_B
 
 #define WAIT_MS 3000
 /* A destination without the domain is taken as gone only after a failed
@@ -32,24 +32,7 @@
 #define STRUGGLING   "instance.live_migration_struggling"
 #define PC_FAILED    "instance.live_migration_postcopy_failed"
 
-static struct fh *h;
-
-static void
-teardown(void)
-{
-	fh_free(h);
-	h = NULL;
-}
-
-TestSuite(wk_flow, .fini = teardown, .timeout = 30);
-
-static void
-start(const char *libvirt_opts)
-{
-	h = fh_new(libvirt_opts);
-	fh_add_guest(A);
-	fh_add_guest(B);
-}
+FH_SUITE(wk_flow);
 
 static void
 accept_cast(const char *uuid)
@@ -475,6 +458,7 @@ Test(wk_flow, list_shows_the_policy_verdict_and_the_deadline)
 	cr_assert_not_null(e);
 	cr_assert_str_eq(json_string_value(json_object_get(e, "source_host")), FH_HOST);
 	cr_assert_eq(json_integer_value(json_object_get(e, "deadline_ms")), 60000);
+	cr_assert(json_object_get(e, "prediction") != NULL, "prediction missing");
 	json_decref(e);
 
 	cr_assert(fh_pump_until(h, listed_struggling, A, 8000), "never listed as struggling");
@@ -491,6 +475,18 @@ Test(wk_flow, list_shows_the_policy_verdict_and_the_deadline)
 	cr_assert(json_is_integer(v), "seconds_left is not a number");
 	left = json_integer_value(v);
 	cr_assert(left > 0 && left <= 60, "seconds_left %lld", (long long)left);
+	/* the predictor's view of the newest sample (1.1), as the struggling
+	 * notification's prediction has it */
+	v = json_object_get(e, "prediction");
+	cr_assert(json_is_object(v), "no prediction on a sampled migration");
+	cr_assert_eq(json_object_size(v), 7);
+	cr_assert(json_is_string(json_object_get(v, "outlook")));
+	cr_assert(json_is_integer(json_object_get(v, "confidence_pct")));
+	cr_assert(strcmp(json_string_value(json_object_get(v, "outlook")), "unknown") == 0 ||
+	              strcmp(json_string_value(json_object_get(v, "outlook")), "converges") == 0 ||
+	              strcmp(json_string_value(json_object_get(v, "outlook")), "struggles") == 0,
+	    "outlook %s", json_string_value(json_object_get(v, "outlook")));
+	cr_assert_gt(json_integer_value(json_object_get(v, "judged_max_downtime_ms")), 0);
 	json_decref(e);
 
 	cr_assert_eq(fh_abort(h, A, &err), 0, "%s", err.msg);
@@ -815,6 +811,7 @@ Test(wk_flow, list_names_the_source_of_an_inbound_migration)
 	cr_assert(json_is_null(json_object_get(e, "seconds_left")));
 	cr_assert(json_is_null(json_object_get(e, "planned_action")));
 	cr_assert_eq(json_integer_value(json_object_get(e, "deadline_ms")), -1);
+	cr_assert(json_is_null(json_object_get(e, "prediction")));
 	json_decref(e);
 }
 

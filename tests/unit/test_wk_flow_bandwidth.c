@@ -16,32 +16,15 @@
 #include "flow_harness.h"
 #include "wk_flow_priv.h"
 
-#define A "6a2a5c86-6f50-4e44-9c4b-0e3c2b0b7f21"
-#define B "7b3b6d97-7061-4f55-8d5c-1f4d3c1c8032"
+#define A FH_A
+#define B FH_B
 
 #define WAIT_MS 3000
 /* the policy pauses a requested force-complete once nothing moves for 3 s */
 #define PAUSE_WAIT_MS 8000
 #define POST_END      "instance.live_migration_post.end"
 
-static struct fh *h;
-
-static void
-teardown(void)
-{
-	fh_free(h);
-	h = NULL;
-}
-
-TestSuite(wk_flow_bandwidth, .fini = teardown, .timeout = 30);
-
-static void
-start(const char *libvirt_opts)
-{
-	h = fh_new(libvirt_opts);
-	fh_add_guest(A);
-	fh_add_guest(B);
-}
+FH_SUITE(wk_flow_bandwidth);
 
 static bool
 sampled(struct fh *hh, const void *uuid)
