@@ -616,3 +616,61 @@ wk_disk_remove_created(json_t *created, struct wk_err *reterr)
 	}
 	return first;
 }
+
+int
+wk_disk_remove_source(
+    const char *instances_path, const char *path, unsigned *ret_done, struct wk_err *reterr)
+{
+	char root_real[PATH_MAX], dir[WK_DISK_PATH_MAX], real[PATH_MAX],
+	    file[PATH_MAX + WK_DISK_PATH_MAX];
+	const char *base;
+	struct wk_err perr;
+	struct stat st;
+	unsigned done = 0;
+
+	if (wk_disk_path_check(instances_path, path, &perr) < 0)
+		return wk_err_set(reterr, -EPERM, "'%s': %s", path, perr.msg);
+	if (realpath(instances_path, root_real) == NULL)
+		return wk_err_set(reterr, -errno, "libvirt.instances_path '%s': %s", instances_path,
+		    strerror(errno));
+	base = strrchr(path, '/') + 1;
+	snprintf(dir, sizeof(dir), "%.*s", (int)(base - 1 - path), path);
+	if (realpath(dir, real) == NULL) {
+		if (errno == ENOENT) { /* removed with its directory before */
+			*ret_done = 0;
+			return 0;
+		}
+		return wk_err_set(
+		    reterr, -errno, "directory of disk '%s': %s", path, strerror(errno));
+	}
+	if (!below(root_real, real))
+		return wk_err_set(reterr, -EPERM,
+		    "disk '%s' resolves to '%s', outside libvirt.instances_path '%s' (a symlink?)",
+		    path, real, root_real);
+	snprintf(file, sizeof(file), "%s/%s", real, base);
+	if (lstat(file, &st) < 0) {
+		if (errno != ENOENT)
+			return wk_err_set(reterr, -errno, "disk '%s': %s", path, strerror(errno));
+	} else if (!S_ISREG(st.st_mode))
+		return wk_err_set(reterr, -EPERM,
+		    "disk '%s' is not a regular file (a symlink, directory or device): left alone",
+		    path);
+	else if (unlink(file) < 0)
+		return wk_err_set(
+		    reterr, -errno, "cannot remove disk '%s': %s", path, strerror(errno));
+	else
+		done |= WK_DISK_REMOVED_FILE;
+	/* The instance's own directory, right below the root, once empty. */
+	base = strrchr(real, '/');
+	if (strcmp(real, root_real) != 0 && base != NULL &&
+	    strncmp(real, root_real, strlen(root_real)) == 0 &&
+	    (size_t)(base - real) == (strcmp(root_real, "/") == 0 ? 0 : strlen(root_real))) {
+		if (rmdir(real) == 0)
+			done |= WK_DISK_REMOVED_DIR;
+		else if (errno != ENOTEMPTY && errno != EEXIST && errno != ENOENT)
+			return wk_err_set(reterr, -errno, "cannot remove directory '%s': %s", real,
+			    strerror(errno));
+	}
+	*ret_done = done;
+	return 0;
+}

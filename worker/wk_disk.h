@@ -100,4 +100,22 @@ int wk_disk_create_all(const char *instances_path, const char *qemu_img,
  * reterr (the rest is still tried). */
 int wk_disk_remove_created(json_t *created, struct wk_err *reterr);
 
+/* What wk_disk_remove_source did (bits of *ret_done). */
+#define WK_DISK_REMOVED_FILE 1 /* the image was unlinked */
+#define WK_DISK_REMOVED_DIR  2 /* and its instance directory, then empty */
+
+/* Source, after a completed block migration (nova's cleanup with
+ * destroy_disks): removes the local image d->path that was sent to the
+ * destination.  The same checks as the destination's: the path lexically
+ * below instances_path (wk_disk_path_check), the realpath of its directory
+ * below the realpath of instances_path (a symlink cannot lead out), and the
+ * path itself a regular file (not a symlink, directory or device).  Then
+ * the instance's own directory (right below instances_path) is removed when
+ * it is empty; nothing else ever is.  An image already gone is not an error
+ * (*ret_done without WK_DISK_REMOVED_FILE): a repeat after a restart is
+ * harmless.  -EPERM for a path that fails a check, -errno of the removal,
+ * with reterr. */
+int wk_disk_remove_source(
+    const char *instances_path, const char *path, unsigned *ret_done, struct wk_err *reterr);
+
 #endif /* WK_DISK_H */

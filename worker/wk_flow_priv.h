@@ -103,6 +103,10 @@ struct mig {
 	struct wk_disk_list *disks;
 	enum wk_disk_copy disk_copy;
 	json_t *created;
+	/* source: the local disks were removed after the completed migration
+	 * (mig_remove_source_disks); journalled, so a restart does not go
+	 * over them again */
+	bool disks_removed;
 	/* source: the caps ferry last gave libvirt for this migration, MiB/s, 0 =
 	 * unlimited (wk_flow_bandwidth.c); speed_set is false while they are not
 	 * known (not started, or adopted after a restart).  Derived, not

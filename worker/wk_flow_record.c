@@ -225,12 +225,14 @@ mig_record(const struct mig *m)
 	/* Block migration (added later, optional when read): the source's
 	 * local disks and copy mode, the destination's images to remove on a
 	 * rollback. */
-	if (rec != NULL && ((m->disks != NULL && json_object_set_new(rec, "local_disks",
-	                                             wk_disk_list_to_json(m->disks)) < 0) ||
-	                       json_object_set_new(rec, "disk_copy",
-	                           json_string(wk_disk_copy_name(m->disk_copy))) < 0 ||
-	                       (m->created != NULL && json_object_set_new(rec, "created_disks",
-	                                                  json_deep_copy(m->created)) < 0))) {
+	if (rec != NULL &&
+	    ((m->disks != NULL &&
+	         json_object_set_new(rec, "local_disks", wk_disk_list_to_json(m->disks)) < 0) ||
+	        json_object_set_new(
+	            rec, "disk_copy", json_string(wk_disk_copy_name(m->disk_copy))) < 0 ||
+	        (m->created != NULL &&
+	            json_object_set_new(rec, "created_disks", json_deep_copy(m->created)) < 0) ||
+	        (m->disks_removed && json_object_set_new(rec, "disks_removed", json_true()) < 0))) {
 		json_decref(rec);
 		return NULL;
 	}
@@ -597,6 +599,11 @@ disks_from_record(wk_flow *f, json_t *rec, struct mig *m, struct wk_err *reterr)
 		        f != NULL && f->d.conf != NULL ? f->d.conf->libvirt.instances_path : "/",
 		        m->disks, &err) < 0)
 			return wk_err_set(reterr, -EINVAL, "key 'local_disks': %s", err.msg);
+	}
+	if (json_object_get(rec, "disks_removed") != NULL) {
+		if (!json_is_boolean(json_object_get(rec, "disks_removed")))
+			return wk_err_set(reterr, -EINVAL, "key 'disks_removed' is not a boolean");
+		m->disks_removed = json_is_true(json_object_get(rec, "disks_removed"));
 	}
 	if (cd != NULL && !json_is_null(cd)) {
 		if (!json_is_array(cd))

@@ -74,6 +74,68 @@ mig_finish_rollback_fault(wk_flow *f, struct mig *m, const char *why)
 	finish_rollback(f, m, why, why);
 }
 
+/* After a completed block migration, as nova's post_live_migration does
+ * (driver.cleanup with destroy_disks when the storage is not shared): the
+ * local images sent with pre_live_migration are removed here, each one
+ * checked (wk_disk_remove_source), and the instance directory when it is
+ * left empty.  Only in PHASE_COMPLETING (the outcome read from both hosts:
+ * running at the destination, gone from here), never on a rollback; and
+ * not while a domain of that UUID exists here again.  The record says
+ * when it is done, so a restart does not go over it again; a restart
+ * between the removal and that write repeats it harmlessly (an image
+ * already gone is skipped). */
+static void
+remove_source_disks(wk_flow *f, struct mig *m)
+{
+	const char *root = f->d.conf->libvirt.instances_path;
+	struct wk_hv_domain_info info;
+	struct wk_err err = {{0}};
+	int removed = 0, failed = 0, r;
+
+	if (m->disks == NULL || m->disks->n == 0 || m->disks_removed ||
+	    m->phase != PHASE_COMPLETING)
+		return;
+	r = wk_hv_domain_info(f->d.hv, m->uuid, &info, &err);
+	if (r == 0) {
+		log_error("Kept the %d local disk(s) of '%s' on the source after its migration: a "
+		          "domain of that UUID is defined here",
+		    m->disks->n, m->uuid);
+		return;
+	}
+	if (r != -ENOENT) {
+		log_error("Kept the %d local disk(s) of '%s' on the source after its migration: "
+		          "cannot tell whether its domain is gone from here: %s",
+		    m->disks->n, m->uuid, err.msg);
+		return;
+	}
+	for (int i = 0; i < m->disks->n; i++) {
+		const char *path = m->disks->disk[i].path;
+		unsigned done = 0;
+
+		if (wk_disk_remove_source(root, path, &done, &err) < 0) {
+			log_error("Kept local disk '%s' of '%s' on the source: %s", path, m->uuid,
+			    err.msg);
+			failed++;
+			continue;
+		}
+		if (done & WK_DISK_REMOVED_FILE) {
+			log_info(
+			    "Removed local disk '%s' of '%s' from the source (migrated to '%s')",
+			    path, m->uuid, m->dest_host);
+			removed++;
+		} else
+			log_info("Local disk '%s' of '%s' is already gone from the source", path,
+			    m->uuid);
+		if (done & WK_DISK_REMOVED_DIR)
+			log_info("Removed the empty instance directory of '%s' from the source",
+			    m->uuid);
+	}
+	log_info("Source cleanup of the block migration of '%s': %d of %d local disk(s) removed%s",
+	    m->uuid, removed, m->disks->n, failed ? ", some kept (see above)" : "");
+	m->disks_removed = true;
+	mig_journal_save(f, m);
+}
+
 static void
 on_post_at_dest_reply(void *data, int r, json_t *result, const char *error)
 {
@@ -84,6 +146,7 @@ on_post_at_dest_reply(void *data, int r, json_t *result, const char *error)
 	if (r < 0)
 		log_warning(
 		    "post_live_migration_at_destination on '%s' failed: %s", m->dest_host, error);
+	remove_source_disks(f, m);
 	wk_flow_notify_action(f, m->instance, m->context, "live_migration_post", "end");
 	log_info("Migration of '%s' to '%s' finished", m->uuid, m->dest_host);
 	mig_count_outcome(f, ROLE_SOURCE, OUTCOME_COMPLETED);

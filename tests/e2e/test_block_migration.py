@@ -72,9 +72,32 @@ def boot_with_disk(rate, name_prefix):
     return uuid, name, disk
 
 
+def reference_copy(on_a):
+    """A copy of the source image as it is before the migration (the guest
+    does not write to its disk): the source removes its own after success."""
+    ref = os.path.join(tempfile.mkdtemp(prefix="ferry-e2e-block-ref-"), "disk")
+    run("cp", "--sparse=always", on_a, ref)
+    return ref
+
+
+def assert_source_cleaned(worker, uuid, disk, dest):
+    """The source removed exactly the image it sent, and the instance
+    directory it left empty, as nova's post_live_migration does."""
+    on_a = host_path("A", disk)
+    assert not os.path.exists(on_a), worker.log()[-3000:]
+    assert not os.path.exists(os.path.dirname(on_a)), os.listdir(os.path.dirname(on_a))
+    log = worker.log()
+    assert "Removed local disk '%s' of '%s' from the source (migrated to '%s')" % (
+        disk, uuid, dest) in log
+    assert "Removed the empty instance directory of '%s' from the source" % uuid in log
+    assert "Source cleanup of the block migration of '%s': 1 of 1 local disk(s) removed" % (
+        uuid) in log
+
+
 def test_block_migration_copies_the_local_disk(block_workers, notifications, wire):
     uuid, name, disk = boot_with_disk(4, "k")
     before = rig.wait_heartbeat_advances("A", name, timeout=15)
+    ref = reference_copy(host_path("A", disk))
 
     rid = nova_peer.cast_live_migration(uuid, "blk1", "blk2", block=True)
 
@@ -89,9 +112,9 @@ def test_block_migration_copies_the_local_disk(block_workers, notifications, wir
 
     # The destination's image is the source's, byte for byte (B's QEMU holds
     # it open: -U), and it is a qcow2 of the same virtual size.
-    on_a, on_b = host_path("A", disk), host_path("B", disk)
+    on_b = host_path("B", disk)
     assert os.path.isfile(on_b)
-    cmp = subprocess.run(["qemu-img", "compare", "-U", on_a, on_b], capture_output=True,
+    cmp = subprocess.run(["qemu-img", "compare", "-U", ref, on_b], capture_output=True,
                          text=True)
     assert cmp.returncode == 0, cmp.stdout + cmp.stderr
     info = json.loads(run("qemu-img", "info", "-U", "--output=json", on_b).stdout)
@@ -105,6 +128,11 @@ def test_block_migration_copies_the_local_disk(block_workers, notifications, wir
     assert "1 local disk(s), full copy" in src
     assert "Created disk image '%s'" % disk in dst
     assert any(rid in ln and "Created disk image" in ln for ln in dst.splitlines())
+    # The source's image and instance directory are gone (the shared
+    # images directory itself stays).
+    assert_source_cleaned(block_workers["blk1"], uuid, disk, "blk2")
+    assert os.path.isdir(os.path.join(rig.RIG_DIR, "A", "lib", "images"))
+    os.unlink(ref)
 
     # Progress reports the disk bytes as well as memory.
     progress = [m["payload"]["nova_object.data"] for m in notifications.events(uuid)
@@ -144,7 +172,10 @@ def test_aborted_block_migration_leaves_no_image(block_workers, notifications):
     # The guest goes on at the source, with its disk.
     assert rig.domain_state("A", uuid) == "running"
     rig.wait_heartbeat_advances("A", name, timeout=10)
+    # A rollback never touches the source's image.
     assert os.path.isfile(host_path("A", disk))
+    assert not any(uuid in ln and "Removed local disk" in ln
+                   for ln in block_workers["blk1"].log().splitlines())
 
 
 def pre_live_migration(host, uuid, disk):
@@ -203,6 +234,7 @@ def test_backing_file_on_both_hosts_copies_incrementally(block_workers, notifica
     rig.boot_guest("A", name=name, uuid=uuid, mem_mib=256, rate=4, ws=32,
                    devices=rig.disk_xml(disk))
     before = rig.wait_heartbeat_advances("A", name, timeout=15)
+    ref = reference_copy(host_path("A", disk))
 
     nova_peer.cast_live_migration(uuid, "blk1", "blk2", block=True)
 
@@ -215,9 +247,13 @@ def test_backing_file_on_both_hosts_copies_incrementally(block_workers, notifica
         disk, DISK_MIB << 20, base) in dst
     info = json.loads(in_ns("B", "qemu-img", "info", "-U", "--output=json", disk).stdout)
     assert info["backing-filename"] == base
-    # A's overlay seen from B's namespace resolves its backing file to B's
-    # copy of the base, which holds the same bytes: the guest's disks match.
-    cmp = subprocess.run(rig.ns_wrapper("B") + ["qemu-img", "compare", "-U",
-                                                host_path("A", disk), disk],
+    # A's overlay (its copy from before: the source removed its own) seen
+    # from B's namespace resolves its backing file to B's copy of the base,
+    # which holds the same bytes: the guest's disks match.
+    cmp = subprocess.run(rig.ns_wrapper("B") + ["qemu-img", "compare", "-U", ref, disk],
                          capture_output=True, text=True)
     assert cmp.returncode == 0, cmp.stdout + cmp.stderr
+    # Only the overlay left the source; the image cache stays (nova's too).
+    assert_source_cleaned(block_workers["blk1"], uuid, disk, "blk2")
+    assert os.path.isfile(host_path("A", base))
+    os.unlink(ref)

@@ -265,3 +265,95 @@ Test(wk_disk, images_are_created_below_the_root_and_removed_again)
 	tu_tmpdir_remove(root);
 	tu_tmpdir_remove(outside);
 }
+
+static void
+touch(const char *path)
+{
+	FILE *fp = fopen(path, "w");
+
+	cr_assert(fp != NULL, "%s", path);
+	fclose(fp);
+}
+
+/* The source's cleanup after a completed block migration: exactly the
+ * image, then its instance directory once empty; nothing outside the
+ * root, nothing that is not a regular file, a repeat harmless. */
+Test(wk_disk, source_removes_only_its_images_below_the_root)
+{
+	char root[512], outside[512], p[PATH_MAX + 64], q[PATH_MAX + 64];
+	struct wk_err err = {{0}};
+	unsigned done = 99;
+
+	tu_tmpdir_make(root, sizeof(root), "disk-src");
+	tu_tmpdir_make(outside, sizeof(outside), "disk-src-outside");
+
+	/* two images in one instance directory: the directory goes with the last */
+	snprintf(p, sizeof(p), "%s/u1", root);
+	cr_assert_eq(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/u1/disk", root);
+	touch(p);
+	snprintf(q, sizeof(q), "%s/u1/disk.eph0", root);
+	touch(q);
+	cr_assert_eq(wk_disk_remove_source(root, p, &done, &err), 0, "%s", err.msg);
+	cr_assert_eq(done, WK_DISK_REMOVED_FILE);
+	cr_assert(!exists(p) && exists(q));
+	cr_assert_eq(wk_disk_remove_source(root, q, &done, &err), 0, "%s", err.msg);
+	cr_assert_eq(done, WK_DISK_REMOVED_FILE | WK_DISK_REMOVED_DIR);
+	snprintf(p, sizeof(p), "%s/u1", root);
+	cr_assert(!exists(p));
+	/* a repeat (a restart in between): nothing there, no error */
+	snprintf(p, sizeof(p), "%s/u1/disk", root);
+	done = 99;
+	cr_assert_eq(wk_disk_remove_source(root, p, &done, &err), 0, "%s", err.msg);
+	cr_assert_eq(done, 0);
+
+	/* an instance directory with other files stays */
+	snprintf(p, sizeof(p), "%s/u2", root);
+	cr_assert_eq(mkdir(p, 0755), 0);
+	snprintf(q, sizeof(q), "%s/u2/console.log", root);
+	touch(q);
+	snprintf(p, sizeof(p), "%s/u2/disk", root);
+	touch(p);
+	cr_assert_eq(wk_disk_remove_source(root, p, &done, &err), 0, "%s", err.msg);
+	cr_assert_eq(done, WK_DISK_REMOVED_FILE);
+	cr_assert(exists(q));
+
+	/* an image right in the root: the root itself is never removed */
+	snprintf(p, sizeof(p), "%s/disk", root);
+	touch(p);
+	cr_assert_eq(wk_disk_remove_source(root, p, &done, &err), 0, "%s", err.msg);
+	cr_assert_eq(done, WK_DISK_REMOVED_FILE);
+	cr_assert(exists(root));
+
+	/* lexically outside, or with "..": refused, the file stays */
+	snprintf(p, sizeof(p), "%s/disk", outside);
+	touch(p);
+	cr_assert_eq(wk_disk_remove_source(root, p, &done, &err), -EPERM);
+	snprintf(q, sizeof(q), "%s/../%s/disk", root, strrchr(outside, '/') + 1);
+	cr_assert_eq(wk_disk_remove_source(root, q, &done, &err), -EPERM);
+	cr_assert(exists(p));
+
+	/* a symlinked instance directory that leads out: refused */
+	snprintf(q, sizeof(q), "%s/u3", root);
+	cr_assert_eq(symlink(outside, q), 0);
+	snprintf(q, sizeof(q), "%s/u3/disk", root);
+	cr_assert_eq(wk_disk_remove_source(root, q, &done, &err), -EPERM);
+	cr_assert(strstr(err.msg, "outside") != NULL, "%s", err.msg);
+	cr_assert(exists(p));
+
+	/* the image a symlink (to a file outside) or a directory: left alone */
+	snprintf(q, sizeof(q), "%s/u2/disk", root);
+	cr_assert_eq(symlink(p, q), 0);
+	cr_assert_eq(wk_disk_remove_source(root, q, &done, &err), -EPERM);
+	cr_assert(strstr(err.msg, "regular file") != NULL, "%s", err.msg);
+	cr_assert(exists(p) && exists(q));
+	unlink(q);
+	cr_assert_eq(mkdir(q, 0755), 0);
+	cr_assert_eq(wk_disk_remove_source(root, q, &done, &err), -EPERM);
+	cr_assert(exists(q));
+
+	snprintf(q, sizeof(q), "%s/u3", root);
+	unlink(q);
+	tu_tmpdir_remove(root);
+	tu_tmpdir_remove(outside);
+}

@@ -515,8 +515,22 @@ Test(wk_flow_record, block_migration_disks_survive_a_restart)
 	cr_assert_str_eq(back->disks->disk[0].path, "/var/lib/nova/instances/u/disk");
 	cr_assert_eq(back->disks->disk[0].virt_disk_size, 1 << 30);
 	cr_assert_eq(back->disk_copy, WK_DISK_COPY_INCREMENTAL);
+	cr_assert(!back->disks_removed);
 	mig_free(back);
 	back = NULL;
+	json_decref(rec);
+	/* the source's cleanup after the migration is not done twice */
+	m->disks_removed = true;
+	mig_journal_save(flow, m);
+	rec = load("source-11111111-2222-3333-4444-555555555555");
+	cr_assert_eq(mig_from_record(flow, rec, &back, &err), 0, "%s", err.msg);
+	cr_assert(back->disks_removed);
+	mig_free(back);
+	back = NULL;
+	json_object_set_new(rec, "disks_removed", json_string("yes"));
+	cr_assert_eq(mig_from_record(flow, rec, &back, &err), -EINVAL);
+	cr_assert(strstr(err.msg, "disks_removed") != NULL, "%s", err.msg);
+	json_object_del(rec, "disks_removed");
 	/* a bad copy mode is named */
 	json_object_set_new(rec, "disk_copy", json_string("sideways"));
 	cr_assert_eq(mig_from_record(flow, rec, &back, &err), -EINVAL);
