@@ -12,7 +12,8 @@
  * - The paused switch-over: before ferry pauses a guest so its migration
  *   completes, the pre-copy cap is lifted: the paused guest dirties
  *   nothing, so its last pass is all downtime and goes unlimited, as QEMU's
- *   own final stage does.
+ *   own final stage does.  A force-complete by pause on request lifts it
+ *   at the request and pauses later (mig_request_pause).
  * Main thread only.
  */
 #include <stdio.h>
@@ -63,7 +64,7 @@ speed_wanted(const wk_flow *f, const struct mig *m, int n, unsigned long long *r
 		if (t->src.postcopy_bandwidth != WK_SRC_CONFIG)
 			*ret_post = share;
 	}
-	if (m->paused_by_us)
+	if (m->paused_by_us || wk_policy_pause_requested(&m->policy_state))
 		*ret_pre = 0;
 }
 
@@ -107,7 +108,7 @@ speed_apply(wk_flow *f, struct mig *m, bool postcopy, unsigned long long mib_s, 
 		if (t->budget_mib_s > 0)
 			snprintf(budget, sizeof(budget), "%llu MiB/s shared by %d running",
 			    t->budget_mib_s, n);
-		if (!postcopy && m->paused_by_us)
+		if (!postcopy && (m->paused_by_us || wk_policy_pause_requested(&m->policy_state)))
 			log_info(
 			    "Lifted the bandwidth cap of '%s' for its paused last pass", m->uuid);
 		else
@@ -172,4 +173,26 @@ mig_pause(wk_flow *f, struct mig *m, struct wk_err *reterr)
 	else if (lifted)
 		wk_flow_reshare(f); /* still running: its cap comes back */
 	return r;
+}
+
+int
+mig_request_pause(wk_flow *f, struct mig *m, struct wk_err *reterr)
+{
+	struct wk_err err = {{0}};
+
+	if (wk_policy_pause_requested(&m->policy_state))
+		return 0;
+	if (wk_hv_set_max_speed(f->d.hv, m->uuid, 0, false, &err) < 0) {
+		log_warning(
+		    "Cannot lift the bandwidth cap of '%s' (%s): pausing it now", m->uuid, err.msg);
+		return mig_pause(f, m, reterr);
+	}
+	m->speed_mib_s = 0;
+	m->speed_set = true;
+	wk_policy_request_pause(&m->policy_state,
+	    m->last_sample.memory_total > 0 ? m->last_sample.memory_iteration : 0, wk_now_ms());
+	log_info("Lifted the bandwidth cap of '%s'; it is paused once its first pass is over, at "
+	         "the lowest data_remaining of a pass (iteration %lld now)",
+	    m->uuid, m->last_sample.memory_total > 0 ? m->last_sample.memory_iteration : 0);
+	return 0;
 }

@@ -84,7 +84,9 @@ mig_apply_policy(wk_flow *f, struct mig *m, const struct wk_job_sample *s)
 	case WK_ACTION_FORCE_COMPLETE:
 		r = mig_force_complete(f, m,
 		    d.action == WK_ACTION_POST_COPY ? "as it was struggling"
-		                                    : "at the completion timeout",
+		    : wk_policy_pause_requested(&m->policy_state)
+		        ? "on request, at the lowest data_remaining of a pass"
+		        : "at the completion timeout",
 		    d.action == WK_ACTION_POST_COPY || d.force_by == WK_ACTION_POST_COPY, &err);
 		done = r == 0;
 		break;

@@ -282,6 +282,12 @@ void wk_flow_reshare(wk_flow *f);
  * first (its last pass goes unlimited); a failed pause puts the cap back.
  * Sets m->paused_by_us.  0 or -errno with reterr (the pause's). */
 int mig_pause(wk_flow *f, struct mig *m, struct wk_err *reterr);
+/* A force-complete by pause on request: lifts m's pre-copy cap now and
+ * leaves the pause to the policy (wk_policy_request_pause), which pauses
+ * the guest once its first pass is over, at a pass's lowest
+ * data_remaining.  Pauses at once if the cap cannot be lifted.  0 or
+ * -errno with reterr. */
+int mig_request_pause(wk_flow *f, struct mig *m, struct wk_err *reterr);
 
 /* ---- destination side (wk_flow_dest.c) ---- */
 

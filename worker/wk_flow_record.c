@@ -97,7 +97,7 @@ policy_state_to_json(const struct wk_policy_state *s)
 	if (done == NULL)
 		return NULL;
 	return json_pack("{s:I,s:I,s:I,s:i,s:I,s:o,s:o,s:I,s:I,s:b,s:I,s:I,s:b,s:b,s:b,s:b,s:b,s:o,"
-	                 "s:b,s:b,s:I,s:I,s:I,s:I,s:I}",
+	                 "s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
 	    "start_ms", (json_int_t)s->start_ms, "deadline_ms", (json_int_t)s->deadline_ms,
 	    "step_delay_ms", (json_int_t)s->step_delay_ms, "step", s->step, "reported",
 	    (json_int_t)s->reported, "cur", iter_to_json(&s->cur), "done", done, "last_processed",
@@ -109,7 +109,8 @@ policy_state_to_json(const struct wk_policy_state *s)
 	    "downtime_raised", s->downtime_raised, "switch_wait_iter",
 	    (json_int_t)s->switch_wait_iter, "switch_wait_t_ms", (json_int_t)s->switch_wait_t_ms,
 	    "prev_iter", (json_int_t)s->prev_iter, "prev_rem", (json_int_t)s->prev_rem, "prev_t_ms",
-	    (json_int_t)s->prev_t_ms);
+	    (json_int_t)s->prev_t_ms, "pause_req_iter", (json_int_t)s->pause_req_iter,
+	    "pause_req_t_ms", (json_int_t)s->pause_req_t_ms);
 }
 
 /*
@@ -497,7 +498,11 @@ policy_state_from_json(json_t *o, struct wk_policy_state *s, struct wk_err *e)
 	s->prev_rem = -1;
 	s->switch_wait_t_ms = 0;
 	s->prev_t_ms = 0;
-	if (!(opt_ll(o, w, "switch_wait_iter", &s->switch_wait_iter, e) &&
+	s->pause_req_iter = -1; /* absent before the deferred force-complete pause */
+	s->pause_req_t_ms = 0;
+	if (!(opt_ll(o, w, "pause_req_iter", &s->pause_req_iter, e) &&
+	        opt_u64(o, w, "pause_req_t_ms", &s->pause_req_t_ms, e) &&
+	        opt_ll(o, w, "switch_wait_iter", &s->switch_wait_iter, e) &&
 	        opt_u64(o, w, "switch_wait_t_ms", &s->switch_wait_t_ms, e) &&
 	        opt_ll(o, w, "prev_iter", &s->prev_iter, e) &&
 	        opt_ll(o, w, "prev_rem", &s->prev_rem, e) &&

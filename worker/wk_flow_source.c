@@ -271,13 +271,15 @@ start_job(wk_flow *f, struct mig *m, struct wk_err *reterr)
 
 	if (!m->tuning_resolved) /* recovered from a record written before the dial */
 		mig_resolve_tuning(f, m, m->policy.data_bytes >> 10);
+	/* Before the parameters: the caps depend on the policy's state (a
+	 * requested pause runs uncapped). */
+	m->started_ms = wk_now_ms();
+	wk_policy_init(&m->policy_state, &m->policy, m->started_ms);
 	addr = mig_job_params(f, m, &p, &uris);
 
 	m->job_id = f->next_job_id++;
 	m->phase = PHASE_RUNNING;
-	m->started_ms = wk_now_ms();
 	m->last_notify_ms = 0;
-	wk_policy_init(&m->policy_state, &m->policy, m->started_ms);
 	wk_tuning_mig_summary(summary, sizeof(summary), &m->tuning);
 	log_info("Migrating '%s' to '%s' over %s (bandwidth %llu MiB/s, post-copy %llu MiB/s, 0 = "
 	         "unlimited; %s%s%s; %s; parallel: %s; "
@@ -697,7 +699,11 @@ wk_flow_force_complete(wk_flow *f, const rpc_msg *msg, json_t **ret_result, stru
 		    m->uuid, mig_phase_name(m));
 	wk_flow_notify_action(f, action_instance(instance, m), rpc_msg_context(msg),
 	    "live_migration_force_complete", "start");
-	r = mig_force_complete(f, m, "on request", m->policy.permit_post_copy, reterr);
+	/* Post-copy at once; a pause once the first pass is over (the policy
+	 * times it, mig_request_pause). */
+	r = m->policy.permit_post_copy ? mig_force_complete(f, m, "on request", true, reterr)
+	    : m->paused_by_us          ? 0
+	                               : mig_request_pause(f, m, reterr);
 	if (r == 0)
 		mig_journal_save(f, m);
 	wk_flow_notify_action(f, action_instance(instance, m), rpc_msg_context(msg),

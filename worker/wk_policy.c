@@ -127,6 +127,25 @@ wk_policy_init(struct wk_policy_state *st, const struct wk_policy_config *cfg, u
 	st->switch_wait_iter = -1;
 	st->prev_iter = -1;
 	st->prev_rem = -1;
+	st->pause_req_iter = -1;
+}
+
+static bool refused(const struct wk_policy_state *st, enum wk_action a);
+
+void
+wk_policy_request_pause(struct wk_policy_state *st, long long iteration, uint64_t t_ms)
+{
+	if (st->pause_req_iter >= 0)
+		return; /* the first request's timing stands */
+	st->pause_req_iter = iteration > 0 ? iteration : 0;
+	st->pause_req_t_ms = t_ms;
+}
+
+bool
+wk_policy_pause_requested(const struct wk_policy_state *st)
+{
+	/* Refused twice: given up, and the cap comes back. */
+	return st->pause_req_iter >= 0 && !refused(st, WK_ACTION_PAUSE);
 }
 
 static long long
@@ -580,6 +599,30 @@ switch_now(const struct wk_policy_state *st, const struct wk_policy_config *cfg,
 	return rem - bps * gap / 1000 <= end;
 }
 
+/*
+ * Whether a requested force-complete by pause goes now.  Not during the
+ * first pass: it sends all of RAM, and a guest paused then would wait for
+ * the rest of it (seen on the rig: 243 MiB left at the request, 1.5 s
+ * paused); running on at full speed, the guest is paused only for its
+ * dirty set.  Then at a pass's lowest data_remaining (switch_now), at most
+ * two passes after the first one ended or the request came, and at once
+ * when nothing moves (the stall rules take over).
+ */
+static bool
+requested_pause_now(const struct wk_policy_state *st, const struct wk_policy_config *cfg,
+    const struct wk_job_sample *s)
+{
+	long long from = st->pause_req_iter > 2 ? st->pause_req_iter : 2;
+
+	if (s->t_ms >= st->processed_since_ms + STALL_MS)
+		return true;
+	if (s->memory_iteration < 2)
+		return false;
+	if (s->memory_iteration >= from + 2)
+		return true;
+	return switch_now(st, cfg, s);
+}
+
 /* Downtime step Nova's wall-clock schedule has reached at @elapsed. */
 static int
 wall_step(const struct wk_policy_state *st, const struct wk_policy_config *cfg, long long elapsed)
@@ -804,6 +847,20 @@ wk_policy_step(struct wk_policy_state *st, const struct wk_policy_config *cfg,
 		    "link)";
 		st->finished = true;
 		st->aborted = true;
+	} else if (st->pause_req_iter >= 0 && !st->paused && !refused(st, WK_ACTION_PAUSE)) {
+		if (requested_pause_now(st, cfg, s)) {
+			d.action = WK_ACTION_FORCE_COMPLETE;
+			d.force_by = WK_ACTION_PAUSE;
+			d.action_reason =
+			    "force-complete requested: pausing the guest at the lowest "
+			    "data_remaining of a pass";
+			st->finished = true;
+			st->paused = true;
+		} else {
+			d.action_reason = "force-complete requested: the guest runs on, uncapped, "
+			                  "until its first pass is over and then to the lowest "
+			                  "data_remaining of a pass; then it is paused";
+		}
 	} else if (st->deadline_ms >= 0 && elapsed >= st->deadline_ms) {
 		deadline_action(st, cfg, &d);
 	} else if (d.reasons & WK_REASON_TRANSFER_STALLED) {

@@ -225,6 +225,10 @@ struct wk_policy_state {
 	uint64_t switch_wait_t_ms;
 	long long prev_iter, prev_rem; /* the previous sample (-1 none) */
 	uint64_t prev_t_ms;
+	/* force-complete by pause requested (wk_policy_request_pause) at this
+	 * memory_iteration and sample time; -1 = not requested */
+	long long pause_req_iter;
+	uint64_t pause_req_t_ms;
 };
 
 #define WK_PREDICT_HORIZON   30 /* passes: converging slower than this is struggling */
@@ -295,5 +299,19 @@ void wk_policy_step(struct wk_policy_state *st, const struct wk_policy_config *c
  * again for this migration.  No-op for r == 0 or WK_ACTION_NONE.
  */
 void wk_policy_action_result(struct wk_policy_state *st, const struct wk_decision *d, int r);
+
+/*
+ * A force-complete by pause was requested (nova's force_complete without
+ * post-copy) at @t_ms, the newest sample being in @iteration (0 = none yet).
+ * The guest is not paused at once: the caller lifts the bandwidth cap and
+ * wk_policy_step() returns WK_ACTION_FORCE_COMPLETE (force_by PAUSE) once
+ * the first full pass is over, at the lowest data_remaining of a pass, so
+ * the paused guest's last pass carries its dirty set, not the rest of its
+ * RAM (docs/tuning.md, "Force-complete by pause").
+ */
+void wk_policy_request_pause(struct wk_policy_state *st, long long iteration, uint64_t t_ms);
+/* Whether a force-complete by pause was requested and not refused twice
+ * (and so the pre-copy cap stays lifted). */
+bool wk_policy_pause_requested(const struct wk_policy_state *st);
 
 #endif /* WK_POLICY_H */

@@ -41,7 +41,8 @@ class Collector:
         def handler(_self, ctxt, publisher_id, event_type, payload, metadata):
             msg = {"message_id": metadata.get("message_id"), "publisher_id": publisher_id,
                    "event_type": event_type, "priority": priority.upper(), "payload": payload,
-                   "timestamp": metadata.get("timestamp"), "context": ctxt}
+                   "timestamp": metadata.get("timestamp"), "context": ctxt,
+                   "received": time.monotonic()}
             with self._cond:
                 self.messages.append(msg)
                 self._cond.notify_all()

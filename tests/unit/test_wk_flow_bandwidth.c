@@ -19,8 +19,10 @@
 #define A FH_A
 #define B FH_B
 
-#define WAIT_MS  3000
-#define POST_END "instance.live_migration_post.end"
+#define WAIT_MS 3000
+/* the policy pauses a requested force-complete once nothing moves for 3 s */
+#define PAUSE_WAIT_MS 8000
+#define POST_END      "instance.live_migration_post.end"
 
 FH_SUITE(wk_flow_bandwidth);
 
@@ -110,9 +112,17 @@ wait_speed(const char *uuid, bool postcopy, long long mib_s)
 
 /* ---- the paused switch-over ---- */
 
+static bool
+phase_is(struct fh *hh, const void *arg)
+{
+	return strcmp(fh_phase(hh, A, "source"), arg) == 0;
+}
+
 /* force-complete without post-copy pauses the guest: the cap is lifted
- * (0 = unlimited) before the pause, so the whole last pass runs at full
- * speed; the migration then completes. */
+ * (0 = unlimited) at the request, so the whole last pass runs at full
+ * speed; the policy pauses the guest after its first pass (here, where
+ * the fake's job stands still in pass 1, once nothing moves for 3 s); the
+ * migration then completes. */
 Test(wk_flow_bandwidth, pause_lifts_the_cap_before_the_guest_stops)
 {
 	struct wk_err err = {{0}};
@@ -123,24 +133,37 @@ Test(wk_flow_bandwidth, pause_lifts_the_cap_before_the_guest_stops)
 	cr_assert_eq(fake_hv_calls("set_max_speed", A), 0);
 
 	cr_assert_eq(fh_force_complete(h, A, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(call_log(A), "migrate speed=0");
+	cr_assert_str_eq(fh_phase(h, A, "source"), "precopy", "not paused in the first pass");
+	fh_pump(h, 600); /* samples of pass 1 neither pause it nor cap it again */
+	cr_assert_str_eq(call_log(A), "migrate speed=0");
+	cr_assert(fh_pump_until(h, phase_is, "paused", PAUSE_WAIT_MS), "calls: %s", call_log(A));
 	cr_assert_str_eq(call_log(A), "migrate speed=0 suspend");
-	cr_assert_str_eq(fh_phase(h, A, "source"), "paused");
 	fh_pump(h, 200); /* samples of the paused migration change nothing */
 	cr_assert_str_eq(call_log(A), "migrate speed=0 suspend");
 	complete(A);
 }
 
-/* The pause refused: the guest still runs, so its cap comes back. */
+static bool
+cap_back(struct fh *hh, const void *arg)
+{
+	(void)hh;
+	(void)arg;
+	return strcmp(call_log(A), "migrate speed=0 suspend suspend speed=32") == 0;
+}
+
+/* The pause refused twice: the guest still runs, so its cap comes back. */
 Test(wk_flow_bandwidth, failed_pause_puts_the_cap_back)
 {
 	struct wk_err err = {{0}};
 
 	start("live_migration_bandwidth = 32;");
 	migrating(A);
-	fake_hv_fail_next("suspend", -EIO, "pause domain: internal error");
-	cr_assert_lt(fh_force_complete(h, A, &err), 0);
-	cr_assert_str_eq(call_log(A), "migrate speed=0 suspend speed=32");
+	fake_hv_fail_always("suspend", -EIO, "pause domain: internal error");
+	cr_assert_eq(fh_force_complete(h, A, &err), 0, "%s", err.msg);
+	cr_assert(fh_pump_until(h, cap_back, NULL, PAUSE_WAIT_MS), "calls: %s", call_log(A));
 	cr_assert_str_eq(fh_phase(h, A, "source"), "precopy");
+	fake_hv_fail_always("suspend", 0, NULL);
 	complete(A);
 }
 
@@ -202,6 +225,13 @@ Test(wk_flow_bandwidth, running_migrations_reshare_the_budget)
 	complete(A);
 }
 
+static bool
+b_paused(struct fh *hh, const void *arg)
+{
+	(void)arg;
+	return strcmp(fh_phase(hh, B, "source"), "paused") == 0;
+}
+
 /* A migration that ends by an abort frees its share as well; a paused
  * one keeps its lifted cap while the others are re-shared. */
 Test(wk_flow_bandwidth, abort_frees_the_share_and_a_paused_guest_stays_unlimited)
@@ -214,6 +244,7 @@ Test(wk_flow_bandwidth, abort_frees_the_share_and_a_paused_guest_stays_unlimited
 	wait_speed(A, false, 47);
 	cr_assert_eq(fake_hv_speed(A, true), -1, "post-copy not permitted: %s", call_log(A));
 	cr_assert_eq(fh_force_complete(h, B, &err), 0, "%s", err.msg);
+	cr_assert(fh_pump_until(h, b_paused, NULL, PAUSE_WAIT_MS), "calls: %s", call_log(B));
 	cr_assert_str_eq(call_log(B), "migrate speed=0 suspend");
 	cr_assert_eq(fh_abort(h, A, &err), 0, "%s", err.msg);
 	cr_assert(fh_wait_event(h, "instance.live_migration_rollback.end", A, 1, WAIT_MS));

@@ -140,6 +140,9 @@ source_mig(void)
 	m->policy_state.prev_iter = 5;
 	m->policy_state.prev_rem = 1000;
 	m->policy_state.prev_t_ms = 123457250;
+	/* a force-complete by pause waiting for the end of a pass */
+	m->policy_state.pause_req_iter = 1;
+	m->policy_state.pause_req_t_ms = 123456500;
 	return m;
 }
 

@@ -1055,3 +1055,153 @@ Test(wk_policy, a_paused_guest_whose_transfer_stalls_is_aborted_not_left_forever
 	cr_assert_eq(acts[0], WK_ACTION_PAUSE, "force-complete by pause at the deadline");
 	cr_assert_eq(acts[1], WK_ACTION_ABORT, "then abort once nothing moves for 30 s");
 }
+
+/*
+ * Force-complete by pause on request (nova's force_complete without
+ * post-copy): not an escalation of the policy's own, so not fed through
+ * feed()'s "drastic only after a verdict" invariant.  Steps @g until the
+ * policy pauses (or @n samples), requesting at sample @req; returns the
+ * sample it paused at (t_ms 0: never) and counts the force-completes.
+ */
+static struct wk_job_sample
+play_requested_pause(struct wk_policy_state *st, const struct wk_policy_config *cfg, struct gen *g,
+    int req, int n, int *ret_forces)
+{
+	struct wk_job_sample at = blank(0);
+
+	*ret_forces = 0;
+	for (int i = 0; i < n; i++) {
+		struct wk_job_sample s = gen_next(g);
+		struct wk_decision d;
+
+		if (i == req) {
+			wk_policy_request_pause(st, s.memory_iteration, s.t_ms);
+			cr_assert(wk_policy_pause_requested(st));
+		}
+		wk_policy_step(st, cfg, &s, &d);
+		if (d.action == WK_ACTION_FORCE_COMPLETE) {
+			cr_assert_eq(d.force_by, WK_ACTION_PAUSE);
+			cr_assert_not_null(strstr(d.action_reason, "force-complete requested"));
+			if ((*ret_forces)++ == 0)
+				at = s;
+		} else if (i >= req && at.t_ms == 0) {
+			cr_assert_not_null(strstr(d.action_reason, "force-complete requested"),
+			    "waiting says why: %s", d.action_reason);
+		}
+	}
+	return at;
+}
+
+/* The issue 10 case: a request during the first pass (all of RAM) does not
+ * pause a guest that would then wait for the rest of it; the pause comes at
+ * the end of a later pass, where only the dirty set is left. */
+Test(wk_policy, requested_pause_waits_for_the_first_pass_then_its_lowest_remaining)
+{
+	struct wk_policy_config cfg = nova_defaults();
+	struct wk_policy_state st;
+	struct wk_job_sample at;
+	struct gen g;
+	int forces;
+
+	cfg.permit_post_copy = false;
+	cfg.downtime_delay_s = 1000;
+	wk_policy_init(&st, &cfg, 0);
+	gen_init(&g, 64 * MIB, 100 * MIB, 256);
+	at = play_requested_pause(&st, &cfg, &g, 1, 80, &forces);
+	cr_assert_eq(forces, 1, "paused once, got %d", forces);
+	cr_assert_geq(at.memory_iteration, 2, "not during the first pass");
+	cr_assert_leq(at.memory_iteration, 4, "within two passes after the first");
+	cr_assert_leq(at.data_remaining, 64 * MIB / 2, "at the low end of a pass: %lld MiB left",
+	    at.data_remaining / MIB);
+}
+
+/* A request after the first pass waits at most two passes. */
+Test(wk_policy, requested_pause_late_waits_at_most_two_passes)
+{
+	struct wk_policy_config cfg = nova_defaults();
+	struct wk_policy_state st;
+	struct wk_job_sample at;
+	struct gen g;
+	long long req_iter = -1;
+	int forces;
+
+	cfg.permit_post_copy = false;
+	cfg.downtime_delay_s = 1000;
+	wk_policy_init(&st, &cfg, 0);
+	gen_init(&g, 64 * MIB, 100 * MIB, 256);
+	for (int i = 0; i < 12; i++) {
+		struct wk_job_sample s = gen_next(&g);
+		struct wk_decision d;
+
+		wk_policy_step(&st, &cfg, &s, &d);
+		req_iter = s.memory_iteration;
+	}
+	cr_assert_geq(req_iter, 3, "the first pass is over");
+	at = play_requested_pause(&st, &cfg, &g, 0, 40, &forces);
+	cr_assert_eq(forces, 1);
+	cr_assert_leq(at.memory_iteration, req_iter + 2);
+}
+
+/* Nothing moves: the pause is not held back for a pass that never ends. */
+Test(wk_policy, requested_pause_on_a_stalled_transfer_goes_at_once)
+{
+	struct wk_policy_config cfg = nova_defaults();
+	struct wk_policy_state st;
+	struct wk_decision d;
+	uint64_t t;
+	bool paused = false;
+
+	cfg.permit_post_copy = false;
+	cfg.downtime_delay_s = 1000;
+	wk_policy_init(&st, &cfg, 0);
+	for (t = 250; t <= 8000 && !paused; t += 250) {
+		long long moved = t < 1000 ? (long long)t * 1024 : 1000 * 1024;
+		struct wk_job_sample s = sample(t, 1, 200 * MIB - moved, moved, 0, MIB);
+
+		if (t == 1000)
+			wk_policy_request_pause(&st, 1, t);
+		wk_policy_step(&st, &cfg, &s, &d);
+		if (d.action == WK_ACTION_FORCE_COMPLETE)
+			paused = true;
+	}
+	cr_assert(paused);
+	cr_assert_leq(t, 1000 + 3000 + 500, "paused %llu ms after the request",
+	    (unsigned long long)(t - 1000));
+}
+
+/* A refused pause is tried once more, then the request is given up. */
+Test(wk_policy, requested_pause_refused_twice_is_not_tried_again)
+{
+	struct wk_policy_config cfg = nova_defaults();
+	struct wk_policy_state st;
+	struct gen g;
+	int tries = 0;
+
+	cfg.permit_post_copy = false;
+	cfg.downtime_delay_s = 1000;
+	wk_policy_init(&st, &cfg, 0);
+	gen_init(&g, 64 * MIB, 100 * MIB, 256);
+	wk_policy_request_pause(&st, 1, 0);
+	for (int i = 0; i < 80; i++) {
+		struct wk_job_sample s = gen_next(&g);
+		struct wk_decision d;
+
+		wk_policy_step(&st, &cfg, &s, &d);
+		if (d.action == WK_ACTION_FORCE_COMPLETE) {
+			tries++;
+			wk_policy_action_result(&st, &d, -EPERM);
+		}
+	}
+	cr_assert_eq(tries, 2, "got %d", tries);
+}
+
+Test(wk_policy, no_pause_is_requested_after_init)
+{
+	struct wk_policy_config cfg = nova_defaults();
+	struct wk_policy_state st;
+
+	wk_policy_init(&st, &cfg, 0);
+	cr_assert(!wk_policy_pause_requested(&st));
+	wk_policy_request_pause(&st, 0, 100);
+	cr_assert(wk_policy_pause_requested(&st));
+}
