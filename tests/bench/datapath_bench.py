@@ -27,7 +27,6 @@ PID.  Uses the release build when there is one."""
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -38,12 +37,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "tests", "peers"))
 
+from benchlib import completed_stats, cpu_s, derived_bandwidth, rig_down, rig_up, sh  # noqa: E402
 import ferry_proc  # noqa: E402
 import listener  # noqa: E402
 import nova_peer  # noqa: E402
 import rig  # noqa: E402
 
-import libvirt  # noqa: E402
 
 INSTANCES = "/var/lib/libvirt/images"  # libvirt.instances_path, inside each host
 DEST = "host2"  # the name host B's QEMU certificate carries (TLS rows)
@@ -77,52 +76,6 @@ VARIANTS = [
 ]
 
 
-def sh(*cmd):
-    return subprocess.run(list(cmd), cwd=REPO, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
-
-
-def derived_bandwidth(binary, conf):
-    out = sh(binary, "--config", conf, "--show-tuning").stdout
-    m = re.search(r"live_migration_bandwidth\s+(\d+) MiB/s", out)
-    if not m:
-        raise SystemExit("cannot read the derived bandwidth from --show-tuning:\n" + out)
-    return int(m.group(1)), out
-
-
-def cpu_s(pid):
-    """utime + stime of pid, seconds."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
-
-
-def completed_stats(host, uuid):
-    conn = rig.connect(host)
-    try:
-        return conn.lookupByUUIDString(uuid).jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
-    except libvirt.libvirtError:
-        return {}
-    finally:
-        conn.close()
-
-
-def journal_tuning(worker, uuid, timeout=30):
-    """The "tuning" object of the source record, read while it exists."""
-    path = os.path.join(worker.dir, "migrations", "source-%s.json" % uuid)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with open(path) as f:
-                rec = json.load(f)
-            if "tuning" in rec:
-                return rec["tuning"]
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.02)
-    return None
-
-
 def host_path(host, ns_path):
     return os.path.join(rig.RIG_DIR, host, "lib", "images", ns_path[len(INSTANCES) + 1:])
 
@@ -153,17 +106,6 @@ def boot(name, uuid, rate, block):
     return alloc
 
 
-def destroy(uuid):
-    for host in ("A", "B"):
-        conn = rig.connect(host)
-        try:
-            conn.lookupByUUIDString(uuid).destroy()
-        except libvirt.libvirtError:
-            pass
-        finally:
-            conn.close()
-
-
 def run_variant(tmp, binary, dst, notes, variant, idx):
     name, speed, opts, specs, block, dirty = variant
     host = "dp%d" % idx
@@ -182,7 +124,7 @@ def run_variant(tmp, binary, dst, notes, variant, idx):
         cpu0 = cpu_s(src.proc.pid) + cpu_s(dst.proc.pid)
         t0 = time.monotonic()
         nova_peer.cast_live_migration(uuid, host, DEST, block=block, extra_specs=specs)
-        tuning = journal_tuning(src, uuid)
+        tuning = ferry_proc.journal_tuning(src, uuid, timeout=30)
         end = None
         deadline = t0 + 600
         while end is None and time.monotonic() < deadline:
@@ -224,7 +166,7 @@ def run_variant(tmp, binary, dst, notes, variant, idx):
             row["source_disk_gone"] = not os.path.exists(
                 host_path("A", "%s/%s/disk" % (INSTANCES, uuid)))
     finally:
-        destroy(uuid)
+        rig.destroy_guest(uuid)
         src.stop()
         for h in ("A", "B"):
             d = host_path(h, "%s/%s" % (INSTANCES, uuid))
@@ -260,14 +202,7 @@ def main():
     release = os.path.join(REPO, "build", "release", "worker", "ferry-worker")
     binary = os.environ.get("FERRY_WORKER") or (
         release if os.path.exists(release) else ferry_proc.WORKER)
-    rig_was_up = sh("bash", "deploy/rig/rabbit.sh", "status").returncode == 0
-    if not rig_was_up:
-        for cmd in (("bash", "deploy/rig/rabbit.sh", "start"),
-                    ("bash", "deploy/rig/hosts.sh", "start")):
-            r = sh(*cmd)
-            if r.returncode != 0:
-                raise SystemExit(r.stdout)
-    sh("make", "-s", "-C", "deploy/guest")
+    rig_was_up = rig_up()
     tmp = tempfile.mkdtemp(prefix="ferry-dpbench-")
     # The configuration's own refusal: multifd compression other than zstd.
     zconf = os.path.join(tmp, "zlib.conf")
@@ -304,9 +239,7 @@ def main():
     finally:
         notes.stop()
         dst.stop()
-        if not rig_was_up:
-            sh("bash", "deploy/rig/hosts.sh", "stop")
-            sh("bash", "deploy/rig/rabbit.sh", "stop")
+        rig_down(rig_was_up)
 
     print()
     hdr = ("variant", "guest", "outcome", "total s", "libvirt s", "downtime ms",

@@ -21,8 +21,6 @@ started, by PID.  Uses the release build when there is one."""
 import argparse
 import datetime
 import os
-import re
-import subprocess
 import sys
 import tempfile
 import threading
@@ -33,12 +31,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "tests", "peers"))
 
+from benchlib import completed_stats, derived_bandwidth, rig_down, rig_up  # noqa: E402
 import ferry_proc  # noqa: E402
 import listener  # noqa: E402
 import nova_peer  # noqa: E402
 import rig  # noqa: E402
 
-import libvirt  # noqa: E402
 
 STRUGGLING = "instance.live_migration_struggling"
 TERMINAL = ("instance.live_migration_post.end", "instance.live_migration_rollback.end")
@@ -124,31 +122,6 @@ class HeartbeatWatch:
         return max(0.0, max(b - a for a, b in zip(ts, ts[1:])) * 1000.0 - HB_MS)
 
 
-def sh(*cmd):
-    return subprocess.run(list(cmd), cwd=REPO, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
-
-
-def derived_bandwidth(binary, conf):
-    out = sh(binary, "--config", conf, "--show-tuning").stdout
-    m = re.search(r"live_migration_bandwidth\s+(\d+) MiB/s", out)
-    if not m:
-        raise SystemExit("cannot read the derived bandwidth from --show-tuning:\n" + out)
-    return int(m.group(1)), out
-
-
-def completed_stats(host, uuid):
-    """libvirt's statistics of the domain's completed migration job, or {}."""
-    conn = rig.connect(host)
-    try:
-        dom = conn.lookupByUUIDString(uuid)
-        return dom.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
-    except libvirt.libvirtError:
-        return {}
-    finally:
-        conn.close()
-
-
 def data(msg):
     return msg["payload"]["nova_object.data"]
 
@@ -229,13 +202,7 @@ def run_scenario(name, frac, ws, full, specs, op, bw, mem, notes):
                       if struggles and struggles[0].get("prediction") else None),
         "actions": ",".join(dict.fromkeys(s["action"] for s in struggles)) or "-",
     }
-    conn = rig.connect(where)
-    try:
-        conn.lookupByUUIDString(uuid).destroy()
-    except libvirt.libvirtError:
-        pass
-    finally:
-        conn.close()
+    rig.destroy_guest(uuid)
     return row
 
 
@@ -270,14 +237,7 @@ def main():
 
     release = os.path.join(REPO, "build", "release", "worker", "ferry-worker")
     binary = release if os.path.exists(release) else ferry_proc.WORKER
-    rig_was_up = sh("bash", "deploy/rig/rabbit.sh", "status").returncode == 0
-    if not rig_was_up:
-        for cmd in (("bash", "deploy/rig/rabbit.sh", "start"),
-                    ("bash", "deploy/rig/hosts.sh", "start")):
-            r = sh(*cmd)
-            if r.returncode != 0:
-                raise SystemExit(r.stdout)
-    sh("make", "-s", "-C", "deploy/guest")
+    rig_was_up = rig_up()
     tmp = tempfile.mkdtemp(prefix="ferry-bench-")
     dial = '\tlink_speed = "%s";' % args.link_speed
     workers = [ferry_proc.Worker(tmp, "bench-src", "A", "127.0.0.2", libvirt=dial,
@@ -316,9 +276,7 @@ def main():
         notes.stop()
         for w in workers:
             w.stop()
-        if not rig_was_up:
-            sh("bash", "deploy/rig/hosts.sh", "stop")
-            sh("bash", "deploy/rig/rabbit.sh", "stop")
+        rig_down(rig_was_up)
 
     print()
     hdr = ("scenario", "guest dirtying", "outcome", "total s", "x floor", "libvirt s",

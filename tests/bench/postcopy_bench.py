@@ -19,7 +19,6 @@ the rig if it is down (and then stops it again) and stops every process it
 started, by PID.  Run it under the rig lock."""
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "tests", "peers"))
 
+from benchlib import rig_down, rig_up, sh  # noqa: E402
 import ferry_proc  # noqa: E402
 import listener  # noqa: E402
 import nova_peer  # noqa: E402
@@ -54,11 +54,6 @@ SCENARIOS = [
     ("abort API 2 s into throttled post-copy", "abort", 2, "late"),
     ("ss -K 2 s into throttled post-copy", "ss", 2, "late"),
 ]
-
-
-def sh(*cmd):
-    return subprocess.run(list(cmd), cwd=REPO, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
 
 
 def state(conn, uuid):
@@ -193,14 +188,7 @@ def main():
     ap.add_argument("--worker", default=ferry_proc.WORKER)
     args = ap.parse_args()
 
-    rig_was_up = sh("bash", "deploy/rig/rabbit.sh", "status").returncode == 0
-    if not rig_was_up:
-        for cmd in (("bash", "deploy/rig/rabbit.sh", "start"),
-                    ("bash", "deploy/rig/hosts.sh", "start")):
-            r = sh(*cmd)
-            if r.returncode != 0:
-                raise SystemExit(r.stdout)
-    sh("make", "-s", "-C", "deploy/guest")
+    rig_was_up = rig_up()
     tmp = tempfile.mkdtemp(prefix="ferry-pcbench-")
     dial = ("\tlive_migration_bandwidth = %d;\n\tlive_migration_permit_post_copy = true;\n"
             "\tlive_migration_completion_timeout = 3;" % args.bandwidth)
@@ -232,9 +220,7 @@ def main():
         notes.stop()
         for w in (src, dst):
             w.stop()
-        if not rig_was_up:
-            sh("bash", "deploy/rig/hosts.sh", "stop")
-            sh("bash", "deploy/rig/rabbit.sh", "stop")
+        rig_down(rig_was_up)
 
     print()
     hdr = ("scenario", "outcome", "total s (cast->post.end)", "switch s", "broke",

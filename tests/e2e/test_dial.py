@@ -28,6 +28,7 @@ import libvirt
 import libvirt_qemu
 import pytest
 
+import ferry_proc
 import nova_peer
 import rig
 from conftest import Worker
@@ -123,21 +124,11 @@ class QemuWatch:
         self.t.join(10)
 
 
-def journal_tuning(worker, uuid, timeout=20):
-    """The "tuning" object of the source record, read while it exists."""
-    path = os.path.join(worker.dir, "migrations", "source-%s.json" % uuid)
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with open(path) as f:
-                rec = json.load(f)
-            if "tuning" in rec:
-                return rec["tuning"]
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.02)
-    raise AssertionError("no journal record with tuning at %s: %s" % (
-        path, glob.glob(os.path.join(worker.dir, "migrations", "*"))))
+def journal_tuning(worker, uuid):
+    tuning = ferry_proc.journal_tuning(worker, uuid)
+    assert tuning is not None, "no journal record with tuning at %s: %s" % (
+        worker.dir, glob.glob(os.path.join(worker.dir, "migrations", "*")))
+    return tuning
 
 
 @pytest.mark.parametrize("case", list(CASES))

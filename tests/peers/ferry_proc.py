@@ -2,6 +2,7 @@
 """ferry-worker as a child process: writes its config, starts it, waits for
 log lines, stops it by PID with SIGTERM.  Shared by the end-to-end tests and
 the benchmarks."""
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,23 @@ import rig
 REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 WORKER = os.environ.get("FERRY_WORKER", os.path.join(REPO, "build", "dev", "worker",
                                                       "ferry-worker"))
+
+def journal_tuning(worker, uuid, timeout=20):
+    """The "tuning" object of the worker's source record for uuid, read while
+    the record exists (it goes when the migration ends); None if never seen."""
+    path = os.path.join(worker.dir, "migrations", "source-%s.json" % uuid)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(path) as f:
+                rec = json.load(f)
+            if "tuning" in rec:
+                return rec["tuning"]
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.02)
+    return None
+
 
 CONF_TEMPLATE = """
 transport_url = "{url}";

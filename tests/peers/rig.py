@@ -297,6 +297,15 @@ def domain_names():
     return names
 
 
+def destroy_guest(uuid):
+    """Destroys domain `uuid` wherever it runs (both hosts, those running)."""
+    for _, conn in running_hosts():
+        try:
+            conn.lookupByUUIDString(str(uuid)).destroy()
+        except libvirt.libvirtError:
+            pass
+
+
 def destroy_all(keep=()):
     """Abort jobs and destroy (and undefine) every domain on both hosts
     whose name is not in keep.  Hosts that are not running are skipped.
