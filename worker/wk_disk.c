@@ -353,6 +353,17 @@ below(const char *root_real, const char *dir_real)
 	       (dir_real[rl] == '\0' || dir_real[rl] == '/' || strcmp(root_real, "/") == 0);
 }
 
+/* dir_real's parent is root_real itself (an instance's own directory). */
+static bool
+right_below(const char *root_real, const char *dir_real)
+{
+	const char *slash = strrchr(dir_real, '/');
+	size_t rl = strcmp(root_real, "/") == 0 ? 0 : strlen(root_real);
+
+	return slash != NULL && slash[1] != '\0' && (size_t)(slash - dir_real) == rl &&
+	       strncmp(dir_real, root_real, rl) == 0;
+}
+
 static int
 record(json_t *created, const char *path, const char *kind)
 {
@@ -661,10 +672,7 @@ wk_disk_remove_source(
 	else
 		done |= WK_DISK_REMOVED_FILE;
 	/* The instance's own directory, right below the root, once empty. */
-	base = strrchr(real, '/');
-	if (strcmp(real, root_real) != 0 && base != NULL &&
-	    strncmp(real, root_real, strlen(root_real)) == 0 &&
-	    (size_t)(base - real) == (strcmp(root_real, "/") == 0 ? 0 : strlen(root_real))) {
+	if (right_below(root_real, real)) {
 		if (rmdir(real) == 0)
 			done |= WK_DISK_REMOVED_DIR;
 		else if (errno != ENOTEMPTY && errno != EEXIST && errno != ENOENT)
