@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * rpc_amqp: rabbitmq-c adapter.  One connection, channel 1 consumes,
- * channel 2 publishes with confirms.  Frames are read without blocking and
+ * channel 2 publishes with confirms, channel 3 publishes the replies to
+ * read-only calls without them.  Frames are read without blocking and
  * assembled here, so the owner's poll loop never stalls on the broker.
  * AMQP status codes become -errno at this edge and nowhere else.
  *
@@ -210,6 +211,7 @@ rpc_amqp_free(rpc_amqp *a)
 		drop_connection(a);
 	if (a->connected) {
 		/* As oslo on a clean stop: cancel, delete our transient queues, close. */
+		amqp_channel_close(a->conn, CH_UNCONFIRMED, AMQP_REPLY_SUCCESS);
 		amqp_channel_close(a->conn, CH_PUBLISH, AMQP_REPLY_SUCCESS);
 		for (size_t i = 0; i < a->n_topics; i++)
 			amqp_queue_delete(
@@ -310,33 +312,31 @@ wire_kick(rpc_amqp *a)
 	return r;
 }
 
-/* The outbox's send function: one basic.publish on the confirm channel. */
+/* One basic.publish with its header and body frames on channel ch: into
+ * a->wire over plain TCP (written by the caller), through rabbitmq-c over
+ * TLS.  Returns 0 or -errno. */
 static int
-send_msg(void *userdata, const struct rpc_outbox_msg *e)
+send_publish(rpc_amqp *a, uint16_t ch, const char *exchange, const char *routing_key,
+    bool mandatory, int expiration_ms, void *body, size_t len)
 {
-	rpc_amqp *a = userdata;
 	amqp_basic_properties_t p;
-	amqp_bytes_t body;
+	amqp_bytes_t b;
 	char exp[32];
 	int st;
 
 	if (direct(a)) {
 		struct rpc_wire_publish m = {
-		    .channel = CH_PUBLISH,
-		    .exchange = e->exchange,
-		    .routing_key = e->routing_key,
-		    .mandatory = e->mandatory,
-		    .expiration_ms = e->expiration_ms,
-		    .body = e->body,
-		    .len = e->len,
+		    .channel = ch,
+		    .exchange = exchange,
+		    .routing_key = routing_key,
+		    .mandatory = mandatory,
+		    .expiration_ms = expiration_ms,
+		    .body = body,
+		    .len = len,
 		    .frame_max = (size_t)amqp_get_frame_max(a->conn),
 		};
-		int r = rpc_wire_publish(&a->wire, &m);
 
-		if (r < 0)
-			return r;
-		a->stats.published++;
-		return 0;
+		return rpc_wire_publish(&a->wire, &m);
 	}
 	memset(&p, 0, sizeof(p));
 	p._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_CONTENT_ENCODING_FLAG |
@@ -348,17 +348,28 @@ send_msg(void *userdata, const struct rpc_outbox_msg *e)
 	p.priority = 0;
 	p.headers.num_entries = 0;
 	p.headers.entries = NULL;
-	if (e->expiration_ms > 0) {
-		snprintf(exp, sizeof(exp), "%d", e->expiration_ms);
+	if (expiration_ms > 0) {
+		snprintf(exp, sizeof(exp), "%d", expiration_ms);
 		p._flags |= AMQP_BASIC_EXPIRATION_FLAG;
 		p.expiration = amqp_cstring_bytes(exp);
 	}
-	body.bytes = e->body;
-	body.len = e->len;
-	st = amqp_basic_publish(a->conn, CH_PUBLISH, amqp_cstring_bytes(e->exchange),
-	    amqp_cstring_bytes(e->routing_key), e->mandatory, 0, &p, body);
-	if (st != AMQP_STATUS_OK)
-		return rpc_amqp_status_to_errno(st);
+	b.bytes = body;
+	b.len = len;
+	st = amqp_basic_publish(a->conn, ch, amqp_cstring_bytes(exchange),
+	    amqp_cstring_bytes(routing_key), mandatory, 0, &p, b);
+	return st == AMQP_STATUS_OK ? 0 : rpc_amqp_status_to_errno(st);
+}
+
+/* The outbox's send function: one basic.publish on the confirm channel. */
+static int
+send_msg(void *userdata, const struct rpc_outbox_msg *e)
+{
+	rpc_amqp *a = userdata;
+	int r = send_publish(a, CH_PUBLISH, e->exchange, e->routing_key, e->mandatory,
+	    e->expiration_ms, e->body, e->len);
+
+	if (r < 0)
+		return r;
 	a->stats.published++;
 	return 0;
 }
@@ -448,6 +459,11 @@ connect_one(rpc_amqp *a, const struct rpc_url_host *h, struct rpc_err *reterr)
 		return r;
 	amqp_confirm_select(a->conn, CH_PUBLISH);
 	r = rpc_amqp_reply_check(amqp_get_rpc_reply(a->conn), "confirm.select", reterr);
+	if (r < 0)
+		return r;
+	/* Never put in confirm mode (that cannot be undone on a channel). */
+	amqp_channel_open(a->conn, CH_UNCONFIRMED);
+	r = rpc_amqp_reply_check(amqp_get_rpc_reply(a->conn), "open channel", reterr);
 	if (r < 0)
 		return r;
 	r = rpc_amqp_declare_all(a, reterr);
@@ -823,6 +839,33 @@ rpc_amqp_publish(rpc_amqp *a, const char *exchange, const char *routing_key, jso
     bool mandatory, int expiration_ms)
 {
 	return publish(a, exchange, routing_key, inner, mandatory, expiration_ms, RPC_OUTBOX_KEEP);
+}
+
+int
+rpc_amqp_publish_unconfirmed(
+    rpc_amqp *a, const char *exchange, const char *routing_key, json_t *inner, bool mandatory)
+{
+	size_t len;
+	char *body;
+	int r = -ENOTCONN;
+
+	if (a->connected) {
+		body = rpc_envelope_encode(inner, &len);
+		r = body != NULL ? send_publish(a, CH_UNCONFIRMED, exchange, routing_key, mandatory,
+		                       0, body, len)
+		                 : -ENOMEM;
+		free(body);
+		if (r == 0)
+			r = wire_kick(a); /* drops the connection when it fails */
+		else if (!direct(a))
+			drop_connection(a); /* rabbitmq-c may have written part of it */
+		                            /* else nothing was buffered: the connection is fine */
+	}
+	if (r < 0)
+		a->stats.unconfirmed_lost++;
+	else
+		a->stats.published_unconfirmed++;
+	return r;
 }
 
 int

@@ -3,20 +3,26 @@
  * rpc_amqp: the AMQP transport; its files rpc_amqp*.c are the only code that
  * includes <amqp.h> (rpc_amqp_priv.h says which does what).
  *
- * Owns one broker connection with two channels: channel 1 consumes the
+ * Owns one broker connection with three channels: channel 1 consumes the
  * server queues (topic, topic.<host>, the fanout queue) and our own reply
- * queue; channel 2 publishes in publisher-confirm mode.  Entities are
- * declared exactly as oslo.messaging 14 declares them for the given options
- * (oslo-wire.md section 3).
+ * queue; channel 2 publishes in publisher-confirm mode; channel 3 is never
+ * in confirm mode and carries only replies to read-only calls.  Entities
+ * are declared exactly as oslo.messaging 14 declares them for the given
+ * options (oslo-wire.md section 3).
  *
  * Non-blocking by design: the owner polls rpc_amqp_fd() and calls
  * rpc_amqp_process() whenever it is readable and at least every
- * rpc_amqp_timeout_ms(); that also sends AMQP heartbeats.  Every publish goes
- * through an outbox (rpc_outbox.h) and leaves it only when the broker
- * confirms it, so a message produced while disconnected, or lost with a
- * connection, is sent again after reconnect.  The outbox is bounded in
- * bytes; only messages published as droppable (progress notifications) are
- * ever dropped to stay within it, and each drop is counted and reported.
+ * rpc_amqp_timeout_ms(); that also sends AMQP heartbeats.  Every publish
+ * except rpc_amqp_publish_unconfirmed goes through an outbox (rpc_outbox.h)
+ * and leaves it only when the broker confirms it, so a message produced
+ * while disconnected, or lost with a connection, is sent again after
+ * reconnect.  The outbox is bounded in bytes; only messages published as
+ * droppable (progress notifications) are ever dropped to stay within it,
+ * and each drop is counted and reported.  A reply published unconfirmed
+ * (a read-only call's, rpc_methods.h) is sent once: if the connection is
+ * lost with it, it is gone, and the caller's timeout and retry recover, as
+ * with oslo's own servers (kombu publishes replies unconfirmed).  That
+ * saves the wake-up per call that reading the broker's confirm costs.
  *
  * Message bodies larger than RPC_AMQP_MAX_BODY are never buffered: their
  * frames are skipped and the delivery is handed over empty with
@@ -100,11 +106,13 @@ typedef void (*rpc_amqp_on_delivery)(void *userdata, const struct rpc_delivery *
 /* Counters for metrics and tests. */
 struct rpc_amqp_stats {
 	uint64_t connects, disconnects, published, confirmed, returned, dropped;
-	uint64_t nacked;           /* publishes the broker nacked (each is sent again) */
-	uint64_t oversized;        /* deliveries discarded for exceeding RPC_AMQP_MAX_BODY */
-	uint64_t connect_failures; /* failed attempts, one per broker tried */
-	uint64_t requeued;         /* requests given back after rpc_amqp_stop_serving */
-	uint64_t writes;           /* send(2)s of buffered frames (plain TCP): one per pass */
+	uint64_t nacked;                /* publishes the broker nacked (each is sent again) */
+	uint64_t oversized;             /* deliveries discarded for exceeding RPC_AMQP_MAX_BODY */
+	uint64_t connect_failures;      /* failed attempts, one per broker tried */
+	uint64_t requeued;              /* requests given back after rpc_amqp_stop_serving */
+	uint64_t writes;                /* send(2)s of buffered frames (plain TCP): one per pass */
+	uint64_t published_unconfirmed; /* rpc_amqp_publish_unconfirmed handed over */
+	uint64_t unconfirmed_lost;      /* ... and not: disconnected, or the connection failed */
 	size_t outbox_len, outbox_bytes;
 };
 
@@ -169,6 +177,18 @@ int rpc_amqp_reject(rpc_amqp *a, uint64_t tag, bool requeue);
  * outbox had to do (drops, over its bound) goes to the outbox hook. */
 int rpc_amqp_publish(rpc_amqp *a, const char *exchange, const char *routing_key, json_t *inner,
     bool mandatory, int expiration_ms);
+
+/* Publishes a reply to a read-only call (rpc_method_read_only) on the
+ * channel without publisher confirms, as rpc_amqp_publish would otherwise
+ * (oslo's properties, the 2.0 envelope around inner, borrowed; no
+ * expiration).  It never enters the outbox: sent now (in the pass's one
+ * send(2) inside rpc_amqp_process), never resent.  Returns 0, or -ENOTCONN
+ * while disconnected, -ENOMEM, or -errno when the connection failed taking
+ * it (then dropped, for the owner to reconnect); the reply is then lost and
+ * counted in unconfirmed_lost.  A mandatory reply the broker cannot route
+ * still comes back as RPC_DELIVERY_RETURNED. */
+int rpc_amqp_publish_unconfirmed(
+    rpc_amqp *a, const char *exchange, const char *routing_key, json_t *inner, bool mandatory);
 
 /* Publishes a notification on the control exchange as oslo's messagingv2
  * notifier does (the queues were declared at connect).  inner borrowed.

@@ -25,7 +25,8 @@
 #include "rpc_url.h"
 
 #define CH_CONSUME        1
-#define CH_PUBLISH        2
+#define CH_PUBLISH        2 /* confirm mode: everything the outbox sends */
+#define CH_UNCONFIRMED    3 /* never in confirm mode: replies to read-only calls */
 #define MAX_TOPICS        4
 #define NOTIFY_PRIORITIES 3
 

@@ -126,6 +126,29 @@ Test(rpc_amqp, outbox_drops_only_droppable_and_tells_the_hook)
 	rpc_amqp_free(a); /* frees what is still queued (LeakSanitizer checks) */
 }
 
+/* A read-only call's reply is never queued: disconnected, it is lost and
+ * counted, while a confirmed publish waits in the outbox. */
+Test(rpc_amqp, unconfirmed_reply_is_not_queued_while_disconnected)
+{
+	char url[128];
+	struct rpc_amqp_stats st;
+	json_t *m = msg(1);
+	rpc_amqp *a;
+
+	snprintf(url, sizeof(url), "rabbit://nova:nova@127.0.0.1:%d/", dead_port());
+	a = make(url, 0);
+	cr_assert_eq(rpc_amqp_publish_unconfirmed(a, "", "reply_x", m, true), -ENOTCONN);
+	rpc_amqp_get_stats(a, &st);
+	cr_assert_eq(st.outbox_len, 0);
+	cr_assert_eq(st.unconfirmed_lost, 1);
+	cr_assert_eq(st.published_unconfirmed, 0);
+	cr_assert_eq(rpc_amqp_publish(a, "", "reply_x", m, true, 0), 0);
+	rpc_amqp_get_stats(a, &st);
+	cr_assert_eq(st.outbox_len, 1);
+	json_decref(m);
+	rpc_amqp_free(a);
+}
+
 Test(rpc_amqp, connect_tries_every_broker_and_keeps_the_outbox)
 {
 	char url[160], b1[128], b2[128];

@@ -67,7 +67,7 @@ lib_method(amqp_method_number_t id, void *decoded, unsigned char *out, size_t ca
 }
 
 static void
-check_publish(int expiration_ms, size_t body_len, size_t frame_max)
+check_publish_on(uint16_t channel, int expiration_ms, size_t body_len, size_t frame_max)
 {
 	struct rpc_wire w = {0};
 	struct frame f[64];
@@ -84,7 +84,7 @@ check_publish(int expiration_ms, size_t body_len, size_t frame_max)
 	for (size_t i = 0; i < body_len; i++)
 		body[i] = (char)('a' + i % 26);
 	struct rpc_wire_publish m = {
-	    .channel = 2,
+	    .channel = channel,
 	    .exchange = "",
 	    .routing_key = "reply_0123456789abcdef0123456789abcdef",
 	    .mandatory = true,
@@ -102,7 +102,7 @@ check_publish(int expiration_ms, size_t body_len, size_t frame_max)
 	pub.mandatory = 1;
 	wn = lib_method(AMQP_BASIC_PUBLISH_METHOD, &pub, want, sizeof(want));
 	cr_assert_eq(f[0].type, AMQP_FRAME_METHOD);
-	cr_assert_eq(f[0].channel, 2);
+	cr_assert_eq(f[0].channel, channel);
 	cr_assert_eq(f[0].size, wn);
 	cr_assert_arr_eq(f[0].payload, want, wn);
 
@@ -127,13 +127,13 @@ check_publish(int expiration_ms, size_t body_len, size_t frame_max)
 	for (int i = 0; i < 8; i++)
 		want[4 + i] = (unsigned char)((uint64_t)body_len >> (56 - 8 * i));
 	cr_assert_eq(f[1].type, AMQP_FRAME_HEADER);
-	cr_assert_eq(f[1].channel, 2);
+	cr_assert_eq(f[1].channel, channel);
 	cr_assert_eq(f[1].size, 12 + (size_t)pn);
 	cr_assert_arr_eq(f[1].payload, want, 12 + (size_t)pn);
 
 	for (size_t i = 2; i < n; i++) {
 		cr_assert_eq(f[i].type, AMQP_FRAME_BODY);
-		cr_assert_eq(f[i].channel, 2);
+		cr_assert_eq(f[i].channel, channel);
 		cr_assert_leq(f[i].size, frame_max - 8);
 		cr_assert_arr_eq(f[i].payload, body + got_body, f[i].size);
 		got_body += f[i].size;
@@ -143,11 +143,61 @@ check_publish(int expiration_ms, size_t body_len, size_t frame_max)
 	free(body);
 }
 
+/* On channel 2, the confirm channel the outbox publishes on. */
+static void
+check_publish(int expiration_ms, size_t body_len, size_t frame_max)
+{
+	check_publish_on(2, expiration_ms, body_len, frame_max);
+}
+
 Test(rpc_amqp_wire, publish_is_what_rabbitmq_c_encodes)
 {
 	check_publish(0, 57, 131072);
 	check_publish(30000, 57, 131072);
 	check_publish(0, 0, 131072);
+}
+
+/* Channel 3 is never in confirm mode: the replies to read-only calls. */
+Test(rpc_amqp_wire, unconfirmed_channel_publish_is_what_rabbitmq_c_encodes)
+{
+	check_publish_on(3, 0, 57, 131072);
+	check_publish_on(3, 0, 0, 131072);
+	check_publish_on(3, 0, 4096 * 3, 4096);
+}
+
+/* One pass's send(2): the ack of a request, a confirmed publish and an
+ * unconfirmed reply, each frame on its own channel, in order. */
+Test(rpc_amqp_wire, one_buffer_carries_frames_of_every_channel)
+{
+	struct rpc_wire w = {0};
+	struct frame f[16];
+	struct rpc_wire_publish confirmed = {.channel = 2,
+	    .exchange = "nova",
+	    .routing_key = "versioned_notifications.info",
+	    .body = "{\"a\":1}",
+	    .len = 7,
+	    .frame_max = 131072};
+	struct rpc_wire_publish reply = {.channel = 3,
+	    .exchange = "",
+	    .routing_key = "reply_0123",
+	    .mandatory = true,
+	    .body = "[]",
+	    .len = 2,
+	    .frame_max = 131072};
+	const uint16_t want_ch[] = {2, 2, 2, 3, 3, 3, 1};
+	const uint8_t want_type[] = {AMQP_FRAME_METHOD, AMQP_FRAME_HEADER, AMQP_FRAME_BODY,
+	    AMQP_FRAME_METHOD, AMQP_FRAME_HEADER, AMQP_FRAME_BODY, AMQP_FRAME_METHOD};
+
+	cr_assert_eq(rpc_wire_publish(&w, &confirmed), 0);
+	cr_assert_eq(rpc_wire_publish(&w, &reply), 0);
+	cr_assert_eq(rpc_wire_ack(&w, 1, 9), 0);
+	cr_assert_eq(split(w.buf, w.len, f, 16), 7u);
+	for (size_t i = 0; i < 7; i++) {
+		cr_assert_eq(f[i].channel, want_ch[i], "frame %zu", i);
+		cr_assert_eq(f[i].type, want_type[i], "frame %zu", i);
+	}
+	cr_assert_arr_eq(f[5].payload, "[]", 2);
+	rpc_wire_free(&w);
 }
 
 Test(rpc_amqp_wire, large_bodies_are_split_at_frame_max)
