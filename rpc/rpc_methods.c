@@ -18,3 +18,14 @@ const struct rpc_method rpc_methods[] = {
 /* clang-format on */
 
 const size_t rpc_methods_count = sizeof(rpc_methods) / sizeof(rpc_methods[0]);
+
+bool
+rpc_method_read_only(int id)
+{
+	switch (id) {
+	case RPC_M_LIST_MIGRATIONS:
+		return true; /* reads the migration table and the clock */
+	default:
+		return false;
+	}
+}

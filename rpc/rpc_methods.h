@@ -8,6 +8,7 @@
 #ifndef RPC_METHODS_H
 #define RPC_METHODS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "rpc_dispatch.h"
@@ -30,5 +31,14 @@ enum rpc_method_id {
  * served the same replies). */
 extern const struct rpc_method rpc_methods[];
 extern const size_t rpc_methods_count;
+
+/* True for a method whose handler changes no state, so its reply (result or
+ * failure) tells the caller nothing it could not learn by calling again:
+ * such replies are published without publisher confirms and are not resent
+ * after a lost connection (rpc_amqp_publish_unconfirmed); the caller's
+ * timeout and retry cover that loss, as with oslo's own servers.  Today
+ * only list_migrations; every nova method and recover_migration change
+ * state and keep confirmed replies.  False for an id out of range. */
+bool rpc_method_read_only(int id);
 
 #endif /* RPC_METHODS_H */

@@ -131,6 +131,17 @@ publish(wk_bus *b, const char *exchange, const char *rk, json_t *inner, bool man
 	return rpc_amqp_publish(b->amqp, exchange, rk, inner, mandatory, expiration_ms);
 }
 
+/* A reply to a read-only call: once, without publisher confirms. */
+static int
+publish_unconfirmed(wk_bus *b, const char *rk, json_t *inner)
+{
+	if (b->tap != NULL)
+		b->tap(b->tap_data, "", rk, inner);
+	if (b->amqp == NULL)
+		return b->tap != NULL ? 0 : -ENOTCONN;
+	return rpc_amqp_publish_unconfirmed(b->amqp, "", rk, inner, true);
+}
+
 static int
 publish_notification(wk_bus *b, const char *rk, json_t *inner, enum rpc_outbox_class cls)
 {
@@ -193,9 +204,11 @@ wk_bus_notify(
 }
 
 static int
-send_reply(wk_bus *b, const rpc_msg *req, json_t *result, const char *failure, bool ending)
+send_reply(
+    wk_bus *b, const rpc_msg *req, json_t *result, const char *failure, bool ending, bool confirmed)
 {
 	json_auto_t *inner = NULL;
+	int r;
 
 	if (!rpc_msg_is_call(req)) {
 		json_decref(result);
@@ -205,19 +218,31 @@ send_reply(wk_bus *b, const rpc_msg *req, json_t *result, const char *failure, b
 	if (inner == NULL)
 		return -ENOMEM;
 	/* oslo replies through the default exchange, mandatory, to _reply_q. */
-	return publish(b, "", rpc_msg_reply_q(req), inner, true, 0);
+	if (confirmed)
+		return publish(b, "", rpc_msg_reply_q(req), inner, true, 0);
+	r = publish_unconfirmed(b, rpc_msg_reply_q(req), inner);
+	if (r < 0)
+		log_warning("Reply to '%s' lost (%s): the caller times out and may call again",
+		    rpc_msg_method(req), strerror(-r));
+	return r;
 }
 
 int
 wk_bus_reply(wk_bus *b, const rpc_msg *req, json_t *result, const char *failure)
 {
-	return send_reply(b, req, result, failure, true);
+	return send_reply(b, req, result, failure, true, true);
+}
+
+int
+wk_bus_reply_read_only(wk_bus *b, const rpc_msg *req, json_t *result, const char *failure)
+{
+	return send_reply(b, req, result, failure, true, false);
 }
 
 int
 wk_bus_reply_heartbeat(wk_bus *b, const rpc_msg *req)
 {
-	return send_reply(b, req, NULL, NULL, false);
+	return send_reply(b, req, NULL, NULL, false, true);
 }
 
 static int

@@ -56,6 +56,11 @@ int wk_bus_notify(
  * failure is oslo failure text or NULL.  A cast (no _msg_id) gets nothing. */
 int wk_bus_reply(wk_bus *bus, const rpc_msg *req, json_t *result, const char *failure);
 
+/* As wk_bus_reply, for a read-only method (rpc_method_read_only): published
+ * once without publisher confirms and not resent after a lost connection,
+ * where the caller's timeout and retry recover it.  A loss is logged. */
+int wk_bus_reply_read_only(wk_bus *bus, const rpc_msg *req, json_t *result, const char *failure);
+
 /* Sends a call-monitor heartbeat for a call that is still busy.  No caller
  * today: every call ferry serves is answered within its dispatch, before
  * the next delivery is read (see tests/interop/test_calls.py); a handler

@@ -260,16 +260,28 @@ trim_cut_utf8(char *s)
 		s[lead] = '\0';
 }
 
+/* The one reply to a call: unconfirmed when its method changes no state
+ * (rpc_method_read_only: calling again is as good as a resend). */
+static void
+reply(wk_dispatch *d, const rpc_msg *msg, const struct rpc_method *m, json_t *result,
+    const char *failure)
+{
+	if (m != NULL && rpc_method_read_only(m->id))
+		wk_bus_reply_read_only(d->bus, msg, result, failure);
+	else
+		wk_bus_reply(d->bus, msg, result, failure);
+}
+
 /* A failed call gets its failure; never a null result in its place. */
 static void
-reply_failure(wk_dispatch *d, const rpc_msg *msg, const char *failure)
+reply_failure(wk_dispatch *d, const rpc_msg *msg, const struct rpc_method *m, const char *failure)
 {
 	if (failure == NULL) {
 		log_error("Out of memory building the failure reply to '%s': not answered",
 		    rpc_msg_method(msg));
 		return;
 	}
-	wk_bus_reply(d->bus, msg, NULL, failure);
+	reply(d, msg, m, NULL, failure);
 }
 
 static void
@@ -294,7 +306,7 @@ handle(wk_dispatch *d, const struct rpc_delivery *dl, rpc_msg *msg)
 		else
 			failure = rpc_failure_unsupported_version(rpc_msg_version(msg), method);
 		if (rpc_msg_is_call(msg))
-			reply_failure(d, msg, failure);
+			reply_failure(d, msg, NULL, failure);
 		else
 			wk_flow_cast_failed(d->flow, msg, method, rerr.msg);
 		free(failure);
@@ -321,13 +333,13 @@ handle(wk_dispatch *d, const struct rpc_delivery *dl, rpc_msg *msg)
 			log_error("%s: %s", method, err.msg);
 		if (rpc_msg_is_call(msg)) {
 			failure = rpc_error_failure(r, err.msg);
-			reply_failure(d, msg, failure);
+			reply_failure(d, msg, m, failure);
 			free(failure);
 		} else {
 			wk_flow_cast_failed(d->flow, msg, method, err.msg);
 		}
 	} else {
-		wk_bus_reply(d->bus, msg, result, NULL); /* casts: result freed, nothing sent */
+		reply(d, msg, m, result, NULL); /* casts: result freed, nothing sent */
 	}
 	finish(d, dl, true);
 }

@@ -174,3 +174,21 @@ Test(rpc_dispatch, ferry_methods_are_served_at_1_0_and_1_1_not_1_2)
 		    -EPROTONOSUPPORT, "%s 1.2", methods[i]);
 	}
 }
+
+/* Only replies of methods that change nothing may go unconfirmed: every
+ * nova method and recover_migration keep confirmed replies. */
+Test(rpc_methods, only_list_migrations_is_read_only)
+{
+	size_t n_read_only = 0;
+
+	for (size_t i = 0; i < rpc_methods_count; i++) {
+		bool ro = rpc_method_read_only(rpc_methods[i].id);
+
+		cr_assert_eq(ro, strcmp(rpc_methods[i].name, "list_migrations") == 0, "%s",
+		    rpc_methods[i].name);
+		n_read_only += ro;
+	}
+	cr_assert_eq(n_read_only, 1u);
+	cr_assert_not(rpc_method_read_only(-1));
+	cr_assert_not(rpc_method_read_only(_RPC_M_MAX));
+}
