@@ -26,6 +26,11 @@ Topics: casts on `compute-alt` and on the `compute_fanout` exchange reach
 ferry (an unknown instance's live_migration is rolled back with its
 notifications); a worker configured with topic "compute2" consumes there.
 
+Read-only replies: list_migrations is answered on a channel never put in
+confirm mode (as kombu publishes oslo's replies); a reply the broker cannot
+route comes back (mandatory) and is ignored without disturbing the
+connection.
+
 De-dup: one message published twice with the same _unique_id is handled
 once ("Duplicate message") and both copies are acked.
 """
@@ -37,7 +42,8 @@ import uuid as uuidlib
 import pytest
 import schemas
 
-from conftest import Raw, Vhost, Worker, envelope, inner_msg, oslo_client, oslo_conf, queues, url
+from conftest import (Raw, Vhost, Worker, ctl_json, envelope, inner_msg, oslo_client, oslo_conf,
+                      queues, url)
 
 HOST = "hA-calls"
 
@@ -341,6 +347,39 @@ def test_raw_call_no_such_method_fields(bus):
     f = json.loads(replies[0]["failure"])
     assert (f["class"], f["module"]) == ("NoSuchMethod", "oslo_messaging.rpc.dispatcher")
     assert f["message"] == "Endpoint does not support RPC method frobnicate"
+
+
+def ferry_channels(bus):
+    """{channel number: confirm mode} of the worker's broker connection."""
+    conns = [c["pid"] for c in ctl_json("list_connections", "pid", "vhost", "client_properties")
+             if c.get("vhost") == bus.vhost.name
+             and "ferry" in json.dumps(c.get("client_properties"))]
+    assert len(conns) == 1, conns
+    return {c["number"]: c["confirm"] for c in ctl_json("list_channels", "connection", "number",
+                                                        "confirm")
+            if c.get("connection") == conns[0]}
+
+
+def test_read_only_replies_have_a_channel_without_confirms(bus):
+    """Channel 2 publishes with confirms (the outbox); channel 3, never in
+    confirm mode, carries the replies to read-only calls."""
+    assert bus.ferry().call({}, "list_migrations") == []
+    assert ferry_channels(bus) == {1: False, 2: True, 3: False}
+
+
+def test_unroutable_read_only_reply_comes_back_harmlessly(bus):
+    """A list_migrations reply is mandatory on the unconfirmed channel: to a
+    reply queue that does not exist the broker returns it (basic.return on
+    channel 3); the worker ignores it, stays connected and keeps serving."""
+    lost = bus.worker.count("Broker connection lost")
+    m = inner_msg("list_migrations", {}, version="1.0", namespace="ferry", call=True,
+                  reply_q="reply_" + uuidlib.uuid4().hex)
+    bus.raw.publish(envelope(m), "compute." + HOST)
+    queue_settled(bus.vhost.name, "compute." + HOST)
+    time.sleep(0.5)  # the return reaches the worker
+    assert bus.ferry().call({}, "list_migrations") == []
+    assert bus.worker.count("Broker connection lost") == lost, bus.worker.log()[-3000:]
+    assert ferry_channels(bus) == {1: False, 2: True, 3: False}
 
 
 # ---- topics ----
