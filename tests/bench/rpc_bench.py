@@ -11,8 +11,10 @@ listen on topic "compute" of exchange "nova" under different server names,
 in a vhost of their own ("bench" by default) that it creates and deletes.
 Then, for each server, it makes N sequential calls and N calls spread over
 T threads, and prints calls/s and p50/p99/max latency, and for both server
-processes the CPU time (utime + stime from /proc/<pid>/stat) each run cost
-and the memory (VmRSS / VmHWM from /proc/<pid>/status).
+processes the CPU time each run cost, both as utime + stime from
+/proc/<pid>/stat (100 Hz ticks) and as the on-CPU ns of all its threads from
+/proc/<pid>/task/*/schedstat (precise), and the memory (VmRSS / VmHWM from
+/proc/<pid>/status).
 
     /usr/bin/python3 tests/bench/rpc_bench.py [ferry-worker] [-n 2000] [-t 8]
 
@@ -60,6 +62,22 @@ def cpu_seconds(pid):
         fields = f.read().rsplit(")", 1)[1].split()
     # fields[0] is the state (field 3); utime and stime are fields 14 and 15
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def sched_ns(pid):
+    """On-CPU time of every thread of @pid, in ns: the sum of the first
+    field of /proc/<pid>/task/*/schedstat (the scheduler's own clock, not
+    sampled in ticks).  A thread that ended in between takes its share
+    with it; the servers measured here keep theirs."""
+    total = 0
+    base = "/proc/%d/task" % pid
+    for tid in os.listdir(base):
+        try:
+            with open("%s/%s/schedstat" % (base, tid)) as f:
+                total += int(f.read().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
 
 
 def mem_kib(pid):
@@ -231,15 +249,15 @@ def main():
                                         stdout=subprocess.DEVNULL)
                 time.sleep(0.5)  # attached before the first timed call
             for mode, threads in (("sequential", 1), ("%d threads" % a.threads, a.threads)):
-                cpu0 = cpu_seconds(pid)
+                cpu0, ns0 = cpu_seconds(pid), sched_ns(pid)
                 wall, lat, errors = run_calls(client, ctxt, a.calls, threads)
-                cpu = cpu_seconds(pid) - cpu0
+                cpu, ns = cpu_seconds(pid) - cpu0, sched_ns(pid) - ns0
                 mem = mem_kib(pid)
                 rows.append((label, mode, a.calls, len(lat), len(errors), len(lat) / wall,
                              percentile(lat, 50) * 1e3, percentile(lat, 99) * 1e3,
                              lat[-1] * 1e3 if lat else float("nan"), cpu,
-                             cpu / max(1, len(lat)) * 1e6, mem0.get("VmRSS", 0),
-                             mem.get("VmRSS", 0), mem.get("VmHWM", 0)))
+                             cpu / max(1, len(lat)) * 1e6, ns / 1e3 / max(1, len(lat)),
+                             mem0.get("VmRSS", 0), mem.get("VmRSS", 0), mem.get("VmHWM", 0)))
                 for e in sorted(set(errors))[:3]:
                     print("  %s %s error: %s" % (label, mode, e))
             if perf is not None:
@@ -247,17 +265,20 @@ def main():
                 perf.wait()
 
         hdr = ("server", "run", "sent", "ok", "err", "calls/s", "p50 ms", "p99 ms", "max ms",
-               "srv CPU s", "CPU us/call", "RSS before KiB", "RSS after KiB", "HWM KiB")
-        fmt = "%-22s %-11s %5s %5s %4s %8s %7s %7s %7s %9s %11s %14s %13s %8s"
+               "srv CPU s", "tick us/call", "sched us/call", "RSS before KiB",
+               "RSS after KiB", "HWM KiB")
+        fmt = "%-22s %-11s %5s %5s %4s %8s %7s %7s %7s %9s %12s %13s %14s %13s %8s"
         print(fmt % hdr)
         for r in rows:
             print(fmt % (r[0], r[1], r[2], r[3], r[4], "%.0f" % r[5], "%.2f" % r[6],
-                         "%.2f" % r[7], "%.2f" % r[8], "%.2f" % r[9], "%.0f" % r[10], r[11],
-                         r[12], r[13]))
+                         "%.2f" % r[7], "%.2f" % r[8], "%.2f" % r[9], "%.0f" % r[10],
+                         "%.1f" % r[11], r[12], r[13], r[14]))
         print()
         print("sent: calls made; ok: answered with the expected result; err: failed or "
-              "timed out.  CPU is the server process's utime+stime during the run (%d Hz "
-              "ticks; per call: divided by ok); latency is the client's call() round trip."
+              "timed out.  srv CPU s and tick us/call: the server process's utime+stime "
+              "during the run (%d Hz ticks; per call: divided by ok).  sched us/call: the "
+              "on-CPU ns of all its threads (/proc/<pid>/task/*/schedstat, first field) "
+              "during the run, divided by ok.  Latency is the client's call() round trip."
               % CLK_TCK)
     finally:
         if transport is not None:
