@@ -846,20 +846,22 @@ rpc_amqp_publish_unconfirmed(
     rpc_amqp *a, const char *exchange, const char *routing_key, json_t *inner, bool mandatory)
 {
 	size_t len;
-	char *body;
+	char *body = NULL;
 	int r = -ENOTCONN;
 
-	if (a->connected) {
+	if (a->connected)
 		body = rpc_envelope_encode(inner, &len);
-		r = body != NULL ? send_publish(a, CH_UNCONFIRMED, exchange, routing_key, mandatory,
-		                       0, body, len)
-		                 : -ENOMEM;
+	if (body != NULL) {
+		r = send_publish(a, CH_UNCONFIRMED, exchange, routing_key, mandatory, 0, body, len);
 		free(body);
+		/* A failed TLS publish may have written part of its frames; a
+		 * failed encode into a->wire buffered nothing. */
+		if (r < 0 && !direct(a))
+			drop_connection(a);
 		if (r == 0)
 			r = wire_kick(a); /* drops the connection when it fails */
-		else if (!direct(a))
-			drop_connection(a); /* rabbitmq-c may have written part of it */
-		                            /* else nothing was buffered: the connection is fine */
+	} else if (a->connected) {
+		r = -ENOMEM;
 	}
 	if (r < 0)
 		a->stats.unconfirmed_lost++;
