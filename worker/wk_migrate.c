@@ -161,6 +161,10 @@ read_both_hosts(struct job *j, struct both_hosts *h)
 	h->dst_r = wk_hv_remote_domain_info(hv, j->dest_uri, j->uuid, &h->dst, &err);
 	if (h->dst_r < 0 && h->dst_r != -ENOENT)
 		log_warning("Cannot read '%s' on the destination: %s", j->uuid, err.msg);
+	else if (h->dst_r == 0 && h->dst.reconnected)
+		log_info("The connection kept to the destination's libvirt was dead (restarted?): "
+		         "read '%s' there again on a fresh connection",
+		    j->uuid);
 	/* A post-copy that broke still shows a libvirt job on the source: it is
 	 * what recovery is for, not something to wait out. */
 	h->src_job_active = h->src_r == 0 && h->src.reason != WK_HV_REASON_POSTCOPY_FAILED &&
