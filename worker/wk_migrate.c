@@ -380,23 +380,26 @@ run_thread(void *arg)
 	return NULL;
 }
 
-/* Reads the destination once while the migration runs, so the connection
- * its end is read on (read_both_hosts) is open by then: opening one took
- * 7-72 ms, at the end of the first migration to each host.  Any answer
- * will do; the domain is not there yet or is arriving. */
+/* Opens (or checks) the connection to the destination's libvirt while the
+ * migration runs, so the one its end is read on (read_both_hosts) is open
+ * and alive by then: opening one took 7-72 ms, at the end of every
+ * migration before connections were kept. */
 static void
 open_destination(struct job *j)
 {
-	struct wk_hv_domain_info info;
 	struct wk_err err = {{0}};
 	double t0 = now_ms_fine();
-	int r = wk_hv_remote_domain_info(j->owner->hv, j->dest_uri, j->uuid, &info, &err);
+	int r = wk_hv_remote_connect(j->owner->hv, j->dest_uri, &err);
 
-	if (r < 0 && r != -ENOENT)
-		log_debug("Cannot read '%s' on the destination yet: %s", j->uuid, err.msg);
-	else
-		log_debug("Read '%s' on the destination at the start in %.1f ms (its end is read "
-		          "on the same connection)",
+	if (r == 1)
+		log_info("The connection kept to the destination's libvirt was dead (restarted?): "
+		         "opened a fresh one for '%s'",
+		    j->uuid);
+	if (r < 0 && r != -EOPNOTSUPP)
+		log_debug(
+		    "Cannot reach the destination's libvirt for '%s' yet: %s", j->uuid, err.msg);
+	else if (r >= 0)
+		log_debug("Connection to the destination's libvirt for '%s' ready in %.1f ms",
 		    j->uuid, now_ms_fine() - t0);
 }
 
