@@ -5,7 +5,10 @@ it keeps open from one migration to the next.  When the destination's
 libvirtd restarts (SIGTERM) or is killed (SIGKILL) in between, the kept
 connection is dead; the next migration's end must still be read from what
 the destination runs, on a fresh connection, never decided from the dead
-connection's error ("read from this host only")."""
+connection's error ("read from this host only").  The connection is checked
+when a migration starts (and replaced there when dead), and the end's read
+is made once more on a fresh connection when the destination's libvirtd
+restarted while the migration ran."""
 import subprocess
 import uuid as uuidlib
 
@@ -17,7 +20,16 @@ import rig
 from conftest import REPO
 
 POST_END = "instance.live_migration_post.end"
-FRESH = "read '%s' there again on a fresh connection"
+ROLLBACK_END = "instance.live_migration_rollback.end"
+PROGRESS = "instance.live_migration_progress"
+DEAD = "The connection kept to the destination's libvirt was dead"
+# the end's read made once more (read_both_hosts), or the connection
+# checked and replaced at the start (open_destination)
+FRESH = ("read '%s' there again on a fresh connection", "opened a fresh one for '%s'")
+
+
+def replaced(log, uuid):
+    return [ln for ln in log.splitlines() if DEAD in ln and any(f % uuid in ln for f in FRESH)]
 
 
 def migrate_to_b(workers, notifications, uuid):
@@ -56,13 +68,14 @@ def test_destination_read_after_its_libvirtd_restarted(workers, notifications, s
                    check=True, cwd=REPO)
 
     # The next migration's end finds the kept connection dead: read again
-    # on a fresh one, so the outcome comes from what B really runs.
+    # on a fresh one (or finds it so at its start), so the outcome comes from
+    # what B really runs.
     second = boot("r")
     log = migrate_to_b(workers, notifications, second)
     line = ended_line(log, second)
     assert "the guest runs on the destination" in line, line
     assert "source absent, destination running" in line, line
-    assert FRESH % second in log, log[-3000:]
+    assert len(replaced(log, second)) == 1, log[-3000:]
     assert "Cannot read '%s' on the destination" % second not in log, log[-3000:]
     assert "read from this host only" not in log, log[-3000:]
     assert rig.domain_state("B", second) == "running"
@@ -73,4 +86,42 @@ def test_destination_read_after_its_libvirtd_restarted(workers, notifications, s
     third = boot("t")
     log = migrate_to_b(workers, notifications, third)
     assert "source absent, destination running" in ended_line(log, third)
-    assert FRESH % third not in log
+    assert DEAD not in log, log[-3000:]
+
+
+def test_destination_read_after_its_libvirtd_restarted_mid_migration(workers, notifications,
+                                                                     busy_guest):
+    """B's libvirtd restarts while a migration to it runs (a guest that
+    never converges at host1's 32 MiB/s, so the restart lands mid-way):
+    the migration fails, and its end, read on the connection checked at
+    the start and now dead, is made once more on a fresh one: the guest is
+    on A, and B is read as not having it, or as unreachable when its
+    libvirtd is not back yet (seen: the migrate call fails the moment B's
+    libvirtd goes, before the new one listens)."""
+    uuid, name = busy_guest
+    rig.wait_heartbeat_advances("A", name, timeout=15)
+    w = workers["host1"]
+    mark = len(w.log())
+    nova_peer.cast_live_migration(uuid, "host1", "host2")
+    assert notifications.wait_for(PROGRESS, uuid, timeout=60), w.log()[mark:][-3000:]
+    w.wait_log("Connection to the destination's libvirt for '%s' ready" % uuid, since=mark)
+    subprocess.run(["bash", "deploy/rig/hosts.sh", "restart-daemon", "B", "TERM"],
+                   check=True, cwd=REPO)
+
+    end = notifications.wait_for(ROLLBACK_END, uuid, timeout=120)
+    log = w.log()[mark:]
+    assert end is not None, [m["event_type"] for m in notifications.events(uuid)]
+    line = ended_line(log, uuid)
+    assert "the guest is on the source" in line, line
+    assert "source running" in line, line
+    # The end's read found the kept connection dead and was made once more
+    # on a fresh one: B answered (absent), or its libvirtd was not back yet
+    # (refused), never the dead connection's own error.
+    cannot = "Cannot read '%s' on the destination: " % uuid
+    retried = (FRESH[0] % uuid in log or cannot + "reconnect to the other host's libvirt" in log
+               or cannot + "on a fresh connection (the kept one was dead" in log)
+    assert retried, log[-3000:]
+    assert "destination absent" in line or "destination unknown" in line, line
+    assert rig.domain_state("A", uuid) == "running"
+    assert rig.domain_state("B", uuid) is None
+    assert [m["event_type"] for m in notifications.events(uuid)].count(POST_END) == 0

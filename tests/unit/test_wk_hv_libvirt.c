@@ -105,6 +105,25 @@ Test(wk_hv_libvirt, keeps_one_connection_per_other_host_across_calls, .init = se
 	cr_assert_eq(wk_hv_libvirt_remote_kept(priv), 2);
 }
 
+Test(wk_hv_libvirt, connecting_ahead_opens_the_connection_the_read_then_uses, .init = setup,
+    .fini = teardown)
+{
+	struct wk_hv_domain_info info;
+	struct wk_err err = {{0}};
+
+	cr_assert_eq(wk_hv_libvirt_ops.remote_connect(priv, TEST_URI, &err), 0, "%s", err.msg);
+	cr_assert_eq(wk_hv_libvirt_remote_kept(priv), 1);
+	/* checked with a round trip, alive: kept as it is */
+	cr_assert_eq(wk_hv_libvirt_ops.remote_connect(priv, TEST_URI, &err), 0, "%s", err.msg);
+	cr_assert_eq(wk_hv_libvirt_ops.remote_domain_info(priv, TEST_URI, TEST_UUID, &info, &err),
+	    0, "%s", err.msg);
+	cr_assert_not(info.reconnected);
+	cr_assert_eq(wk_hv_libvirt_remote_kept(priv), 1);
+	cr_assert_lt(
+	    wk_hv_libvirt_ops.remote_connect(priv, "qemu+tcp://127.0.0.1:9/system", &err), 0);
+	cr_assert_eq(wk_hv_libvirt_remote_kept(priv), 1);
+}
+
 Test(wk_hv_libvirt, not_there_is_answered_once_and_keeps_the_connection, .init = setup,
     .fini = teardown)
 {
