@@ -44,6 +44,22 @@ mig_force_complete(
 	return r;
 }
 
+/* A pending switch waits for the lowest data_remaining of a pass: sample
+ * faster meanwhile, so it is caught within WK_POLICY_SWITCH_SAMPLE_MS. */
+static void
+pace_samples(wk_flow *f, struct mig *m)
+{
+	bool fast = wk_policy_switch_pending(&m->policy_state);
+
+	if (fast == m->fast_sampling)
+		return;
+	wk_migrate_set_interval(f->d.migrate, m->job_id, fast ? WK_POLICY_SWITCH_SAMPLE_MS : 0);
+	m->fast_sampling = fast;
+	if (fast)
+		log_debug("Sampling the migration of '%s' every %d ms until its switch", m->uuid,
+		    WK_POLICY_SWITCH_SAMPLE_MS);
+}
+
 /* One policy decision per sample: warn first, then act. */
 void
 mig_apply_policy(wk_flow *f, struct mig *m, const struct wk_job_sample *s)
@@ -54,6 +70,7 @@ mig_apply_policy(wk_flow *f, struct mig *m, const struct wk_job_sample *s)
 	int r = 0;
 
 	wk_policy_step(&m->policy_state, &m->policy, s, &d);
+	pace_samples(f, m);
 	m->policy_step = d.policy_step;
 	m->decision = d;
 	m->decided = true;

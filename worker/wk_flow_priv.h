@@ -78,6 +78,7 @@ struct mig {
 	struct wk_tuning_mig tuning;
 	bool tuning_resolved;
 	struct wk_policy_state policy_state;
+	bool fast_sampling; /* a switch is pending: sampled every WK_POLICY_SWITCH_SAMPLE_MS */
 	unsigned long long max_downtime_ms; /* what the policy last set, 0 = libvirt's */
 	unsigned warned_reasons;            /* every reason reported so far */
 	char warned_none[160];              /* the last "nothing left to do" reason reported */

@@ -34,13 +34,15 @@ struct job {
 	char disk_names[WK_DISK_MAX][sizeof(((struct wk_disk *)0)->target)];
 	const char *disk_ptrs[WK_DISK_MAX];
 	struct wk_hv_migrate_params params;
-	unsigned interval_ms;
+	unsigned base_interval_ms; /* the period the job started with (immutable) */
 	pthread_t run_thread, watch_thread;
 	bool adopted; /* no migrate call of ours: the run thread waits for libvirt's job */
 	bool watch_started;
-	pthread_mutex_t lock; /* guards done, with cond: wakes the watcher early */
+	pthread_mutex_t lock; /* guards done and the period, with cond: wakes the watcher early */
 	pthread_cond_t cond;
 	bool done;
+	unsigned interval_ms; /* the watcher's period now (wk_migrate_set_interval) */
+	bool rearm;           /* the period changed: the watcher starts a new wait */
 };
 
 struct wk_migrate {
@@ -218,7 +220,7 @@ wait_job_end(struct job *j)
 		if (wk_hv_domain_info(hv, j->uuid, &info, &err) == 0 &&
 		    info.reason == WK_HV_REASON_POSTCOPY_FAILED)
 			return;
-		sleep_ms(j->interval_ms);
+		sleep_ms(j->base_interval_ms);
 	}
 }
 
@@ -414,17 +416,22 @@ watch_thread(void *arg)
 	for (;;) {
 		struct timespec ts;
 		struct wk_err err = {{0}};
-		bool done;
+		bool done, rearmed;
 		int r;
 
-		ts = wk_timespec_in(CLOCK_MONOTONIC, j->interval_ms);
 		pthread_mutex_lock(&j->lock);
-		while (!j->done && pthread_cond_timedwait(&j->cond, &j->lock, &ts) != ETIMEDOUT)
+		ts = wk_timespec_in(CLOCK_MONOTONIC, j->interval_ms);
+		while (!j->done && !j->rearm &&
+		       pthread_cond_timedwait(&j->cond, &j->lock, &ts) != ETIMEDOUT)
 			;
 		done = j->done;
+		rearmed = j->rearm;
+		j->rearm = false;
 		pthread_mutex_unlock(&j->lock);
 		if (done)
 			break;
+		if (rearmed)
+			continue; /* the next sample is one new period from now */
 		memset(&ev, 0, sizeof(ev));
 		ev.job_id = j->id;
 		ev.kind = WK_MIG_SAMPLE;
@@ -533,6 +540,25 @@ wk_migrate_running(const wk_migrate *m)
 	return m->running;
 }
 
+void
+wk_migrate_set_interval(wk_migrate *m, uint64_t job_id, unsigned interval_ms)
+{
+	for (struct job *j = m->jobs; j != NULL; j = j->next) {
+		if (j->id != job_id)
+			continue;
+		if (interval_ms == 0)
+			interval_ms = j->base_interval_ms;
+		pthread_mutex_lock(&j->lock);
+		if (j->interval_ms != interval_ms) {
+			j->interval_ms = interval_ms;
+			j->rearm = true;
+			pthread_cond_signal(&j->cond);
+		}
+		pthread_mutex_unlock(&j->lock);
+		return;
+	}
+}
+
 static char *
 dup_or_null(const char *s)
 {
@@ -553,7 +579,8 @@ job_new(
 	j->id = job_id;
 	j->uuid = dup_or_null(uuid);
 	j->request_id = dup_or_null(request_id);
-	j->interval_ms = interval_ms > 0 ? interval_ms : 1000;
+	j->base_interval_ms = interval_ms > 0 ? interval_ms : 1000;
+	j->interval_ms = j->base_interval_ms;
 	pthread_mutex_init(&j->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

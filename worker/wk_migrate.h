@@ -95,6 +95,11 @@ int wk_migrate_adopt(wk_migrate *m, uint64_t job_id, const struct wk_hv_migrate_
  * Returns the number of events delivered. */
 size_t wk_migrate_drain(wk_migrate *m, wk_migrate_on_event on_event, void *userdata);
 
+/* Sets job job_id's statistics period to interval_ms from now on (0: back
+ * to the period it started with); the next sample comes one new period
+ * from now.  Unknown jobs are ignored.  Main thread. */
+void wk_migrate_set_interval(wk_migrate *m, uint64_t job_id, unsigned interval_ms);
+
 /* Number of jobs whose run thread has not ended yet. */
 size_t wk_migrate_running(const wk_migrate *m);
 

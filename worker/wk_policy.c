@@ -148,6 +148,14 @@ wk_policy_pause_requested(const struct wk_policy_state *st)
 	return st->pause_req_iter >= 0 && !refused(st, WK_ACTION_PAUSE);
 }
 
+bool
+wk_policy_switch_pending(const struct wk_policy_state *st)
+{
+	if (st->finished || st->post_copy || st->paused || st->prev_iter < 2)
+		return false;
+	return wk_policy_pause_requested(st) || st->switch_wait_iter >= 0;
+}
+
 static long long
 sum2(long long a, long long b)
 {

@@ -314,4 +314,17 @@ void wk_policy_request_pause(struct wk_policy_state *st, long long iteration, ui
  * (and so the pre-copy cap stays lifted). */
 bool wk_policy_pause_requested(const struct wk_policy_state *st);
 
+/* Statistics period while a switch is pending (below). */
+#define WK_POLICY_SWITCH_SAMPLE_MS 40
+
+/*
+ * Whether a post-copy switch or a pause is due and waits for the lowest
+ * data_remaining of the current pass (a requested force-complete by pause
+ * from the second pass on, or a struggling migration's due switch).  The
+ * caller then samples every WK_POLICY_SWITCH_SAMPLE_MS, so that minimum is
+ * caught within a short period rather than a progress interval: a pass of
+ * the rig's 64 MiB working set lasts 300-400 ms uncapped.
+ */
+bool wk_policy_switch_pending(const struct wk_policy_state *st);
+
 #endif /* WK_POLICY_H */

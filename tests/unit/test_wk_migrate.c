@@ -283,3 +283,50 @@ Test(wk_migrate, unreadable_destination_is_decided_from_the_source_at_once)
 	cr_assert_lt(wk_now_ms() - t0, 5000, "no 30 s wait");
 	cr_assert(strncmp(ev->dest_state, "unknown", 7) == 0, "%s", ev->dest_state);
 }
+
+static void
+count_samples(void *userdata, const struct wk_mig_event *ev)
+{
+	if (ev->kind == WK_MIG_SAMPLE)
+		(*(size_t *)userdata)++;
+}
+
+/* Samples delivered within ms milliseconds. */
+static size_t
+samples_within(unsigned ms)
+{
+	uint64_t until = wk_now_ms() + ms;
+	size_t n = 0;
+
+	while (wk_now_ms() < until) {
+		struct pollfd p = {.fd = wk_migrate_fd(mig), .events = POLLIN};
+
+		poll(&p, 1, 10);
+		wk_migrate_drain(mig, count_samples, &n);
+	}
+	return n;
+}
+
+/* A pending switch asks for faster samples: the new period applies at
+ * once, not after the old (long) one ends, and 0 brings the old one back. */
+Test(wk_migrate, sample_period_changes_while_the_job_runs)
+{
+	struct fake_mig_step hang = {.kind = FAKE_MIG_HANG};
+	struct fake_mig_step done = {.kind = FAKE_MIG_COMPLETE};
+	struct wk_hv_migrate_params p = params(false);
+	size_t slow, fast, back;
+
+	fake_hv_script(UUID, &hang);
+	cr_assert_eq(wk_migrate_start(mig, 1, &p, 5000, NULL), 0);
+	slow = samples_within(400);
+	wk_migrate_set_interval(mig, 1, 20);
+	fast = samples_within(400);
+	wk_migrate_set_interval(mig, 1, 0);
+	samples_within(40); /* a sample already taken may still arrive */
+	back = samples_within(400);
+	fake_hv_release(UUID, &done);
+	cr_assert_eq(wait_done()->outcome, WK_MIG_MIGRATED);
+	cr_assert_eq(slow, 0, "a 5 s period gave %zu samples in 400 ms", slow);
+	cr_assert_geq(fast, 3, "a 20 ms period gave %zu samples in 400 ms", fast);
+	cr_assert_eq(back, 0, "back to 5 s, %zu samples in 400 ms", back);
+}

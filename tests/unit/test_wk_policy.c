@@ -1205,3 +1205,62 @@ Test(wk_policy, no_pause_is_requested_after_init)
 	wk_policy_request_pause(&st, 0, 100);
 	cr_assert(wk_policy_pause_requested(&st));
 }
+
+/* A requested pause is pending (the caller samples faster) only from the
+ * second pass on, where it waits for a pass's lowest data_remaining, and
+ * no longer once the pause is decided. */
+Test(wk_policy, requested_pause_is_pending_from_the_second_pass_until_decided)
+{
+	struct wk_policy_config cfg = nova_defaults();
+	struct wk_policy_state st;
+	struct gen g;
+	bool seen_pending = false, decided = false;
+
+	cfg.permit_post_copy = false;
+	cfg.downtime_delay_s = 1000;
+	wk_policy_init(&st, &cfg, 0);
+	gen_init(&g, 64 * MIB, 100 * MIB, 256);
+	cr_assert(!wk_policy_switch_pending(&st), "nothing requested yet");
+	wk_policy_request_pause(&st, 1, 0);
+	for (int i = 0; i < 80 && !decided; i++) {
+		struct wk_job_sample s = gen_next(&g);
+		struct wk_decision d;
+
+		wk_policy_step(&st, &cfg, &s, &d);
+		decided = d.action == WK_ACTION_FORCE_COMPLETE;
+		if (s.memory_iteration < 2)
+			cr_assert(!wk_policy_switch_pending(&st), "pending in the first pass");
+		else if (!decided)
+			seen_pending |= wk_policy_switch_pending(&st);
+	}
+	cr_assert(decided, "the pause was never decided");
+	cr_assert(seen_pending, "never pending while it waited for the pass's minimum");
+	cr_assert(!wk_policy_switch_pending(&st), "still pending after the pause");
+}
+
+/* A struggling migration whose post-copy switch waits for the end of the
+ * pass is pending until it switches. */
+Test(wk_policy, due_postcopy_switch_is_pending_until_it_switches)
+{
+	struct wk_policy_config cfg = nova_defaults();
+	struct wk_policy_state st;
+	struct gen g;
+	bool seen_pending = false, switched = false;
+
+	cfg.permit_post_copy = true;
+	cfg.downtime_delay_s = 1000;
+	wk_policy_init(&st, &cfg, 0);
+	gen_init(&g, 64 * MIB, 16 * MIB, 256);
+	for (int i = 0; i < 400 && !switched; i++) {
+		struct wk_job_sample s = gen_next(&g);
+		struct wk_decision d;
+
+		wk_policy_step(&st, &cfg, &s, &d);
+		switched = d.action == WK_ACTION_POST_COPY;
+		if (!switched)
+			seen_pending |= wk_policy_switch_pending(&st);
+	}
+	cr_assert(switched, "never switched to post-copy");
+	cr_assert(seen_pending, "the due switch was never pending");
+	cr_assert(!wk_policy_switch_pending(&st), "still pending after the switch");
+}
