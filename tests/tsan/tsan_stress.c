@@ -106,6 +106,8 @@ main(void)
 		/* the main thread's bounded calls race the job threads */
 		uuid_of((int)(wk_now_ms() % N) + 1, uuid, sizeof(uuid));
 		(void)wk_hv_domain_info(hv, uuid, &info, &err);
+		/* and so do its sample-period changes (a switch pending, then not) */
+		wk_migrate_set_interval(mig, wk_now_ms() % N + 1, wk_now_ms() % 2 ? 2 : 0);
 	}
 	for (int i = 1; i <= N; i++)
 		if (got[i] != want[i]) {
