@@ -20,7 +20,7 @@
 enum verb {
 	V_DOMAIN_INFO,
 	V_REMOTE_INFO,
-	V_REMOTE_CONNECT,
+	V_REMOTE_FORGET,
 	V_JOB_STATS,
 	V_ABORT,
 	V_START_POSTCOPY,
@@ -147,10 +147,8 @@ run_once(wk_hv *hv, struct call *c)
 		        ? wk_err_set(&c->err, -EOPNOTSUPP, "%s: no remote domain lookup", o->name)
 		        : o->remote_domain_info(p, c->uri, c->uuid, &c->info, &c->err);
 		break;
-	case V_REMOTE_CONNECT:
-		c->r = o->remote_connect == NULL ? wk_err_set(&c->err, -EOPNOTSUPP,
-		                                       "%s: no kept remote connection", o->name)
-		                                 : o->remote_connect(p, c->uri, &c->err);
+	case V_REMOTE_FORGET:
+		c->r = o->remote_forget == NULL ? 0 : o->remote_forget(p, c->uri);
 		break;
 	case V_JOB_STATS:
 		c->r = o->job_stats(p, c->uuid, &c->sample, &c->err);
@@ -328,12 +326,12 @@ wk_hv_remote_domain_info(wk_hv *hv, const char *remote_uri, const char *uuid,
 }
 
 int
-wk_hv_remote_connect(wk_hv *hv, const char *remote_uri, struct wk_err *reterr)
+wk_hv_remote_forget(wk_hv *hv, const char *remote_uri)
 {
-	struct call c = call_of(V_REMOTE_CONNECT, NULL);
+	struct call c = call_of(V_REMOTE_FORGET, NULL);
 
 	snprintf(c.uri, sizeof(c.uri), "%s", remote_uri);
-	return finish(&c, dispatch(hv, &c), reterr);
+	return finish(&c, dispatch(hv, &c), NULL);
 }
 
 int

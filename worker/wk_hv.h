@@ -112,12 +112,10 @@ int wk_hv_domain_info(
 int wk_hv_remote_domain_info(wk_hv *hv, const char *remote_uri, const char *uuid,
     struct wk_hv_domain_info *ret_info, struct wk_err *reterr);
 
-/* Opens the connection kept to another host's hypervisor (remote_uri, as
- * for wk_hv_remote_domain_info), or checks the kept one with a round trip
- * and opens a fresh one when it is dead (the other libvirtd restarted).
- * Returns 0 when it works, 1 when a dead one was replaced, -errno when the
- * other host cannot be reached (-EOPNOTSUPP: the backend keeps none). */
-int wk_hv_remote_connect(wk_hv *hv, const char *remote_uri, struct wk_err *reterr);
+/* Closes the connection kept to another host's hypervisor (remote_uri, as
+ * for wk_hv_remote_domain_info), so the next call opens a fresh one.
+ * Returns 1 when one was kept, 0 when none was (or the backend keeps none). */
+int wk_hv_remote_forget(wk_hv *hv, const char *remote_uri);
 
 /* The hypervisor's version (QEMU's, virConnectGetVersion) and the libvirt
  * daemon's (virConnectGetLibVersion), both major * 1000000 + minor * 1000 +

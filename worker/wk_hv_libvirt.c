@@ -447,31 +447,14 @@ dead:
 }
 
 static int
-lv_remote_connect(void *priv, const char *remote_uri, struct wk_err *reterr)
+lv_remote_forget(void *priv, const char *remote_uri)
 {
-	struct lv *lv = priv;
-	virConnectPtr conn = remote_take(lv, remote_uri);
-	unsigned long version;
-	bool dead = false;
-	int r;
+	virConnectPtr conn = remote_take(priv, remote_uri);
 
-	if (conn != NULL) {
-		if (virConnectGetLibVersion(conn, &version) == 0) {
-			remote_put(lv, remote_uri, conn);
-			return 0;
-		}
-		r = conn_error_dead(conn, "ask the other host's libvirt", &dead, reterr);
-		if (!dead) {
-			remote_put(lv, remote_uri, conn);
-			return r == -ENOTCONN ? -EHOSTUNREACH : r;
-		}
-		virConnectClose(conn);
-	}
-	conn = virConnectOpen(remote_uri);
 	if (conn == NULL)
-		return last_error("connect to the other host's libvirt", reterr);
-	remote_put(lv, remote_uri, conn);
-	return dead ? 1 : 0;
+		return 0;
+	virConnectClose(conn);
+	return 1;
 }
 
 /* VIR_MIGRATE_PARAM_COMPRESSION_ZSTD_LEVEL, since libvirt 9.4.0; the name
@@ -805,7 +788,7 @@ const struct wk_hv_ops wk_hv_libvirt_ops = {
     .set_max_downtime = lv_set_max_downtime,
     .set_max_speed = lv_set_max_speed,
     .remote_domain_info = lv_remote_domain_info,
-    .remote_connect = lv_remote_connect,
+    .remote_forget = lv_remote_forget,
     .ensure_connected = lv_ensure_connected,
     .versions = lv_versions,
     .local_disks = lv_local_disks,

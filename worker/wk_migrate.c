@@ -145,9 +145,16 @@ postcopy_broken(const struct both_hosts *h)
 }
 
 /* Reads both hosts.  The local connection is reopened when libvirtd went
- * away (a restart): the truth is only ever read, never assumed. */
+ * away (a restart): the truth is only ever read, never assumed.  fresh:
+ * the migrate call failed, and the destination may have gone with it: its
+ * kept connection is dropped and it is read on a new one, whose connect
+ * fails within the kernel's SYN retries (~2 min) where a read on a kept
+ * connection to a host that vanished without closing it would wait out
+ * TCP's retransmissions (~15 min; libvirt's client has no keepalive here,
+ * see lv_migrate).  A call that just succeeded shows the destination
+ * answers, so its end is read on the kept connection. */
 static void
-read_both_hosts(struct job *j, struct both_hosts *h)
+read_both_hosts(struct job *j, struct both_hosts *h, bool fresh)
 {
 	wk_hv *hv = j->owner->hv;
 	struct wk_job_sample s;
@@ -172,6 +179,10 @@ read_both_hosts(struct job *j, struct both_hosts *h)
 		if (wait_ms < 5000)
 			wait_ms *= 2;
 	}
+	if (fresh)
+		log_info("The migrate call of '%s' failed: reading the destination on a fresh "
+		         "connection%s",
+		    j->uuid, wk_hv_remote_forget(hv, j->dest_uri) == 1 ? ", not the one kept" : "");
 	t0 = now_ms_fine();
 	h->dst_r = wk_hv_remote_domain_info(hv, j->dest_uri, j->uuid, &h->dst, &err);
 	log_debug("Read '%s' on the destination in %.1f ms", j->uuid, now_ms_fine() - t0);
@@ -238,7 +249,7 @@ settle(struct job *j, int r, const char *msg, struct wk_mig_event *ev)
 	ev->r = r;
 	snprintf(ev->msg, sizeof(ev->msg), "%s", msg);
 	for (;;) {
-		read_both_hosts(j, &h);
+		read_both_hosts(j, &h, ev->r < 0);
 		fill_states(ev, &h);
 		if (h.src_job_active) {
 			wait_job_end(j);
@@ -382,29 +393,6 @@ run_thread(void *arg)
 	return NULL;
 }
 
-/* Opens (or checks) the connection to the destination's libvirt while the
- * migration runs, so the one its end is read on (read_both_hosts) is open
- * and alive by then: opening one took 7-72 ms, at the end of every
- * migration before connections were kept. */
-static void
-open_destination(struct job *j)
-{
-	struct wk_err err = {{0}};
-	double t0 = now_ms_fine();
-	int r = wk_hv_remote_connect(j->owner->hv, j->dest_uri, &err);
-
-	if (r == 1)
-		log_info("The connection kept to the destination's libvirt was dead (restarted?): "
-		         "opened a fresh one for '%s'",
-		    j->uuid);
-	if (r < 0 && r != -EOPNOTSUPP)
-		log_debug(
-		    "Cannot reach the destination's libvirt for '%s' yet: %s", j->uuid, err.msg);
-	else if (r >= 0)
-		log_debug("Connection to the destination's libvirt for '%s' ready in %.1f ms",
-		    j->uuid, now_ms_fine() - t0);
-}
-
 static void *
 watch_thread(void *arg)
 {
@@ -412,7 +400,6 @@ watch_thread(void *arg)
 	struct wk_mig_event ev;
 
 	wk_log_set_request_id(j->request_id);
-	open_destination(j);
 	for (;;) {
 		struct timespec ts;
 		struct wk_err err = {{0}};

@@ -105,23 +105,28 @@ Test(wk_hv_libvirt, keeps_one_connection_per_other_host_across_calls, .init = se
 	cr_assert_eq(wk_hv_libvirt_remote_kept(priv), 2);
 }
 
-Test(wk_hv_libvirt, connecting_ahead_opens_the_connection_the_read_then_uses, .init = setup,
+/* After a failed migrate call the destination is read on a fresh
+ * connection: forgetting closes the kept one, only that URI's. */
+Test(wk_hv_libvirt, forgetting_closes_only_that_hosts_kept_connection, .init = setup,
     .fini = teardown)
 {
 	struct wk_hv_domain_info info;
 	struct wk_err err = {{0}};
 
-	cr_assert_eq(wk_hv_libvirt_ops.remote_connect(priv, TEST_URI, &err), 0, "%s", err.msg);
-	cr_assert_eq(wk_hv_libvirt_remote_kept(priv), 1);
-	/* checked with a round trip, alive: kept as it is */
-	cr_assert_eq(wk_hv_libvirt_ops.remote_connect(priv, TEST_URI, &err), 0, "%s", err.msg);
+	cr_assert_eq(wk_hv_libvirt_ops.remote_forget(priv, TEST_URI), 0, "nothing kept yet");
 	cr_assert_eq(wk_hv_libvirt_ops.remote_domain_info(priv, TEST_URI, TEST_UUID, &info, &err),
 	    0, "%s", err.msg);
-	cr_assert_not(info.reconnected);
-	cr_assert_eq(wk_hv_libvirt_remote_kept(priv), 1);
-	cr_assert_lt(
-	    wk_hv_libvirt_ops.remote_connect(priv, "qemu+tcp://127.0.0.1:9/system", &err), 0);
-	cr_assert_eq(wk_hv_libvirt_remote_kept(priv), 1);
+	cr_assert_eq(
+	    wk_hv_libvirt_ops.remote_domain_info(priv, TEST_URI "?other", TEST_UUID, &info, &err),
+	    0, "%s", err.msg);
+	cr_assert_eq(wk_hv_libvirt_remote_kept(priv), 2);
+	cr_assert_eq(wk_hv_libvirt_ops.remote_forget(priv, TEST_URI), 1);
+	cr_assert_eq(wk_hv_libvirt_remote_kept(priv), 1, "the other host's is kept");
+	/* the next read opens a fresh one, which is then kept */
+	cr_assert_eq(wk_hv_libvirt_ops.remote_domain_info(priv, TEST_URI, TEST_UUID, &info, &err),
+	    0, "%s", err.msg);
+	cr_assert_not(info.reconnected, "a fresh read is not a retry");
+	cr_assert_eq(wk_hv_libvirt_remote_kept(priv), 2);
 }
 
 Test(wk_hv_libvirt, not_there_is_answered_once_and_keeps_the_connection, .init = setup,
