@@ -20,6 +20,7 @@
 enum verb {
 	V_DOMAIN_INFO,
 	V_REMOTE_INFO,
+	V_REMOTE_FORGET,
 	V_JOB_STATS,
 	V_ABORT,
 	V_START_POSTCOPY,
@@ -145,6 +146,9 @@ run_once(wk_hv *hv, struct call *c)
 		    o->remote_domain_info == NULL
 		        ? wk_err_set(&c->err, -EOPNOTSUPP, "%s: no remote domain lookup", o->name)
 		        : o->remote_domain_info(p, c->uri, c->uuid, &c->info, &c->err);
+		break;
+	case V_REMOTE_FORGET:
+		c->r = o->remote_forget == NULL ? 0 : o->remote_forget(p, c->uri);
 		break;
 	case V_JOB_STATS:
 		c->r = o->job_stats(p, c->uuid, &c->sample, &c->err);
@@ -319,6 +323,15 @@ wk_hv_remote_domain_info(wk_hv *hv, const char *remote_uri, const char *uuid,
 	if (r == 0)
 		*ret_info = c.info;
 	return finish(&c, r, reterr);
+}
+
+int
+wk_hv_remote_forget(wk_hv *hv, const char *remote_uri)
+{
+	struct call c = call_of(V_REMOTE_FORGET, NULL);
+
+	snprintf(c.uri, sizeof(c.uri), "%s", remote_uri);
+	return finish(&c, dispatch(hv, &c), NULL);
 }
 
 int

@@ -49,6 +49,9 @@ struct wk_hv_domain_info {
 	enum wk_hv_reason reason;
 	bool persistent;
 	unsigned long long memory_kib;
+	/* wk_hv_remote_domain_info: the connection kept to the other host was
+	 * dead (its libvirtd restarted), so this was read on a fresh one */
+	bool reconnected;
 };
 
 /* Everything one migration needs; strings borrowed for the call. */
@@ -101,10 +104,18 @@ int wk_hv_domain_info(
     wk_hv *hv, const char *uuid, struct wk_hv_domain_info *ret_info, struct wk_err *reterr);
 
 /* Looks the domain up on another host's hypervisor (remote_uri, the
- * destination URI the migration uses), on a connection opened for the
- * call: how an outcome is read from both hosts.  -ENOENT: not there. */
+ * destination URI the migration uses): how an outcome is read from both
+ * hosts.  -ENOENT: not there.  The connection is kept open for the next
+ * call (closed by wk_hv_close); when the kept one turns out dead (the
+ * other libvirtd restarted), the call is made once more on a fresh one and
+ * ret_info->reconnected says so.  Any thread. */
 int wk_hv_remote_domain_info(wk_hv *hv, const char *remote_uri, const char *uuid,
     struct wk_hv_domain_info *ret_info, struct wk_err *reterr);
+
+/* Closes the connection kept to another host's hypervisor (remote_uri, as
+ * for wk_hv_remote_domain_info), so the next call opens a fresh one.
+ * Returns 1 when one was kept, 0 when none was (or the backend keeps none). */
+int wk_hv_remote_forget(wk_hv *hv, const char *remote_uri);
 
 /* The hypervisor's version (QEMU's, virConnectGetVersion) and the libvirt
  * daemon's (virConnectGetLibVersion), both major * 1000000 + minor * 1000 +

@@ -39,6 +39,9 @@ struct wk_hv_ops {
 	/* Optional: NULL makes the wk_hv_* wrapper return -EOPNOTSUPP. */
 	int (*remote_domain_info)(void *priv, const char *remote_uri, const char *uuid,
 	    struct wk_hv_domain_info *ret_info, struct wk_err *reterr);
+	/* Optional: closes the connection kept to remote_uri
+	 * (wk_hv_remote_forget): 1 when one was kept, else 0. */
+	int (*remote_forget)(void *priv, const char *remote_uri);
 	/* Whether the connection still works; reopens it when it does not
 	 * (libvirtd restarted).  Returns 0 when usable, 1 when it was reopened. */
 	int (*ensure_connected)(void *priv, struct wk_err *reterr);

@@ -109,6 +109,17 @@ wk_migrate_state_text(int r, const struct wk_hv_domain_info *info, char *buf, si
 	return buf;
 }
 
+/* Milliseconds, to a microsecond, on the monotonic clock: the timings of
+ * the destination's reads in the debug log. */
+static double
+now_ms_fine(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
 /* What both hosts run for this job's domain, as read now. */
 struct both_hosts {
 	int src_r, dst_r; /* 0, -ENOENT (not there) or another -errno (cannot tell) */
@@ -134,14 +145,22 @@ postcopy_broken(const struct both_hosts *h)
 }
 
 /* Reads both hosts.  The local connection is reopened when libvirtd went
- * away (a restart): the truth is only ever read, never assumed. */
+ * away (a restart): the truth is only ever read, never assumed.  fresh:
+ * the migrate call failed, and the destination may have gone with it: its
+ * kept connection is dropped and it is read on a new one, whose connect
+ * fails within the kernel's SYN retries (~2 min) where a read on a kept
+ * connection to a host that vanished without closing it would wait out
+ * TCP's retransmissions (~15 min; libvirt's client has no keepalive here,
+ * see lv_migrate).  A call that just succeeded shows the destination
+ * answers, so its end is read on the kept connection. */
 static void
-read_both_hosts(struct job *j, struct both_hosts *h)
+read_both_hosts(struct job *j, struct both_hosts *h, bool fresh)
 {
 	wk_hv *hv = j->owner->hv;
 	struct wk_job_sample s;
 	struct wk_err err = {{0}};
 	unsigned wait_ms = 500;
+	double t0;
 
 	memset(h, 0, sizeof(*h));
 	for (;;) {
@@ -160,9 +179,19 @@ read_both_hosts(struct job *j, struct both_hosts *h)
 		if (wait_ms < 5000)
 			wait_ms *= 2;
 	}
+	if (fresh)
+		log_info("The migrate call of '%s' failed: reading the destination on a fresh "
+		         "connection%s",
+		    j->uuid, wk_hv_remote_forget(hv, j->dest_uri) == 1 ? ", not the one kept" : "");
+	t0 = now_ms_fine();
 	h->dst_r = wk_hv_remote_domain_info(hv, j->dest_uri, j->uuid, &h->dst, &err);
+	log_debug("Read '%s' on the destination in %.1f ms", j->uuid, now_ms_fine() - t0);
 	if (h->dst_r < 0 && h->dst_r != -ENOENT)
 		log_warning("Cannot read '%s' on the destination: %s", j->uuid, err.msg);
+	else if (h->dst_r == 0 && h->dst.reconnected)
+		log_info("The connection kept to the destination's libvirt was dead (restarted?): "
+		         "read '%s' there again on a fresh connection",
+		    j->uuid);
 	/* A post-copy that broke still shows a libvirt job on the source: it is
 	 * what recovery is for, not something to wait out. */
 	h->src_job_active = h->src_r == 0 && h->src.reason != WK_HV_REASON_POSTCOPY_FAILED &&
@@ -220,7 +249,7 @@ settle(struct job *j, int r, const char *msg, struct wk_mig_event *ev)
 	ev->r = r;
 	snprintf(ev->msg, sizeof(ev->msg), "%s", msg);
 	for (;;) {
-		read_both_hosts(j, &h);
+		read_both_hosts(j, &h, ev->r < 0);
 		fill_states(ev, &h);
 		if (h.src_job_active) {
 			wait_job_end(j);

@@ -51,6 +51,11 @@ Test(wk_hv, forwards_to_the_backend)
 	cr_assert(strstr(err.msg, "Domain not found") != NULL, "%s", err.msg);
 }
 
+Test(wk_hv, a_backend_without_kept_connections_has_none_to_forget)
+{
+	cr_assert_eq(wk_hv_remote_forget(hv, "fake://host2"), 0);
+}
+
 Test(wk_hv, bounded_calls_give_up_on_a_stopped_libvirtd_and_recover)
 {
 	struct wk_hv_domain_info info;
