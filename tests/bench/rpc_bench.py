@@ -80,6 +80,22 @@ def sched_ns(pid):
     return total
 
 
+def pin(pid, cpus):
+    """Sets the CPU affinity of every thread of @pid (a process's own
+    affinity call only moves the thread it names)."""
+    for tid in os.listdir("/proc/%d/task" % pid):
+        os.sched_setaffinity(int(tid), cpus)
+
+
+def broker_pid():
+    """The rig broker's OS pid (deploy/rig/rabbit.sh starts it), or None."""
+    try:
+        with open("/var/lib/rabbitmq/mnesia/rabbit@localhost.pid") as f:
+            return int(f.read().strip() or 0) or None
+    except (OSError, ValueError):
+        return None
+
+
 def mem_kib(pid):
     out = {}
     with open("/proc/%d/status" % pid) as f:
@@ -191,6 +207,11 @@ def main():
                     help="run `perf ARGS -p <ferry-worker pid>` during its timed runs, e.g. "
                     "--perf 'record -g -o rpc.data' or --perf 'stat -e "
                     "raw_syscalls:sys_enter,context-switches -o rpc.stat'")
+    ap.add_argument("--isolate", action="store_true",
+                    help="pin each server to the last CPU and this client and the rig's broker "
+                         "to the others: the server's CPU figure is then its own work, not "
+                         "softirq work of others' loopback traffic charged to it (kernels "
+                         "without CONFIG_IRQ_TIME_ACCOUNTING)")
     ap.add_argument("--serve-oslo", metavar="URL", help=argparse.SUPPRESS)
     ap.add_argument("--tmp", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -238,6 +259,19 @@ def main():
         rows = []
         if a.only:
             servers = servers[:1] if a.only == "ferry" else servers[1:]
+        if a.isolate:
+            ncpu = os.cpu_count()
+            if ncpu < 2:
+                raise SystemExit("--isolate needs 2 CPUs")
+            rest, last = set(range(ncpu - 1)), {ncpu - 1}
+            pin(os.getpid(), rest)
+            if broker_pid():
+                pin(broker_pid(), rest)
+            for _, _, pid in servers:
+                pin(pid, last)
+            print("isolated: servers on CPU %d; client and broker (pid %s) on CPUs %s" % (
+                ncpu - 1, broker_pid(), ",".join(map(str, sorted(rest)))))
+            print()
         for label, server, pid in servers:
             client = messaging.get_rpc_client(transport, messaging.Target(
                 topic=TOPIC, server=server, namespace="ferry", version="1.0"), timeout=30)
