@@ -312,6 +312,24 @@ wire_kick(rpc_amqp *a)
 	return r;
 }
 
+void
+rpc_amqp_publish_props(
+    amqp_basic_properties_t *p, int expiration_ms, char *exp_buf, size_t exp_size)
+{
+	memset(p, 0, sizeof(*p));
+	p->_flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_CONTENT_ENCODING_FLAG |
+	            AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_PRIORITY_FLAG |
+	            AMQP_BASIC_HEADERS_FLAG;
+	p->content_type = amqp_cstring_bytes("application/json");
+	p->content_encoding = amqp_cstring_bytes("utf-8");
+	p->delivery_mode = 2;
+	if (expiration_ms > 0) {
+		snprintf(exp_buf, exp_size, "%d", expiration_ms);
+		p->_flags |= AMQP_BASIC_EXPIRATION_FLAG;
+		p->expiration = amqp_cstring_bytes(exp_buf);
+	}
+}
+
 /* One basic.publish with its header and body frames on channel ch: into
  * a->wire over plain TCP (written by the caller), through rabbitmq-c over
  * TLS.  Returns 0 or -errno. */
@@ -338,21 +356,7 @@ send_publish(rpc_amqp *a, uint16_t ch, const char *exchange, const char *routing
 
 		return rpc_wire_publish(&a->wire, &m);
 	}
-	memset(&p, 0, sizeof(p));
-	p._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_CONTENT_ENCODING_FLAG |
-	           AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_PRIORITY_FLAG |
-	           AMQP_BASIC_HEADERS_FLAG;
-	p.content_type = amqp_cstring_bytes("application/json");
-	p.content_encoding = amqp_cstring_bytes("utf-8");
-	p.delivery_mode = 2;
-	p.priority = 0;
-	p.headers.num_entries = 0;
-	p.headers.entries = NULL;
-	if (expiration_ms > 0) {
-		snprintf(exp, sizeof(exp), "%d", expiration_ms);
-		p._flags |= AMQP_BASIC_EXPIRATION_FLAG;
-		p.expiration = amqp_cstring_bytes(exp);
-	}
+	rpc_amqp_publish_props(&p, expiration_ms, exp, sizeof(exp));
 	b.bytes = body;
 	b.len = len;
 	st = amqp_basic_publish(a->conn, ch, amqp_cstring_bytes(exchange),

@@ -83,6 +83,13 @@ int rpc_amqp_declare_all(rpc_amqp *a, struct rpc_err *reterr);
  * the connection is then unusable and the caller drops it. */
 int rpc_amqp_wire_flush(rpc_amqp *a);
 
+/* The properties of every message ferry publishes through rabbitmq-c (the
+ * TLS path), as oslo sends them: JSON in UTF-8, persistent, priority 0, no
+ * headers, and an expiration when expiration_ms > 0 (written into exp_buf,
+ * which must outlive p).  rpc_amqp_wire encodes the same bytes itself. */
+void rpc_amqp_publish_props(
+    amqp_basic_properties_t *p, int expiration_ms, char *exp_buf, size_t exp_size);
+
 /* Cancels the consumers of the server queues (rpc_amqp_declare.c).
  * Returns 0 or -errno with reterr. */
 int rpc_amqp_cancel_serving(rpc_amqp *a, struct rpc_err *reterr);

@@ -119,27 +119,19 @@ wk_bus_set_tap(wk_bus *b, wk_bus_tap_fn fn, void *userdata)
 }
 
 /* Every publish goes through here: the tap sees it first; without a
- * transport (a test's bus) that is all. */
+ * transport (a test's bus) that is all.  confirmed false: a reply to a
+ * read-only call, sent once without publisher confirms. */
 static int
 publish(wk_bus *b, const char *exchange, const char *rk, json_t *inner, bool mandatory,
-    int expiration_ms)
+    int expiration_ms, bool confirmed)
 {
 	if (b->tap != NULL)
 		b->tap(b->tap_data, exchange, rk, inner);
 	if (b->amqp == NULL)
 		return b->tap != NULL ? 0 : -ENOTCONN;
+	if (!confirmed)
+		return rpc_amqp_publish_unconfirmed(b->amqp, exchange, rk, inner, mandatory);
 	return rpc_amqp_publish(b->amqp, exchange, rk, inner, mandatory, expiration_ms);
-}
-
-/* A reply to a read-only call: once, without publisher confirms. */
-static int
-publish_unconfirmed(wk_bus *b, const char *rk, json_t *inner)
-{
-	if (b->tap != NULL)
-		b->tap(b->tap_data, "", rk, inner);
-	if (b->amqp == NULL)
-		return b->tap != NULL ? 0 : -ENOTCONN;
-	return rpc_amqp_publish_unconfirmed(b->amqp, "", rk, inner, true);
 }
 
 static int
@@ -218,10 +210,8 @@ send_reply(
 	if (inner == NULL)
 		return -ENOMEM;
 	/* oslo replies through the default exchange, mandatory, to _reply_q. */
-	if (confirmed)
-		return publish(b, "", rpc_msg_reply_q(req), inner, true, 0);
-	r = publish_unconfirmed(b, rpc_msg_reply_q(req), inner);
-	if (r < 0)
+	r = publish(b, "", rpc_msg_reply_q(req), inner, true, 0, confirmed);
+	if (r < 0 && !confirmed)
 		log_warning("Reply to '%s' lost (%s): the caller times out and may call again",
 		    rpc_msg_method(req), strerror(-r));
 	return r;
@@ -260,7 +250,7 @@ send_request(wk_bus *b, const char *server, const char *method, const char *vers
 		return -ENAMETOOLONG;
 	/* Calls are mandatory so an absent destination fails now, not at timeout. */
 	return publish(b, b->amqp ? rpc_amqp_exchange(b->amqp) : "nova", rk, inner, msg_id != NULL,
-	    msg_id ? b->rpc_response_timeout * 1000 : 0);
+	    msg_id ? b->rpc_response_timeout * 1000 : 0, true);
 }
 
 int

@@ -109,17 +109,6 @@ wk_migrate_state_text(int r, const struct wk_hv_domain_info *info, char *buf, si
 	return buf;
 }
 
-/* Milliseconds, to a microsecond, on the monotonic clock: the timings of
- * the destination's reads in the debug log. */
-static double
-now_ms_fine(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
 /* What both hosts run for this job's domain, as read now. */
 struct both_hosts {
 	int src_r, dst_r; /* 0, -ENOENT (not there) or another -errno (cannot tell) */
@@ -160,7 +149,6 @@ read_both_hosts(struct job *j, struct both_hosts *h, bool fresh)
 	struct wk_job_sample s;
 	struct wk_err err = {{0}};
 	unsigned wait_ms = 500;
-	double t0;
 
 	memset(h, 0, sizeof(*h));
 	for (;;) {
@@ -183,9 +171,7 @@ read_both_hosts(struct job *j, struct both_hosts *h, bool fresh)
 		log_info("The migrate call of '%s' failed: reading the destination on a fresh "
 		         "connection%s",
 		    j->uuid, wk_hv_remote_forget(hv, j->dest_uri) == 1 ? ", not the one kept" : "");
-	t0 = now_ms_fine();
 	h->dst_r = wk_hv_remote_domain_info(hv, j->dest_uri, j->uuid, &h->dst, &err);
-	log_debug("Read '%s' on the destination in %.1f ms", j->uuid, now_ms_fine() - t0);
 	if (h->dst_r < 0 && h->dst_r != -ENOENT)
 		log_warning("Cannot read '%s' on the destination: %s", j->uuid, err.msg);
 	else if (h->dst_r == 0 && h->dst.reconnected)

@@ -11,6 +11,7 @@
 #include <amqp_framing.h>
 #include <criterion/criterion.h>
 
+#include "rpc_amqp_priv.h"
 #include "rpc_amqp_wire.h"
 
 struct frame {
@@ -74,7 +75,7 @@ check_publish_on(uint16_t channel, int expiration_ms, size_t body_len, size_t fr
 	unsigned char want[512];
 	char *body = malloc(body_len + 1);
 	amqp_basic_publish_t pub = {0};
-	amqp_basic_properties_t p = {0};
+	amqp_basic_properties_t p;
 	char exp[16];
 	size_t n, wn, got_body = 0;
 	amqp_bytes_t b = {sizeof(want) - 12, want + 12};
@@ -106,18 +107,8 @@ check_publish_on(uint16_t channel, int expiration_ms, size_t body_len, size_t fr
 	cr_assert_eq(f[0].size, wn);
 	cr_assert_arr_eq(f[0].payload, want, wn);
 
-	/* What send_msg handed amqp_basic_publish before this encoder. */
-	p._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_CONTENT_ENCODING_FLAG |
-	           AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_PRIORITY_FLAG |
-	           AMQP_BASIC_HEADERS_FLAG;
-	p.content_type = amqp_cstring_bytes("application/json");
-	p.content_encoding = amqp_cstring_bytes("utf-8");
-	p.delivery_mode = 2;
-	if (expiration_ms > 0) {
-		snprintf(exp, sizeof(exp), "%d", expiration_ms);
-		p._flags |= AMQP_BASIC_EXPIRATION_FLAG;
-		p.expiration = amqp_cstring_bytes(exp);
-	}
+	/* What the TLS path hands amqp_basic_publish. */
+	rpc_amqp_publish_props(&p, expiration_ms, exp, sizeof(exp));
 	pn = amqp_encode_properties(AMQP_BASIC_CLASS, &p, b);
 	cr_assert_geq(pn, 0);
 	/* class, weight, body size: as amqp_send_frame writes them */
